@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine and runs every default test of the workspace.
+# Long soaks, big benchmarks and fuzzing are #[ignore]d or have their own commands (README.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo test --workspace --all-targets "$@"

@@ -1,0 +1,54 @@
+//! The storage layer's one error type.
+//!
+//! Variants for bad input or environment (a locked or missing directory, a bad argument) are kept
+//! apart from variants that mean corruption or a failed device, so that callers (and, at the
+//! facade, SQLSTATE codes) can tell "you asked for something wrong" from "the disk let us down".
+
+use std::path::PathBuf;
+
+/// Errors from the write-ahead log and the segment store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// An I/O operation on a named file or directory failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The data directory is held by another process (or another handle in this one).
+    #[error("database is locked by pid {pid}: {}", path.display())]
+    Locked { path: PathBuf, pid: u32 },
+
+    /// The data directory does not exist and the caller asked not to create it.
+    #[error("database directory does not exist: {}", path.display())]
+    MissingDirectory { path: PathBuf },
+
+    /// A file holds bytes that cannot be what Vela wrote (outside the WAL's torn tail, which
+    /// recovery truncates silently).
+    #[error("corrupt file {}: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+
+    /// RocksDB failed to open or to perform an operation.
+    #[error("RocksDB error on {}: {source}", path.display())]
+    RocksDb {
+        path: PathBuf,
+        #[source]
+        source: rocksdb::Error,
+    },
+
+    /// An fsync failed. Every writer that was waiting on it gets this error and none of their
+    /// entries count as acknowledged; the log refuses further appends until it is reopened.
+    #[error("fsync of {} failed: {message}", path.display())]
+    SyncFailed { path: PathBuf, message: String },
+
+    /// The caller passed an argument that cannot be honoured.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+/// Result alias for the storage layer.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,9 @@
+//! Vela's storage layer: the write-ahead log (`wal`) and the RocksDB segment store (`store`).
+//!
+//! Everything durable lives here. The WAL is the source of truth for recent writes; the segment
+//! store holds the rest and records the LSN up to which it has been flushed, so recovery replays
+//! the WAL from there (see ARCHITECTURE.md, "Durability").
+
+pub mod error;
+
+pub use error::{Result, StorageError};
