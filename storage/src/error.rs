@@ -45,6 +45,27 @@ pub enum StorageError {
     #[error("fsync of {} failed: {message}", path.display())]
     SyncFailed { path: PathBuf, message: String },
 
+    /// The WAL in this directory refuses appends because an earlier write or fsync failed
+    /// (after a failed fsync the page cache can no longer be trusted); reopen it to recover.
+    #[error("WAL {} refuses appends after an earlier failure ({message}); reopen it", path.display())]
+    WalPoisoned { path: PathBuf, message: String },
+
+    /// A WAL reader asked for an LSN that is no longer (or not yet) in the WAL in this directory.
+    #[error("LSN {requested} is not available in WAL {} (oldest retained: {oldest})", path.display())]
+    WalLsnUnavailable {
+        path: PathBuf,
+        requested: u64,
+        oldest: u64,
+    },
+
+    /// A file was written by a format version this build cannot read.
+    #[error("{} has format version {found}; this build reads version {supported}", path.display())]
+    UnsupportedFormatVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+
     /// The caller passed an argument that cannot be honoured.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

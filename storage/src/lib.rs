@@ -5,5 +5,7 @@
 //! the WAL from there (see ARCHITECTURE.md, "Durability").
 
 pub mod error;
+pub mod wal;
 
 pub use error::{Result, StorageError};
+pub use wal::{Durability, Lsn, Wal, WalOptions, WalReader};

@@ -1,0 +1,319 @@
+//! Group commit: the shared state, the leader/follower commit queue, `sync`, and the
+//! background syncer for `Durability::Normal`.
+//!
+//! Protocol. An appender frames its payloads outside any lock, then under the state lock
+//! takes the next LSNs and pushes its frames onto `queue`. If no leader is active it becomes
+//! the leader: it takes the whole queue, releases the lock, writes the group with one `write`
+//! (rolling over files as needed), fsyncs once if the durability is `Full`, re-takes the lock,
+//! publishes the new acknowledged position and wakes everybody. Appenders whose frames were
+//! in the group return; one of those still queued becomes the next leader. So while one group
+//! is being fsynced the next one accumulates, and N concurrent writers share about one fsync.
+//!
+//! Failure. Any failed write, file creation or fsync in the commit path (or in the syncer, or
+//! in `sync()`) *poisons* the WAL: every writer still waiting (in the failed group or queued
+//! behind it) gets the error (`SyncFailed` for an fsync), nothing is acknowledged after it,
+//! and new appends fail with `WalPoisoned` until the WAL is reopened. Retrying an fsync after
+//! a failure is not safe: Linux may have dropped the dirty pages and report the next fsync as
+//! a success (PostgreSQL's "fsyncgate", 2018); only recovery from what is on disk is.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use super::format::FRAME_HEAD_LEN;
+use super::fs::{WalFile, WalFs};
+use super::options::Durability;
+use super::writer::{ActiveWriter, FileMeta, Poison, QueuedFrame};
+use super::Lsn;
+use crate::error::{Result, StorageError};
+
+/// A position in the log: the last LSN up to it, and where its data ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Pos {
+    pub lsn: Lsn,
+    pub file_first_lsn: Lsn,
+    pub len: u64,
+}
+
+/// Counters exposed through `Wal::stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Entries acknowledged since open.
+    pub entries: u64,
+    /// Commit groups written since open (entries / groups = average group size).
+    pub groups: u64,
+    /// `fdatasync` calls on WAL files since open (directory syncs included).
+    pub fsyncs: u64,
+    /// Entries queued for the next group right now.
+    pub queued: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub durability: Durability,
+    /// The LSN the next appended entry gets.
+    pub next_lsn: Lsn,
+    pub queue: Vec<QueuedFrame>,
+    pub queue_bytes: usize,
+    pub leader_active: bool,
+    /// Everything up to here is acknowledged (written; and synced under `Full`). Readers see
+    /// exactly the entries up to `acked.lsn`.
+    pub acked: Pos,
+    /// Everything up to here is known to be fsynced.
+    pub durable: Pos,
+    /// All files, ascending by first LSN; the last is the active one.
+    pub files: Vec<FileMeta>,
+    /// Handle of the active file, for `sync` and the syncer.
+    pub active: Arc<dyn WalFile>,
+    pub poison: Option<Poison>,
+    pub closed: bool,
+    pub stats: WalStats,
+}
+
+/// Everything the `Wal` handle, its readers and the syncer thread share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub fs: Arc<dyn WalFs>,
+    pub max_entry_bytes: u32,
+    pub max_file_bytes: u64,
+    pub max_pending_bytes: usize,
+    pub normal_sync_interval: Duration,
+    pub state: Mutex<State>,
+    /// Appenders wait here for their group (or for queue space).
+    pub commit_cv: Condvar,
+    /// Readers wait here for new acknowledged entries.
+    pub append_cv: Condvar,
+    /// The syncer waits here for its period, a durability change or close.
+    pub syncer_cv: Condvar,
+    /// Used only by the current leader.
+    pub writer: Mutex<ActiveWriter>,
+    /// Serialises `truncate_below` and `backup_to`.
+    pub maintenance: Mutex<()>,
+}
+
+impl Shared {
+    pub(crate) fn poisoned_error(&self, p: &Poison) -> StorageError {
+        StorageError::WalPoisoned {
+            path: self.dir.clone(),
+            message: format!("{} {}: {}", p.op, p.path.display(), p.message),
+        }
+    }
+
+    /// Frames `payloads` as `[16 reserved bytes][payload]` buffers, checking their size.
+    fn frame_payloads<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<(Vec<Vec<u8>>, usize)> {
+        let mut frames = Vec::with_capacity(payloads.len());
+        let mut total = 0usize;
+        for p in payloads {
+            let p = p.as_ref();
+            if p.len() > self.max_entry_bytes as usize {
+                return Err(StorageError::InvalidArgument(format!(
+                    "WAL entry of {} bytes exceeds max_entry_bytes {} (WAL {})",
+                    p.len(),
+                    self.max_entry_bytes,
+                    self.dir.display()
+                )));
+            }
+            let mut b = Vec::with_capacity(FRAME_HEAD_LEN as usize + p.len());
+            b.resize(FRAME_HEAD_LEN as usize, 0);
+            b.extend_from_slice(p);
+            total = total.saturating_add(b.len());
+            frames.push(b);
+        }
+        Ok((frames, total))
+    }
+
+    /// Appends `payloads` as consecutive entries; returns once they are acknowledged under the
+    /// current durability, or with the error of the group they were in.
+    pub(crate) fn append<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<Vec<Lsn>> {
+        if payloads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (frames, bytes) = self.frame_payloads(payloads)?;
+        let n = frames.len() as u64;
+        let mut st = self.state.lock();
+        loop {
+            if let Some(p) = &st.poison {
+                return Err(self.poisoned_error(p));
+            }
+            // Bounded queue: wait while a full group is already waiting (one oversized
+            // batch is still let in alone).
+            if st.queue.is_empty() || st.queue_bytes.saturating_add(bytes) <= self.max_pending_bytes
+            {
+                break;
+            }
+            self.commit_cv.wait(&mut st);
+        }
+        let first = st.next_lsn;
+        let Some(next) = first.checked_add(n) else {
+            return Err(StorageError::InvalidArgument(format!(
+                "LSN space exhausted in WAL {}",
+                self.dir.display()
+            )));
+        };
+        st.next_lsn = next;
+        let last = next - 1;
+        for (i, bytes) in frames.into_iter().enumerate() {
+            st.queue.push(QueuedFrame {
+                lsn: first + i as u64,
+                bytes,
+            });
+        }
+        st.queue_bytes += bytes;
+        loop {
+            if st.acked.lsn >= last {
+                return Ok((first..=last).collect());
+            }
+            if let Some(p) = &st.poison {
+                return Err(p.to_error());
+            }
+            if !st.leader_active {
+                self.lead(&mut st);
+                continue;
+            }
+            self.commit_cv.wait(&mut st);
+        }
+    }
+
+    /// Writes (and, under `Full`, fsyncs) everything queued as one group, then publishes.
+    fn lead(&self, st: &mut MutexGuard<'_, State>) {
+        let mut frames = std::mem::take(&mut st.queue);
+        st.queue_bytes = 0;
+        st.leader_active = true;
+        let sync = st.durability == Durability::Full;
+        // Queue space was freed.
+        self.commit_cv.notify_all();
+        let (outcome, result) = MutexGuard::unlocked(st, || {
+            let mut w = self.writer.lock();
+            w.write_group(&*self.fs, &self.dir, &mut frames, self.max_file_bytes, sync)
+        });
+        st.leader_active = false;
+        st.stats.fsyncs += outcome.fsyncs;
+        for (meta, file) in outcome.new_files {
+            st.files.push(meta);
+            st.active = file;
+        }
+        if let Some((lsn, file_first_lsn, len)) = outcome.synced_old {
+            advance(
+                &mut st.durable,
+                Pos {
+                    lsn,
+                    file_first_lsn,
+                    len,
+                },
+            );
+        }
+        match result {
+            // A failure elsewhere (the syncer, `sync()`) while this group was in flight also
+            // denies it: after a failed fsync, a later "successful" one proves nothing.
+            Ok(()) if st.poison.is_none() => {
+                if let Some((lsn, file_first_lsn, len)) = outcome.end {
+                    let end = Pos {
+                        lsn,
+                        file_first_lsn,
+                        len,
+                    };
+                    debug_assert!(lsn > st.acked.lsn, "LSNs must increase");
+                    st.acked = end;
+                    if outcome.synced {
+                        advance(&mut st.durable, end);
+                    }
+                    st.stats.entries += frames.len() as u64;
+                    st.stats.groups += 1;
+                }
+            }
+            Ok(()) => {}
+            Err(p) => {
+                tracing::error!(op = p.op, path = %p.path.display(), error = %p.message,
+                    "WAL commit failed; the WAL refuses appends until reopened");
+                st.poison = Some(p);
+            }
+        }
+        self.commit_cv.notify_all();
+        self.append_cv.notify_all();
+    }
+
+    /// Makes everything acknowledged so far durable. Returns the durable LSN.
+    pub(crate) fn sync(&self) -> Result<Lsn> {
+        let mut st = self.state.lock();
+        self.sync_locked(&mut st)
+    }
+
+    pub(crate) fn sync_locked(&self, st: &mut MutexGuard<'_, State>) -> Result<Lsn> {
+        if let Some(p) = &st.poison {
+            return Err(self.poisoned_error(p));
+        }
+        if st.durable.lsn >= st.acked.lsn {
+            return Ok(st.durable.lsn);
+        }
+        let target = st.acked;
+        let file = st.active.clone();
+        let path = self.path_of(st, target.file_first_lsn);
+        let r = MutexGuard::unlocked(st, || file.sync_data());
+        st.stats.fsyncs += 1;
+        match r {
+            Ok(()) => {
+                if let Some(p) = &st.poison {
+                    return Err(self.poisoned_error(p));
+                }
+                advance(&mut st.durable, target);
+                Ok(st.durable.lsn)
+            }
+            Err(e) => {
+                let p = Poison::new("fsync", &path, &e, true);
+                tracing::error!(path = %path.display(), error = %e,
+                    "WAL fsync failed; the WAL refuses appends until reopened");
+                let err = p.to_error();
+                if st.poison.is_none() {
+                    st.poison = Some(p);
+                }
+                self.commit_cv.notify_all();
+                self.append_cv.notify_all();
+                Err(err)
+            }
+        }
+    }
+
+    fn path_of(&self, st: &State, first_lsn: Lsn) -> PathBuf {
+        st.files
+            .iter()
+            .rev()
+            .find(|f| f.first_lsn == first_lsn)
+            .map(|f| f.path.clone())
+            .unwrap_or_else(|| self.dir.clone())
+    }
+
+    /// The background syncer's loop (`Durability::Normal`); returns when the WAL closes.
+    pub(crate) fn run_syncer(&self) {
+        let mut st = self.state.lock();
+        loop {
+            if st.closed {
+                return;
+            }
+            if st.durability != Durability::Normal || st.poison.is_some() {
+                self.syncer_cv.wait(&mut st);
+                continue;
+            }
+            self.syncer_cv.wait_for(&mut st, self.normal_sync_interval);
+            if st.closed {
+                return;
+            }
+            if st.durability == Durability::Normal
+                && st.poison.is_none()
+                && st.durable.lsn < st.acked.lsn
+            {
+                // The error is recorded as poison; writers see it on their next append.
+                let _ = self.sync_locked(&mut st);
+            }
+        }
+    }
+}
+
+/// Moves `pos` forward to `to` (never back).
+fn advance(pos: &mut Pos, to: Pos) {
+    if to.lsn > pos.lsn {
+        *pos = to;
+    }
+}
