@@ -27,6 +27,20 @@ pub enum StorageError {
     #[error("database directory does not exist: {}", path.display())]
     MissingDirectory { path: PathBuf },
 
+    /// A path that must be a directory (a data directory, the segment store, a backup) is a
+    /// file or something else.
+    #[error("not a directory: {}", path.display())]
+    NotADirectory { path: PathBuf },
+
+    /// A restore was asked to write into a directory that already holds files.
+    #[error("refusing to restore into non-empty directory {}", path.display())]
+    DirectoryNotEmpty { path: PathBuf },
+
+    /// A directory is not a complete Vela backup (no manifest: the backup was interrupted; or
+    /// a manifest that does not match the files next to it).
+    #[error("invalid backup {}: {reason}", path.display())]
+    InvalidBackup { path: PathBuf, reason: String },
+
     /// A file holds bytes that cannot be what Vela wrote (outside the WAL's torn tail, which
     /// recovery truncates silently).
     #[error("corrupt file {}: {reason}", path.display())]

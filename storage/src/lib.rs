@@ -6,6 +6,12 @@
 
 pub mod error;
 pub mod wal;
+pub mod layout;
+pub mod lock;
+pub mod store;
 
 pub use error::{Result, StorageError};
 pub use wal::{Durability, Lsn, Wal, WalOptions, WalReader};
+pub use layout::DataDir;
+pub use lock::DirLock;
+pub use store::{Cf, SegmentStore, StoreBatch, StoreIter, StoreOptions};
