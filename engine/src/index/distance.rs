@@ -1,0 +1,277 @@
+//! Distance kernels: simsimd for L2², cosine and inner product, a portable autovectorised loop
+//! for L1 (simsimd 6.5 has no f32 L1 kernel), and [`scalar`] reference versions that tests and
+//! benchmarks compare against.
+//!
+//! Every distance is "smaller is nearer":
+//!
+//! | [`Metric`]       | value                     | pgvector operator |
+//! |------------------|---------------------------|-------------------|
+//! | `L2`             | Σ (aᵢ − bᵢ)² (squared)    | `<->` (it reports the root) |
+//! | `Cosine`         | 1 − a·b / (‖a‖ ‖b‖)      | `<=>`             |
+//! | `InnerProduct`   | −a·b                      | `<#>`             |
+//! | `L1`             | Σ |aᵢ − bᵢ|               | `<+>`             |
+//!
+//! **Zero vectors under cosine.** The cosine of a zero vector is undefined; Vela defines the
+//! cosine distance between a zero vector and anything (including another zero vector) as `1.0`,
+//! as if the two were orthogonal. Both the SIMD and the scalar kernel follow this rule.
+//!
+//! Callers pass slices of equal length; the index validates dimensions before it gets here. On
+//! a length mismatch the kernels return `f32::INFINITY` rather than panicking.
+
+use simsimd::SpatialSimilarity;
+
+/// The distance function of an index. The catalog stores it; the SQL layer maps pgvector's
+/// operator classes (`vector_l2_ops`, `vector_cosine_ops`, `vector_ip_ops`, `vector_l1_ops`)
+/// onto it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Metric {
+    /// Squared Euclidean distance.
+    L2,
+    /// Cosine distance, `1 − cos`.
+    Cosine,
+    /// Negative inner product, `−a·b`.
+    InnerProduct,
+    /// Manhattan distance.
+    L1,
+}
+
+impl Metric {
+    /// All metrics, for tests and benchmarks.
+    pub const ALL: [Metric; 4] = [Metric::L2, Metric::Cosine, Metric::InnerProduct, Metric::L1];
+
+    /// The distance between `a` and `b` under this metric (SIMD kernels).
+    #[inline]
+    pub fn distance(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Metric::L2 => l2_squared(a, b),
+            Metric::Cosine => cosine_distance(a, b),
+            Metric::InnerProduct => neg_inner_product(a, b),
+            Metric::L1 => l1(a, b),
+        }
+    }
+
+    /// The distance between `a` and `b` under this metric (scalar reference).
+    pub fn distance_scalar(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Metric::L2 => scalar::l2_squared(a, b),
+            Metric::Cosine => scalar::cosine_distance(a, b),
+            Metric::InnerProduct => scalar::neg_inner_product(a, b),
+            Metric::L1 => scalar::l1(a, b),
+        }
+    }
+
+    /// Stable one-byte code used by the serialization format.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Metric::L2 => 0,
+            Metric::Cosine => 1,
+            Metric::InnerProduct => 2,
+            Metric::L1 => 3,
+        }
+    }
+
+    /// Inverse of [`Metric::code`].
+    pub(crate) fn from_code(code: u8) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.code() == code)
+    }
+
+    /// Whether the index stores vectors normalised to unit length (cosine only), so that the
+    /// search kernel is a plain dot product.
+    pub(crate) fn normalizes(self) -> bool {
+        self == Metric::Cosine
+    }
+
+    /// The kernel the index uses on *stored* vectors: for cosine the stored vectors and the
+    /// query are unit length (or zero), so `1 − a·b` is the cosine distance.
+    pub(crate) fn stored_kernel(self) -> fn(&[f32], &[f32]) -> f32 {
+        match self {
+            Metric::L2 => l2_squared,
+            Metric::Cosine => unit_cosine_distance,
+            Metric::InnerProduct => neg_inner_product,
+            Metric::L1 => l1,
+        }
+    }
+}
+
+/// Squared Euclidean distance (simsimd).
+#[inline]
+pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+    f32::l2sq(a, b).map_or(f32::INFINITY, |d| d as f32)
+}
+
+/// Dot product (simsimd).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    f32::dot(a, b).map_or(f32::NAN, |d| d as f32)
+}
+
+/// Negative inner product `−a·b` (simsimd).
+#[inline]
+pub fn neg_inner_product(a: &[f32], b: &[f32]) -> f32 {
+    f32::dot(a, b).map_or(f32::INFINITY, |d| -(d as f32))
+}
+
+/// Cosine distance `1 − cos(a, b)` (simsimd); `1.0` when either vector is zero.
+#[inline]
+pub fn cosine_distance(a: &[f32], b: &[f32]) -> f32 {
+    let Some(d) = f32::cosine(a, b) else {
+        return f32::INFINITY;
+    };
+    // simsimd returns 0 when *both* vectors are zero; our rule says 1. A true 0 also happens
+    // for parallel vectors, so only then pay for the zero check.
+    if d == 0.0 && (is_zero(a) || is_zero(b)) {
+        return 1.0;
+    }
+    d as f32
+}
+
+/// Cosine distance of two vectors that are already unit length (or zero): `1 − a·b`.
+#[inline]
+pub fn unit_cosine_distance(a: &[f32], b: &[f32]) -> f32 {
+    f32::dot(a, b).map_or(f32::INFINITY, |d| (1.0 - d as f32).max(0.0))
+}
+
+/// Manhattan distance. simsimd 6.5 has no f32 L1 kernel, so this is a portable loop written
+/// with 16 independent lanes so LLVM vectorises it (the order of additions differs from
+/// [`scalar::l1`], hence the relative tolerance in tests).
+#[inline]
+pub fn l1(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return f32::INFINITY;
+    }
+    const LANES: usize = 16;
+    let mut acc = [0.0f32; LANES];
+    let ca = a.chunks_exact(LANES);
+    let cb = b.chunks_exact(LANES);
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            acc[i] += (x[i] - y[i]).abs();
+        }
+    }
+    let mut tail = 0.0f32;
+    for (x, y) in ta.iter().zip(tb) {
+        tail += (x - y).abs();
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Squared norm (simsimd dot of `v` with itself).
+#[inline]
+pub fn norm_squared(v: &[f32]) -> f32 {
+    dot(v, v)
+}
+
+/// Scales `v` to unit length in place; a zero vector stays zero.
+pub fn normalize(v: &mut [f32]) {
+    let n2 = scalar::norm_squared_f64(v);
+    if n2 > 0.0 && n2.is_finite() {
+        let inv = (1.0 / n2.sqrt()) as f32;
+        v.iter_mut().for_each(|x| *x *= inv);
+    }
+}
+
+fn is_zero(v: &[f32]) -> bool {
+    v.iter().all(|&x| x == 0.0)
+}
+
+/// Plain scalar reference kernels: one sequential loop each, accumulated in `f64`. They define
+/// what the fast kernels must compute; tests compare the two with a relative tolerance.
+pub mod scalar {
+    /// Squared Euclidean distance.
+    pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+        if a.len() != b.len() {
+            return f32::INFINITY;
+        }
+        let mut s = 0.0f64;
+        for (x, y) in a.iter().zip(b) {
+            let d = f64::from(*x) - f64::from(*y);
+            s += d * d;
+        }
+        s as f32
+    }
+
+    /// Dot product.
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        dot_f64(a, b) as f32
+    }
+
+    /// Negative inner product.
+    pub fn neg_inner_product(a: &[f32], b: &[f32]) -> f32 {
+        if a.len() != b.len() {
+            return f32::INFINITY;
+        }
+        -dot_f64(a, b) as f32
+    }
+
+    /// Cosine distance; `1.0` when either vector is zero.
+    pub fn cosine_distance(a: &[f32], b: &[f32]) -> f32 {
+        if a.len() != b.len() {
+            return f32::INFINITY;
+        }
+        let (na, nb) = (norm_squared_f64(a), norm_squared_f64(b));
+        if na == 0.0 || nb == 0.0 {
+            return 1.0;
+        }
+        let cos = dot_f64(a, b) / (na.sqrt() * nb.sqrt());
+        (1.0 - cos).max(0.0) as f32
+    }
+
+    /// Manhattan distance.
+    pub fn l1(a: &[f32], b: &[f32]) -> f32 {
+        if a.len() != b.len() {
+            return f32::INFINITY;
+        }
+        let mut s = 0.0f64;
+        for (x, y) in a.iter().zip(b) {
+            s += (f64::from(*x) - f64::from(*y)).abs();
+        }
+        s as f32
+    }
+
+    pub(crate) fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+        let mut s = 0.0f64;
+        for (x, y) in a.iter().zip(b) {
+            s += f64::from(*x) * f64::from(*y);
+        }
+        s
+    }
+
+    pub(crate) fn norm_squared_f64(v: &[f32]) -> f64 {
+        dot_f64(v, v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_vector_cosine_is_one() {
+        let z = [0.0f32; 5];
+        let v = [1.0f32, 2.0, 3.0, 4.0, 5.0];
+        for (a, b) in [(&z, &v), (&v, &z), (&z, &z)] {
+            assert_eq!(cosine_distance(a, b), 1.0);
+            assert_eq!(scalar::cosine_distance(a, b), 1.0);
+        }
+        let mut n = z;
+        normalize(&mut n);
+        assert_eq!(unit_cosine_distance(&n, &n), 1.0);
+    }
+
+    #[test]
+    fn length_mismatch_is_infinite_not_panic() {
+        for m in Metric::ALL {
+            assert_eq!(m.distance(&[1.0, 2.0], &[1.0]), f32::INFINITY);
+            assert_eq!(m.distance_scalar(&[1.0, 2.0], &[1.0]), f32::INFINITY);
+        }
+    }
+
+    #[test]
+    fn metric_codes_round_trip() {
+        for m in Metric::ALL {
+            assert_eq!(Metric::from_code(m.code()), Some(m));
+        }
+        assert_eq!(Metric::from_code(9), None);
+    }
+}

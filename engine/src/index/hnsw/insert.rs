@@ -1,0 +1,183 @@
+//! Linking a new node into the graph (Malkov & Yashunin, Alg. 1) and the neighbour-selection
+//! heuristic (Alg. 4 with `keepPrunedConnections`, without `extendCandidates`).
+
+use std::sync::atomic::Ordering;
+
+use super::graph::Graph;
+use super::search::{greedy, search_layer, Cand, Kernel, Scratch};
+use super::{pack_entry, unpack_entry, HnswIndex, NO_ENTRY};
+
+impl HnswIndex {
+    /// Connects the already-stored `node` to the graph. Runs under the graph's read lock; takes
+    /// one stripe lock at a time (never two), so it cannot deadlock.
+    pub(super) fn link(&self, g: &Graph, node: u32, s: &mut Scratch) {
+        let kernel = self.metric.stored_kernel();
+        let level = g.level(node);
+        let Some(q) = g.store.get(node as usize) else {
+            return;
+        };
+        // Become the entry point of an empty graph, or find the current one.
+        let (ep, top) = loop {
+            let e = self.entry.load(Ordering::Acquire);
+            match unpack_entry(e) {
+                Some(found) => break found,
+                None => {
+                    let me = pack_entry(node, level);
+                    if self
+                        .entry
+                        .compare_exchange(NO_ENTRY, me, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+            }
+        };
+        if ep == node {
+            return;
+        }
+        let Some(ep_vec) = g.store.get(ep as usize) else {
+            return;
+        };
+        let mut cur = Cand {
+            dist: kernel(q, ep_vec),
+            id: ep,
+        };
+        for layer in (level + 1..=top).rev() {
+            cur = greedy(g, kernel, q, cur, layer);
+        }
+        let mut chosen: Vec<Cand> = Vec::with_capacity(2 * self.params.m);
+        for layer in (0..=level.min(top)).rev() {
+            search_layer(
+                g,
+                kernel,
+                q,
+                cur,
+                self.params.ef_construction,
+                layer,
+                &mut |_| true,
+                s,
+            );
+            s.pool.clear();
+            s.pool.extend(s.results.drain().filter(|c| c.id != node));
+            s.pool.sort_unstable();
+            let Some(&nearest) = s.pool.first() else {
+                continue;
+            };
+            select_neighbours(g, kernel, &s.pool, self.params.m, &mut s.selected);
+            chosen.clear();
+            chosen.extend_from_slice(&s.selected);
+            s.ids.clear();
+            s.ids.extend(chosen.iter().map(|c| c.id));
+            {
+                let _lock = self.stripe(node);
+                g.set_neighbours(node, layer, &s.ids);
+            }
+            for c in &chosen {
+                self.add_backlink(g, kernel, c.id, node, c.dist, layer, s);
+            }
+            cur = nearest;
+        }
+        // A node above the current top becomes the entry point (if nobody got higher first).
+        if level > top {
+            let mut e = self.entry.load(Ordering::Acquire);
+            while unpack_entry(e).is_some_and(|(_, l)| l < level) {
+                match self.entry.compare_exchange(
+                    e,
+                    pack_entry(node, level),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => break,
+                    Err(now) => e = now,
+                }
+            }
+        }
+    }
+
+    /// Adds `new` to `node`'s list at `layer`, shrinking the list with the heuristic when it
+    /// is full.
+    #[allow(clippy::too_many_arguments)]
+    fn add_backlink(
+        &self,
+        g: &Graph,
+        kernel: Kernel,
+        node: u32,
+        new: u32,
+        dist: f32,
+        layer: usize,
+        s: &mut Scratch,
+    ) {
+        let max = g.max_degree(layer);
+        let _lock = self.stripe(node);
+        g.neighbours_into(node, layer, &mut s.ids);
+        if s.ids.contains(&new) || node == new {
+            return;
+        }
+        if s.ids.len() < max {
+            s.ids.push(new);
+            g.set_neighbours(node, layer, &s.ids);
+            return;
+        }
+        let Some(base) = g.store.get(node as usize) else {
+            return;
+        };
+        s.pool.clear();
+        s.pool.push(Cand { dist, id: new });
+        for &id in &s.ids {
+            if let Some(v) = g.store.get(id as usize) {
+                s.pool.push(Cand {
+                    dist: kernel(base, v),
+                    id,
+                });
+            }
+        }
+        s.pool.sort_unstable();
+        select_neighbours(g, kernel, &s.pool, max, &mut s.selected);
+        s.ids.clear();
+        s.ids.extend(s.selected.iter().map(|c| c.id));
+        g.set_neighbours(node, layer, &s.ids);
+    }
+}
+
+/// Alg. 4: from `candidates` (sorted nearest first by distance to the base node) keep a
+/// candidate only if it is nearer to the base than to every candidate already kept; then, with
+/// `keepPrunedConnections`, fill up to `m` with the nearest discarded ones.
+pub(super) fn select_neighbours(
+    g: &Graph,
+    kernel: Kernel,
+    candidates: &[Cand],
+    m: usize,
+    out: &mut Vec<Cand>,
+) {
+    out.clear();
+    if candidates.len() <= m {
+        out.extend_from_slice(candidates);
+        return;
+    }
+    let mut pruned: Vec<Cand> = Vec::new();
+    for &c in candidates {
+        if out.len() >= m {
+            break;
+        }
+        let Some(cv) = g.store.get(c.id as usize) else {
+            continue;
+        };
+        let diverse = out.iter().all(|r| {
+            g.store
+                .get(r.id as usize)
+                .is_none_or(|rv| kernel(cv, rv) > c.dist)
+        });
+        if diverse {
+            out.push(c);
+        } else {
+            pruned.push(c);
+        }
+    }
+    for c in pruned {
+        if out.len() >= m {
+            break;
+        }
+        out.push(c);
+    }
+}

@@ -1,0 +1,360 @@
+//! HNSW graph index of one segment: construction (incremental and parallel), deletes, search
+//! and serialization. See the crate-level [`crate::index`] docs for the layout and the
+//! concurrency model.
+
+mod graph;
+mod insert;
+mod query;
+pub(crate) mod search;
+mod serialize;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::error::{EngineError, Result};
+use crate::index::distance::{normalize, Metric};
+use crate::index::validate_vector;
+use graph::{Graph, MAX_LEVEL};
+
+/// Largest accepted `m`.
+pub const MAX_M: usize = 256;
+/// Largest accepted `ef_construction` / `ef_search`.
+pub const MAX_EF: usize = 10_000;
+/// Largest accepted dimension.
+pub const MAX_DIM: usize = 65_536;
+/// Largest number of nodes in one segment (ids are `u32`; `u32::MAX` is reserved).
+pub const MAX_NODES: usize = u32::MAX as usize - 1;
+/// Rows preallocated at most by `with_capacity`; beyond that storage grows by doubling.
+const MAX_PREALLOC_ROWS: usize = 1 << 22;
+/// Number of neighbour-list write locks (lock striping by node id).
+const STRIPES: usize = 1024;
+/// Packed entry point meaning "empty graph".
+const NO_ENTRY: u64 = u64::MAX;
+
+/// HNSW construction and search parameters (pgvector's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HnswParams {
+    /// Max neighbours per node on layers ≥ 1; layer 0 allows `2m`. Range 2..=256.
+    pub m: usize,
+    /// Beam width while inserting. Range 1..=10 000.
+    pub ef_construction: usize,
+    /// Default beam width of searches (`SET hnsw.ef_search`). Range 1..=10 000.
+    pub ef_search: usize,
+    /// Seed of the level generator: equal seeds and insertion orders give equal graphs.
+    pub seed: u64,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: 16,
+            ef_construction: 64,
+            ef_search: 40,
+            seed: 0x5eed_5eed,
+        }
+    }
+}
+
+impl HnswParams {
+    /// Checks every parameter's range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name, value: usize, reason| EngineError::InvalidParameter {
+            name,
+            value: value as u64,
+            reason,
+        };
+        if !(2..=MAX_M).contains(&self.m) {
+            return Err(bad("m", self.m, "must be in 2..=256"));
+        }
+        if !(1..=MAX_EF).contains(&self.ef_construction) {
+            return Err(bad(
+                "ef_construction",
+                self.ef_construction,
+                "must be in 1..=10000",
+            ));
+        }
+        if !(1..=MAX_EF).contains(&self.ef_search) {
+            return Err(bad("ef_search", self.ef_search, "must be in 1..=10000"));
+        }
+        Ok(())
+    }
+}
+
+/// An HNSW index over the vectors of one segment, mapping internal `u32` node ids to external
+/// `u64` row ids. All methods take `&self`: inserts, deletes and searches may run concurrently
+/// from many threads.
+#[derive(Debug)]
+pub struct HnswIndex {
+    dim: usize,
+    metric: Metric,
+    params: HnswParams,
+    /// Vectors, lists, levels, ids, tombstones. Write-locked only to append nodes.
+    graph: RwLock<Graph>,
+    /// Serialises read-modify-write of a node's neighbour lists (`node % STRIPES`).
+    stripes: Box<[Mutex<()>]>,
+    /// `(level << 32) | node`, or `NO_ENTRY`.
+    entry: AtomicU64,
+    /// Live row id → node. Removed on delete, so a row id can be inserted again.
+    id_map: Mutex<HashMap<u64, u32>>,
+    /// Level generator, seeded from `params.seed`.
+    rng: Mutex<StdRng>,
+    deleted: AtomicUsize,
+}
+
+impl HnswIndex {
+    /// An empty index for `dim`-dimensional vectors.
+    pub fn new(dim: usize, metric: Metric, params: HnswParams) -> Result<Self> {
+        Self::with_capacity(dim, metric, params, 0)
+    }
+
+    /// An empty index with room for `capacity` vectors before storage grows (the hint is capped
+    /// at 4M rows so a bad hint cannot allocate unbounded memory).
+    pub fn with_capacity(
+        dim: usize,
+        metric: Metric,
+        params: HnswParams,
+        capacity: usize,
+    ) -> Result<Self> {
+        params.validate()?;
+        if !(1..=MAX_DIM).contains(&dim) {
+            return Err(EngineError::InvalidParameter {
+                name: "dim",
+                value: dim as u64,
+                reason: "must be in 1..=65536",
+            });
+        }
+        let graph = Graph::with_capacity(dim, params.m, capacity.min(MAX_PREALLOC_ROWS));
+        Ok(Self::from_parts(dim, metric, params, graph, NO_ENTRY, 0))
+    }
+
+    fn from_parts(
+        dim: usize,
+        metric: Metric,
+        params: HnswParams,
+        graph: Graph,
+        entry: u64,
+        rng_draws: usize,
+    ) -> Self {
+        let mut rng = StdRng::seed_from_u64(params.seed);
+        // Keep the generator's position so a loaded index draws the same levels next.
+        for _ in 0..rng_draws {
+            let _: f64 = rng.random();
+        }
+        let mut id_map = HashMap::with_capacity(graph.len());
+        let mut deleted = 0;
+        for (node, &row) in graph.row_ids.iter().enumerate() {
+            if graph.is_deleted(node as u32) {
+                deleted += 1;
+            } else {
+                id_map.insert(row, node as u32);
+            }
+        }
+        HnswIndex {
+            dim,
+            metric,
+            params,
+            graph: RwLock::new(graph),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            entry: AtomicU64::new(entry),
+            id_map: Mutex::new(id_map),
+            rng: Mutex::new(rng),
+            deleted: AtomicUsize::new(deleted),
+        }
+    }
+
+    /// Builds an index from `row_ids.len()` vectors stored row-major in `vectors`, linking
+    /// nodes in parallel on rayon's pool. Levels are drawn from the seed in row order, so they
+    /// are reproducible; the exact edges depend on thread interleaving.
+    pub fn build(
+        dim: usize,
+        metric: Metric,
+        params: HnswParams,
+        row_ids: &[u64],
+        vectors: &[f32],
+    ) -> Result<Self> {
+        let index = Self::with_capacity(dim, metric, params, row_ids.len())?;
+        index.insert_batch(row_ids, vectors)?;
+        Ok(index)
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Distance metric.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// Construction and search parameters.
+    pub fn params(&self) -> HnswParams {
+        self.params
+    }
+
+    /// Number of live (not deleted) rows.
+    pub fn len(&self) -> usize {
+        self.node_count() - self.deleted_count()
+    }
+
+    /// Whether there are no live rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of graph nodes, tombstoned ones included.
+    pub fn node_count(&self) -> usize {
+        self.graph.read().len()
+    }
+
+    /// Number of tombstoned nodes.
+    pub fn deleted_count(&self) -> usize {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    /// Whether `row_id` is a live row of this index.
+    pub fn contains(&self, row_id: u64) -> bool {
+        self.id_map.lock().contains_key(&row_id)
+    }
+
+    /// The stored vector of a live row (unit-normalised for [`Metric::Cosine`]).
+    pub fn vector(&self, row_id: u64) -> Option<Vec<f32>> {
+        let node = *self.id_map.lock().get(&row_id)?;
+        self.graph
+            .read()
+            .store
+            .get(node as usize)
+            .map(<[f32]>::to_vec)
+    }
+
+    /// Inserts one row. Safe to call while other threads search, insert or delete.
+    pub fn insert(&self, row_id: u64, vector: &[f32]) -> Result<()> {
+        validate_vector(self.dim, vector)?;
+        let stored = self.stored_form(vector);
+        let node = {
+            let mut ids = self.id_map.lock();
+            if ids.contains_key(&row_id) {
+                return Err(EngineError::DuplicateRowId(row_id));
+            }
+            let level = self.draw_level();
+            let mut g = self.graph.write();
+            if g.len() >= MAX_NODES {
+                return Err(EngineError::SegmentFull(g.len()));
+            }
+            let node = g.push(row_id, &stored, level);
+            ids.insert(row_id, node);
+            node
+        };
+        let g = self.graph.read();
+        search::with_scratch(|s| self.link(&g, node, s));
+        Ok(())
+    }
+
+    /// Inserts many rows (`vectors` row-major, `row_ids.len() × dim` floats): appends all
+    /// vectors under one write lock, then links them in parallel with rayon. All rows are
+    /// validated before any is added.
+    pub fn insert_batch(&self, row_ids: &[u64], vectors: &[f32]) -> Result<()> {
+        use rayon::prelude::*;
+        if row_ids.len().checked_mul(self.dim) != Some(vectors.len()) {
+            return Err(EngineError::BulkLengthMismatch {
+                rows: row_ids.len(),
+                values: vectors.len(),
+                dim: self.dim,
+            });
+        }
+        for v in vectors.chunks_exact(self.dim) {
+            validate_vector(self.dim, v)?;
+        }
+        let (first, end) = {
+            let mut ids = self.id_map.lock();
+            let mut seen = std::collections::HashSet::with_capacity(row_ids.len());
+            for &r in row_ids {
+                if ids.contains_key(&r) || !seen.insert(r) {
+                    return Err(EngineError::DuplicateRowId(r));
+                }
+            }
+            let mut g = self.graph.write();
+            if g.len() + row_ids.len() > MAX_NODES {
+                return Err(EngineError::SegmentFull(g.len()));
+            }
+            g.reserve(row_ids.len());
+            let first = g.len();
+            let mut buf = Vec::with_capacity(self.dim);
+            for (&r, v) in row_ids.iter().zip(vectors.chunks_exact(self.dim)) {
+                buf.clear();
+                buf.extend_from_slice(v);
+                if self.metric.normalizes() {
+                    normalize(&mut buf);
+                }
+                let level = self.draw_level();
+                let node = g.push(r, &buf, level);
+                ids.insert(r, node);
+            }
+            (first, g.len())
+        };
+        let g = self.graph.read();
+        let g: &Graph = &g;
+        // Link the first node alone so the parallel phase starts from an entry point.
+        let mut start = first;
+        if first < end && self.entry.load(Ordering::Acquire) == NO_ENTRY {
+            search::with_scratch(|s| self.link(g, first as u32, s));
+            start = first + 1;
+        }
+        (start..end)
+            .into_par_iter()
+            .for_each(|node| search::with_scratch(|s| self.link(g, node as u32, s)));
+        tracing::debug!(rows = row_ids.len(), "hnsw batch insert linked");
+        Ok(())
+    }
+
+    /// Tombstones `row_id`: it is never returned again but its node still routes searches.
+    /// Returns whether the row was live.
+    pub fn delete(&self, row_id: u64) -> bool {
+        let mut ids = self.id_map.lock();
+        let Some(node) = ids.remove(&row_id) else {
+            return false;
+        };
+        let g = self.graph.read();
+        if g.mark_deleted(node) {
+            self.deleted.fetch_add(1, Ordering::AcqRel);
+        }
+        true
+    }
+
+    /// The vector as the index stores it (normalised for cosine).
+    fn stored_form(&self, v: &[f32]) -> Vec<f32> {
+        let mut out = v.to_vec();
+        if self.metric.normalizes() {
+            normalize(&mut out);
+        }
+        out
+    }
+
+    /// Draws a level: ⌊−ln(U) / ln(m)⌋, capped at `MAX_LEVEL`.
+    fn draw_level(&self) -> usize {
+        let u: f64 = self.rng.lock().random();
+        let ml = 1.0 / (self.params.m as f64).ln();
+        let level = (-(1.0 - u).ln() * ml).floor();
+        if level.is_finite() && level > 0.0 {
+            (level as usize).min(MAX_LEVEL)
+        } else {
+            0
+        }
+    }
+
+    fn stripe(&self, node: u32) -> parking_lot::MutexGuard<'_, ()> {
+        self.stripes[node as usize % STRIPES].lock()
+    }
+}
+
+fn pack_entry(node: u32, level: usize) -> u64 {
+    ((level as u64) << 32) | u64::from(node)
+}
+
+fn unpack_entry(e: u64) -> Option<(u32, usize)> {
+    (e != NO_ENTRY).then_some((e as u32, (e >> 32) as usize))
+}

@@ -1,0 +1,207 @@
+//! Graph traversal shared by queries and inserts: greedy descent through the upper layers and
+//! the best-first beam search of one layer (Malkov & Yashunin, Alg. 2).
+//!
+//! Per-query state lives in a thread-local [`Scratch`] that is reused across queries, so the
+//! hot loop never allocates: a generation-stamped visited array (one `u16` per node, reset by
+//! bumping the generation), a min-heap of candidates and a max-heap of results.
+
+use std::cell::RefCell;
+use std::cmp::{Ordering as CmpOrdering, Reverse};
+use std::collections::BinaryHeap;
+use std::sync::atomic::Ordering;
+
+use super::graph::Graph;
+use crate::index::prefetch::{prefetch, prefetch_words};
+
+/// A node and its distance to the query; ordered by distance, then id (total order, NaN-safe).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cand {
+    pub(crate) dist: f32,
+    pub(crate) id: u32,
+}
+
+impl PartialEq for Cand {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+impl Eq for Cand {}
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Cand {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        self.dist
+            .total_cmp(&other.dist)
+            .then(self.id.cmp(&other.id))
+    }
+}
+
+/// Generation-stamped visited set: `marks[i] == generation` means visited.
+#[derive(Debug, Default)]
+pub(crate) struct Visited {
+    marks: Vec<u16>,
+    generation: u16,
+}
+
+impl Visited {
+    /// Clears the set for a graph of `n` nodes in O(1) (amortised).
+    pub(crate) fn reset(&mut self, n: usize) {
+        if self.marks.len() < n {
+            self.marks.resize(n, 0);
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.marks.fill(0);
+            self.generation = 1;
+        }
+    }
+
+    /// Marks `id`; returns true if it was not yet visited. Ids beyond the set count as visited.
+    #[inline]
+    pub(crate) fn insert(&mut self, id: u32) -> bool {
+        match self.marks.get_mut(id as usize) {
+            Some(m) if *m != self.generation => {
+                *m = self.generation;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Reusable per-thread buffers for one traversal.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    pub(crate) visited: Visited,
+    pub(crate) candidates: BinaryHeap<Reverse<Cand>>,
+    pub(crate) results: BinaryHeap<Cand>,
+    pub(crate) query: Vec<f32>,
+    pub(crate) ids: Vec<u32>,
+    pub(crate) pool: Vec<Cand>,
+    pub(crate) selected: Vec<Cand>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch, or with a fresh one if it is already borrowed (a filter
+/// closure that itself searches an index would otherwise re-enter and panic).
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// Distance kernel on stored vectors.
+pub(crate) type Kernel = fn(&[f32], &[f32]) -> f32;
+
+/// Greedy walk at `layer` from `start` to a local minimum (ef = 1).
+pub(crate) fn greedy(graph: &Graph, kernel: Kernel, q: &[f32], start: Cand, layer: usize) -> Cand {
+    let mut best = start;
+    // Bounded: each step strictly lowers the distance, so at most n steps.
+    for _ in 0..graph.len() {
+        let mut changed = false;
+        let list = graph.list(best.id, layer);
+        let Some((count, ids)) = list.split_first() else {
+            break;
+        };
+        let count = (count.load(Ordering::Acquire) as usize).min(ids.len());
+        for w in &ids[..count] {
+            let id = w.load(Ordering::Relaxed);
+            let Some(v) = graph.store.get(id as usize) else {
+                continue;
+            };
+            let d = kernel(q, v);
+            if d < best.dist {
+                best = Cand { dist: d, id };
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    best
+}
+
+/// Beam search of one layer from `entry` (Alg. 2). On return `s.results` holds up to `ef`
+/// nodes for which `accept` is true, nearest at the bottom of the max-heap. Nodes rejected by
+/// `accept` (tombstoned, filtered out) are still traversed.
+#[allow(clippy::too_many_arguments)] // Hot path: plain arguments, no context struct to unpack.
+pub(crate) fn search_layer(
+    graph: &Graph,
+    kernel: Kernel,
+    q: &[f32],
+    entry: Cand,
+    ef: usize,
+    layer: usize,
+    accept: &mut dyn FnMut(u32) -> bool,
+    s: &mut Scratch,
+) {
+    let ef = ef.max(1);
+    s.visited.reset(graph.len());
+    s.candidates.clear();
+    s.results.clear();
+    s.visited.insert(entry.id);
+    s.candidates.push(Reverse(entry));
+    if accept(entry.id) {
+        s.results.push(entry);
+    }
+    let stride0 = graph.stride0();
+    while let Some(Reverse(c)) = s.candidates.pop() {
+        let worst = s.results.peek().map_or(f32::INFINITY, |w| w.dist);
+        if c.dist > worst && s.results.len() >= ef {
+            break;
+        }
+        let list = graph.list(c.id, layer);
+        let Some((count, ids)) = list.split_first() else {
+            continue;
+        };
+        let count = (count.load(Ordering::Acquire) as usize).min(ids.len());
+        let ids = &ids[..count];
+        // Prefetch the first neighbours' vectors and lists while we check the visited marks.
+        if let Some(first) = ids.first() {
+            let id = first.load(Ordering::Relaxed) as usize;
+            if let Some(v) = graph.store.get(id) {
+                prefetch(v);
+            }
+        }
+        for (j, w) in ids.iter().enumerate() {
+            let id = w.load(Ordering::Relaxed);
+            if !s.visited.insert(id) {
+                continue;
+            }
+            if let Some(next) = ids.get(j + 1) {
+                let nid = next.load(Ordering::Relaxed) as usize;
+                if let Some(v) = graph.store.get(nid) {
+                    prefetch(v);
+                }
+            }
+            let Some(v) = graph.store.get(id as usize) else {
+                continue;
+            };
+            let d = kernel(q, v);
+            let worst = s.results.peek().map_or(f32::INFINITY, |w| w.dist);
+            if s.results.len() < ef || d < worst {
+                let cand = Cand { dist: d, id };
+                s.candidates.push(Reverse(cand));
+                if layer == 0 {
+                    if let Some(l) = graph.layer0.get(id as usize * stride0..) {
+                        prefetch_words(l);
+                    }
+                }
+                if accept(id) {
+                    s.results.push(cand);
+                    if s.results.len() > ef {
+                        s.results.pop();
+                    }
+                }
+            }
+        }
+    }
+}
