@@ -69,4 +69,83 @@ pub enum EngineError {
     /// truncated sections or values out of range.
     #[error("corrupt index bytes: {0}")]
     CorruptIndex(String),
+
+    // ---- Tables: bad input -------------------------------------------------------------
+    /// No table with this name.
+    #[error("table \"{0}\" does not exist")]
+    UnknownTable(String),
+    /// `CREATE TABLE` of a name already taken.
+    #[error("table \"{0}\" already exists")]
+    TableExists(String),
+    /// No column with this name in the table.
+    #[error("column \"{column}\" of table \"{table}\" does not exist")]
+    UnknownColumn {
+        /// Table name.
+        table: String,
+        /// Column name.
+        column: String,
+    },
+    /// The schema is not acceptable.
+    #[error(transparent)]
+    Schema(#[from] crate::catalog::SchemaError),
+    /// `INSERT` of a primary key already present (the whole batch is rejected).
+    #[error("duplicate key value violates primary key of \"{table}\": ({key})")]
+    DuplicateKey {
+        /// Table name.
+        table: String,
+        /// The key, displayed.
+        key: String,
+    },
+    /// A value does not fit its column (type, NULL in a non-null column, wrong dimension, NaN...).
+    #[error("invalid data for column \"{column}\": {reason}")]
+    InvalidData {
+        /// Column name.
+        column: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A write or DDL could not be accepted for a reason other than its data (too large a batch,
+    /// a read-only database, an engine that stopped after a storage failure...).
+    #[error("operation not possible: {0}")]
+    NotPossible(String),
+    /// An index name already in use, or an index to drop that does not exist.
+    #[error("index \"{0}\" {1}")]
+    Index(String, &'static str),
+
+    // ---- Tables: storage and corruption ------------------------------------------------
+    /// The storage layer failed (I/O, lock, RocksDB). Shared so the error stays `Clone`.
+    #[error(transparent)]
+    Storage(#[from] SharedStorageError),
+    /// Engine bytes in the store or the WAL do not decode.
+    #[error("corrupt engine data: {0}")]
+    Corrupt(String),
+}
+
+/// A storage error behind an `Arc`, so [`EngineError`] stays `Clone + PartialEq` (compared by
+/// message).
+#[derive(Debug, Clone)]
+pub struct SharedStorageError(pub std::sync::Arc<vela_storage::StorageError>);
+
+impl std::fmt::Display for SharedStorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedStorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+impl PartialEq for SharedStorageError {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl From<vela_storage::StorageError> for EngineError {
+    fn from(e: vela_storage::StorageError) -> Self {
+        EngineError::Storage(SharedStorageError(std::sync::Arc::new(e)))
+    }
 }

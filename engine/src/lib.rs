@@ -1,8 +1,58 @@
 //! Vela's engine: tables split into shards, shards into segments, each segment carrying an HNSW
 //! vector index. It depends only on `vela-storage`.
+//!
+//! # Public API (for the facade and the SQL layer)
+//!
+//! - [`Engine`]: `open(log, store, EngineOptions)`, `create_table(TableSchema)`,
+//!   `drop_table`, `create_index(table, VectorIndexDef)`, `drop_index`,
+//!   `write(table, Vec<Op>) -> WriteOutcome` (one atomic batch: [`Op::Insert`] (duplicate key
+//!   rejects the batch), [`Op::Upsert`], [`Op::Update`] (no-op if absent), [`Op::Delete`]),
+//!   `search(table, &SearchRequest) -> Vec<SearchHit>`, `get(table, &Key) -> Option<Arc<Row>>`,
+//!   `scan(table, Option<RowPredicate>) -> Vec<Arc<Row>>` (ordered by primary key),
+//!   `schema`, `tables`, `row_count`, `checkpoint`, `backup_store`, `metrics`, `close`.
+//! - Catalog types in [`catalog`]: [`TableSchema`], [`ColumnDef`], [`ColumnType`],
+//!   [`ScalarType`], [`Value`], [`Key`], [`VectorIndexDef`], [`HnswConfig`].
+//! - Arrow conversion in [`arrow_conv`]: `RecordBatch` -> rows and rows -> `RecordBatch`.
+//! - The storage seam in [`backend`]: [`LogBackend`], [`StoreBackend`] with in-memory
+//!   implementations ([`MemLog`], [`MemStore`]) and the `vela-storage` ones ([`open_storage`]).
+//!
+//! # Layers
+//!
+//! ```text
+//! Engine ── catalog: name -> Arc<Table>            (engine.rs)
+//!   │  write: validate -> WAL append (group commit) -> turnstile (LSN order)
+//!   │         -> plan (dup keys) -> vectors into appendable graphs (invisible)
+//!   │         -> one store batch (rows + applied LSN) -> publish under table write lock
+//!   ├─ Table ── RwLock<Vec<Shard>>                  (table.rs, search.rs)
+//!   │    └─ Shard: key -> Arc<Row>, row_id -> Arc<Row>, appendable + sealed Segments
+//!   │         └─ Segment: one HnswIndex per indexed vector column + its row ids (segment.rs)
+//!   └─ background: persist sealed segments, optimizer (optimizer.rs), checkpoints
+//! ```
 
+pub mod arrow_conv;
+pub mod backend;
+pub mod catalog;
+pub mod codec;
+mod engine;
 pub mod error;
 pub mod index;
+pub mod metrics;
+mod optimizer;
+pub mod search;
+mod segment;
+pub mod storage_impl;
+pub mod table;
 
+pub use backend::{Cf, LogBackend, MemLog, MemStore, StoreBackend, StoreWrite};
+pub use catalog::{
+    ColumnDef, ColumnType, HnswConfig, Key, ScalarType, SchemaError, TableSchema, Value,
+    VectorIndexDef,
+};
+pub use codec::Op;
+pub use engine::{Engine, EngineOptions};
 pub use error::{EngineError, Result};
 pub use index::{HnswIndex, HnswParams, Metric, RowFilter};
+pub use metrics::{EngineMetrics, LatencySummary, ShardMetrics, TableMetrics};
+pub use search::{RowPredicate, SearchHit, SearchRequest};
+pub use storage_impl::open_storage;
+pub use table::{Row, WriteOutcome, MAX_BATCH_OPS};

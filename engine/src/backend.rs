@@ -1,0 +1,279 @@
+//! The engine's two seams onto the storage layer: a write-ahead [`LogBackend`] and a
+//! [`StoreBackend`] (the segment store). `vela-storage`'s WAL and RocksDB store implement them
+//! (see `storage_impl`); [`MemLog`] and [`MemStore`] implement them in memory for tests, with
+//! "crash" hooks that drop whatever was not made durable.
+//!
+//! Contract:
+//! - `LogBackend::append` assigns consecutive LSNs (1, 2, 3, ... with no gaps, across restarts)
+//!   and returns once the entry is as durable as the log's durability setting says.
+//! - `StoreBackend::write` applies one batch atomically. After a crash, the store holds a prefix
+//!   of the batches written (at least up to the last `flush`). `flush(lsn)` makes every batch
+//!   written so far durable and records `lsn` as the flushed LSN.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::error::{EngineError, Result};
+
+/// The store's column families the engine writes.
+///
+/// Everything that must stay mutually consistent after a crash lives in ONE column family,
+/// because the store only promises that a single column family survives as a prefix of its
+/// writes (RocksDB flushes column families independently while its WAL is off):
+/// - `Rows` holds the catalog (`0u64 BE | "catalog" | table_id BE` -> schema JSON), the engine's
+///   applied-LSN marker (`0u64 BE | "applied"`) and the live rows
+///   (`table_id BE | encoded pk` -> `row_id LE | values`);
+/// - `Index` holds segment manifests (`table_id BE | segment_id BE`, 16 bytes) followed by their
+///   blob chunks (`... | chunk u32 BE`, 20 bytes), written in one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cf {
+    Rows,
+    Index,
+}
+
+/// One atomic batch of puts and deletes.
+#[derive(Debug, Default, Clone)]
+pub struct StoreWrite {
+    /// `(cf, key, Some(value))` puts, `(cf, key, None)` deletes, applied in order.
+    pub ops: Vec<(Cf, Vec<u8>, Option<Vec<u8>>)>,
+    /// The LSN this batch brings the store to (recorded by stores that track it).
+    pub lsn: u64,
+}
+
+impl StoreWrite {
+    pub fn put(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push((cf, key, Some(value)));
+    }
+    pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
+        self.ops.push((cf, key, None));
+    }
+}
+
+/// The write-ahead log as the engine sees it.
+pub trait LogBackend: Send + Sync {
+    /// Appends one entry; returns its LSN.
+    fn append(&self, payload: &[u8]) -> Result<u64>;
+    /// Calls `f` for every entry with LSN >= `from`, in order.
+    fn replay(&self, from: u64, f: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<()>;
+    /// Drops entries below `lsn` (whole files, so some may remain).
+    fn truncate_below(&self, lsn: u64) -> Result<()>;
+    /// Makes every appended entry durable.
+    fn sync(&self) -> Result<()>;
+    /// LSN of the last entry (0 when empty).
+    fn last_lsn(&self) -> u64;
+}
+
+/// The segment store as the engine sees it.
+pub trait StoreBackend: Send + Sync {
+    /// Applies a batch atomically.
+    fn write(&self, batch: StoreWrite) -> Result<()>;
+    /// Point read.
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Calls `f` for every entry whose key starts with `prefix`, in key order, until it returns
+    /// `false`.
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()>;
+    /// Makes everything written durable and records `lsn` as flushed.
+    fn flush(&self, lsn: u64) -> Result<()>;
+    /// The last flushed LSN recorded.
+    fn flushed_lsn(&self) -> u64;
+    /// Writes a consistent copy of the store into `dir` (a backup).
+    fn checkpoint_to(&self, dir: &Path) -> Result<()>;
+}
+
+/// An in-memory log. `crash()` drops entries appended after the last `sync` unless `sync_each`.
+#[derive(Default)]
+pub struct MemLog {
+    inner: Mutex<MemLogInner>,
+    /// When true, every append is immediately durable (durability `full`).
+    pub sync_each: bool,
+}
+
+#[derive(Default, Clone)]
+struct MemLogInner {
+    entries: BTreeMap<u64, Vec<u8>>,
+    next: u64,
+    durable_upto: u64,
+}
+
+impl MemLog {
+    pub fn new(sync_each: bool) -> Arc<Self> {
+        Arc::new(MemLog {
+            inner: Mutex::new(MemLogInner {
+                next: 1,
+                ..Default::default()
+            }),
+            sync_each,
+        })
+    }
+    /// Simulates a crash: returns a new log holding only the durable entries.
+    pub fn crash(&self) -> Arc<Self> {
+        let g = self.inner.lock();
+        let mut inner = g.clone();
+        let upto = g.durable_upto;
+        inner.entries.retain(|&l, _| l <= upto);
+        inner.next = inner
+            .entries
+            .keys()
+            .next_back()
+            .map_or(inner.next.min(upto + 1), |l| l + 1);
+        inner.next = inner.next.max(upto + 1);
+        Arc::new(MemLog {
+            inner: Mutex::new(inner),
+            sync_each: self.sync_each,
+        })
+    }
+}
+
+impl LogBackend for MemLog {
+    fn append(&self, payload: &[u8]) -> Result<u64> {
+        let mut g = self.inner.lock();
+        let lsn = g.next;
+        g.next += 1;
+        g.entries.insert(lsn, payload.to_vec());
+        if self.sync_each {
+            g.durable_upto = lsn;
+        }
+        Ok(lsn)
+    }
+    fn replay(&self, from: u64, f: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+        let entries: Vec<(u64, Vec<u8>)> = self
+            .inner
+            .lock()
+            .entries
+            .range(from..)
+            .map(|(l, e)| (*l, e.clone()))
+            .collect();
+        for (l, e) in entries {
+            f(l, &e)?;
+        }
+        Ok(())
+    }
+    fn truncate_below(&self, lsn: u64) -> Result<()> {
+        let mut g = self.inner.lock();
+        g.entries = g.entries.split_off(&lsn);
+        Ok(())
+    }
+    fn sync(&self) -> Result<()> {
+        let mut g = self.inner.lock();
+        g.durable_upto = g.next - 1;
+        Ok(())
+    }
+    fn last_lsn(&self) -> u64 {
+        self.inner.lock().next - 1
+    }
+}
+
+/// An in-memory store. `crash()` keeps the state as of the last `flush` plus, optionally, a
+/// prefix of the batches written after it (as a store that flushed some memtables would).
+#[derive(Default)]
+pub struct MemStore {
+    inner: Mutex<MemStoreInner>,
+}
+
+type Tree = BTreeMap<(Cf, Vec<u8>), Vec<u8>>;
+
+#[derive(Default)]
+struct MemStoreInner {
+    live: Tree,
+    durable: Tree,
+    since_flush: Vec<StoreWrite>,
+    flushed_lsn: u64,
+    durable_flushed_lsn: u64,
+}
+
+fn apply(tree: &mut Tree, batch: &StoreWrite) {
+    for (cf, k, v) in &batch.ops {
+        match v {
+            Some(v) => {
+                tree.insert((*cf, k.clone()), v.clone());
+            }
+            None => {
+                tree.remove(&(*cf, k.clone()));
+            }
+        }
+    }
+}
+
+impl MemStore {
+    pub fn new() -> Arc<Self> {
+        Arc::new(MemStore::default())
+    }
+    /// Simulates a crash that keeps the flushed state plus the first `keep` unflushed batches.
+    pub fn crash(&self, keep: usize) -> Arc<Self> {
+        let g = self.inner.lock();
+        let mut tree = g.durable.clone();
+        for b in g.since_flush.iter().take(keep) {
+            apply(&mut tree, b);
+        }
+        Arc::new(MemStore {
+            inner: Mutex::new(MemStoreInner {
+                live: tree.clone(),
+                durable: tree,
+                since_flush: Vec::new(),
+                flushed_lsn: g.durable_flushed_lsn,
+                durable_flushed_lsn: g.durable_flushed_lsn,
+            }),
+        })
+    }
+    /// Number of batches written since the last flush.
+    pub fn unflushed(&self) -> usize {
+        self.inner.lock().since_flush.len()
+    }
+}
+
+impl StoreBackend for MemStore {
+    fn write(&self, batch: StoreWrite) -> Result<()> {
+        let mut g = self.inner.lock();
+        apply(&mut g.live, &batch);
+        g.since_flush.push(batch);
+        Ok(())
+    }
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.inner.lock().live.get(&(cf, key.to_vec())).cloned())
+    }
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let items: Vec<(Vec<u8>, Vec<u8>)> = self
+            .inner
+            .lock()
+            .live
+            .range((cf, prefix.to_vec())..)
+            .take_while(|((c, k), _)| *c == cf && k.starts_with(prefix))
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in items {
+            if !f(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+    fn flush(&self, lsn: u64) -> Result<()> {
+        let mut g = self.inner.lock();
+        g.durable = g.live.clone();
+        g.since_flush.clear();
+        g.flushed_lsn = lsn;
+        g.durable_flushed_lsn = lsn;
+        Ok(())
+    }
+    fn flushed_lsn(&self) -> u64 {
+        self.inner.lock().flushed_lsn
+    }
+    fn checkpoint_to(&self, _dir: &Path) -> Result<()> {
+        Err(EngineError::NotPossible(
+            "the in-memory store cannot write a backup".into(),
+        ))
+    }
+}

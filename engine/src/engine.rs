@@ -1,0 +1,913 @@
+//! The engine: catalog, write path (WAL -> apply turnstile -> store -> publish), recovery,
+//! checkpoints and the background worker.
+//!
+//! Write path: a batch is validated against the schema, encoded and appended to the WAL as one
+//! entry (the WAL groups concurrent appends into one fsync; no engine lock is held meanwhile).
+//! Then the writer waits its turn: entries are applied in strict LSN order (the writer holding
+//! LSN `L` waits until `L - 1` is applied). Applying plans the batch against the current state
+//! (a duplicate key on `INSERT` rejects the whole batch, deterministically, so WAL replay makes
+//! the same decision), inserts new vectors into the appendable segments (invisible to readers),
+//! writes one atomic store batch (rows + the applied LSN marker), and publishes the row-map
+//! changes under the table's write lock.
+//!
+//! A storage failure after the WAL append leaves memory and store possibly behind the WAL: the
+//! engine then refuses further writes (it is "poisoned") until reopened; reopening replays the
+//! WAL and every acknowledged batch is back.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use rayon::prelude::*;
+
+use crate::backend::{Cf, LogBackend, StoreBackend, StoreWrite};
+use crate::catalog::{Key, TableSchema, VectorIndexDef};
+use crate::codec::{decode_record, encode_record, from_json, get_row, LogRecord, Op, Reader};
+use crate::error::{EngineError, Result};
+use crate::metrics::{inc, load, EngineMetrics, ShardMetrics, TableMetrics};
+use crate::search::{RowPredicate, SearchHit, SearchRequest};
+use crate::segment::Segment;
+use crate::table::{shard_of, validate_key, validate_ops, Row, Table, WriteOutcome};
+
+/// Store key (in `rows`) of the applied-LSN marker; table ids start at 1, so prefix 0 is free.
+const APPLIED_KEY: &[u8] = b"\0\0\0\0\0\0\0\0applied";
+/// Prefix (in `rows`) of the catalog entries, followed by the table id (BE).
+const CATALOG_PREFIX: &[u8] = b"\0\0\0\0\0\0\0\0catalog";
+
+fn catalog_key(table_id: u64) -> Vec<u8> {
+    let mut k = CATALOG_PREFIX.to_vec();
+    k.extend_from_slice(&table_id.to_be_bytes());
+    k
+}
+/// Size of one segment blob chunk in the `index` column family.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Rows after which an appendable segment is sealed.
+    pub seal_rows: usize,
+    /// Shards of a table whose schema asks for 0 (default: number of cores).
+    pub default_shards: u32,
+    /// Period of background checkpoints (`None`: only explicit ones and on close).
+    pub checkpoint_interval: Option<Duration>,
+    /// Period of the background worker (persisting sealed segments, optimizer).
+    pub background_interval: Duration,
+    /// Run the background worker at all (tests may drive everything by hand).
+    pub background: bool,
+    /// A sealed segment whose tombstone share passes this is rewritten by the optimizer.
+    pub rewrite_tombstone_ratio: f64,
+    /// Sealed segments smaller than this are merged together by the optimizer.
+    pub merge_below_rows: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            seal_rows: 100_000,
+            default_shards: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(2),
+            checkpoint_interval: Some(Duration::from_secs(60)),
+            background_interval: Duration::from_millis(200),
+            background: true,
+            rewrite_tombstone_ratio: 0.2,
+            merge_below_rows: 20_000,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    log: Arc<dyn LogBackend>,
+    store: Arc<dyn StoreBackend>,
+    opts: EngineOptions,
+    tables: RwLock<HashMap<String, Arc<Table>>>,
+    /// The apply turnstile: the last applied LSN.
+    applied: Mutex<u64>,
+    turn: Condvar,
+    poisoned: Mutex<Option<EngineError>>,
+    closed: AtomicBool,
+    checkpoints: AtomicU64,
+    replayed: AtomicU64,
+}
+
+/// The engine. Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+    worker: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("applied_lsn", &*self.inner.applied.lock())
+            .finish()
+    }
+}
+
+fn table_prefix(id: u64) -> Vec<u8> {
+    id.to_be_bytes().to_vec()
+}
+
+fn manifest_key(table: u64, seg: u64) -> Vec<u8> {
+    let mut k = table_prefix(table);
+    k.extend_from_slice(&seg.to_be_bytes());
+    k
+}
+
+fn chunk_key(table: u64, seg: u64, chunk: u32) -> Vec<u8> {
+    let mut k = manifest_key(table, seg);
+    k.extend_from_slice(&chunk.to_be_bytes());
+    k
+}
+
+fn be_u64(b: &[u8]) -> Result<u64> {
+    let a: [u8; 8] = b
+        .get(..8)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| EngineError::Corrupt("short store key".into()))?;
+    Ok(u64::from_be_bytes(a))
+}
+
+impl Engine {
+    /// Opens the engine over a log and a store: loads the catalog, rows and persisted segments,
+    /// then replays the WAL from the store's applied LSN.
+    pub fn open(
+        log: Arc<dyn LogBackend>,
+        store: Arc<dyn StoreBackend>,
+        opts: EngineOptions,
+    ) -> Result<Self> {
+        let started = Instant::now();
+        let applied = match store.get(Cf::Rows, APPLIED_KEY)? {
+            Some(v) => be_u64(&v)?,
+            None => 0,
+        };
+        let inner = Arc::new(Inner {
+            log,
+            store,
+            opts,
+            tables: RwLock::new(HashMap::new()),
+            applied: Mutex::new(applied),
+            turn: Condvar::new(),
+            poisoned: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            checkpoints: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
+        });
+        inner.load()?;
+        let loaded = started.elapsed();
+        inner.replay()?;
+        tracing::info!(
+            load_ms = loaded.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            applied = *inner.applied.lock(),
+            "engine opened"
+        );
+        let engine = Engine {
+            inner,
+            worker: Arc::new(Mutex::new(None)),
+        };
+        if engine.inner.opts.background {
+            engine.start_worker();
+        }
+        Ok(engine)
+    }
+
+    fn start_worker(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let interval = self.inner.opts.background_interval;
+        let spawned = std::thread::Builder::new()
+            .name("vela-engine-bg".into())
+            .spawn(move || {
+                let mut last_checkpoint = Instant::now();
+                loop {
+                    std::thread::sleep(interval);
+                    let Some(inner) = weak.upgrade() else { return };
+                    if inner.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if let Err(e) = inner.background_step(&mut last_checkpoint) {
+                        tracing::warn!(error = %e, "background step failed");
+                    }
+                }
+            });
+        match spawned {
+            Ok(h) => *self.worker.lock() = Some(h),
+            Err(e) => tracing::warn!(error = %e, "could not start the background worker"),
+        }
+    }
+
+    /// Creates a table (logged in the WAL like data). `schema.shards == 0` picks the default.
+    pub fn create_table(&self, mut schema: TableSchema) -> Result<()> {
+        if schema.shards == 0 {
+            schema.shards = self.inner.opts.default_shards.max(1);
+        }
+        schema.validate()?;
+        for def in &schema.indexes {
+            crate::segment::params_of(def).validate()?;
+        }
+        if self.inner.tables.read().contains_key(&schema.name) {
+            return Err(EngineError::TableExists(schema.name));
+        }
+        self.inner
+            .commit(LogRecord::CreateTable(schema))
+            .map(|_| ())
+    }
+
+    /// Drops a table and all its rows.
+    pub fn drop_table(&self, name: &str) -> Result<()> {
+        let t = self.inner.table(name)?;
+        self.inner
+            .commit(LogRecord::DropTable { table_id: t.id })
+            .map(|_| ())
+    }
+
+    /// Adds a vector index to a table (built over its rows).
+    pub fn create_index(&self, table: &str, def: VectorIndexDef) -> Result<()> {
+        let t = self.inner.table(table)?;
+        let mut schema = t.schema.clone();
+        schema.indexes.push(def.clone());
+        schema.validate()?;
+        crate::segment::params_of(&def).validate()?;
+        self.inner
+            .commit(LogRecord::CreateIndex {
+                table_id: t.id,
+                def,
+            })
+            .map(|_| ())
+    }
+
+    /// Drops a vector index by name.
+    pub fn drop_index(&self, table: &str, name: &str) -> Result<()> {
+        let t = self.inner.table(table)?;
+        if !t.schema.indexes.iter().any(|i| i.name == name) {
+            return Err(EngineError::Index(name.to_string(), "does not exist"));
+        }
+        self.inner
+            .commit(LogRecord::DropIndex {
+                table_id: t.id,
+                name: name.to_string(),
+            })
+            .map(|_| ())
+    }
+
+    /// Applies a batch of row operations, all or nothing.
+    pub fn write(&self, table: &str, ops: Vec<Op>) -> Result<WriteOutcome> {
+        let t = self.inner.table(table)?;
+        validate_ops(&t.schema, &ops)?;
+        if ops.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let span = tracing::debug_span!("write", table, ops = ops.len());
+        let _enter = span.enter();
+        let started = Instant::now();
+        let r = self.inner.commit(LogRecord::Write {
+            table_id: t.id,
+            ops,
+        });
+        t.counters.write_latency.record(started.elapsed());
+        r
+    }
+
+    /// k-nearest-neighbour search.
+    pub fn search(&self, table: &str, req: &SearchRequest<'_>) -> Result<Vec<SearchHit>> {
+        self.inner.table(table)?.search(req)
+    }
+
+    /// The live row with this key.
+    pub fn get(&self, table: &str, key: &Key) -> Result<Option<Arc<Row>>> {
+        let t = self.inner.table(table)?;
+        validate_key(&t.schema, key)?;
+        Ok(t.get(key))
+    }
+
+    /// All live rows passing `filter`, ordered by primary key (one consistent snapshot).
+    pub fn scan(&self, table: &str, filter: Option<RowPredicate<'_>>) -> Result<Vec<Arc<Row>>> {
+        Ok(self.inner.table(table)?.scan(filter))
+    }
+
+    /// A table's schema.
+    pub fn schema(&self, table: &str) -> Result<TableSchema> {
+        Ok(self.inner.table(table)?.schema.clone())
+    }
+
+    /// Every table's schema, by name.
+    pub fn tables(&self) -> Vec<TableSchema> {
+        let mut v: Vec<TableSchema> = self
+            .inner
+            .tables
+            .read()
+            .values()
+            .map(|t| t.schema.clone())
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Number of live rows of a table.
+    pub fn row_count(&self, table: &str) -> Result<usize> {
+        Ok(self.inner.table(table)?.len())
+    }
+
+    /// Persists segments, flushes the store, records the flushed LSN and drops WAL files below.
+    pub fn checkpoint(&self) -> Result<u64> {
+        self.inner.checkpoint()
+    }
+
+    /// Persists sealed segments and runs one optimizer pass (what the background worker does).
+    pub fn run_maintenance(&self) -> Result<()> {
+        self.inner.persist_sealed()?;
+        self.inner.optimize()
+    }
+
+    /// Writes a consistent backup of the store into `dir` after a checkpoint (the WAL below the
+    /// checkpoint is not needed: the backup's applied LSN covers it).
+    pub fn backup_store(&self, dir: &Path) -> Result<u64> {
+        let lsn = self.checkpoint()?;
+        self.inner.store.checkpoint_to(dir)?;
+        Ok(lsn)
+    }
+
+    /// LSN of the last applied batch.
+    pub fn applied_lsn(&self) -> u64 {
+        *self.inner.applied.lock()
+    }
+
+    /// A snapshot of counters and latency histograms.
+    pub fn metrics(&self) -> EngineMetrics {
+        self.inner.metrics()
+    }
+
+    /// Stops the background worker and checkpoints. Other clones become unusable for writes.
+    pub fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if let Some(h) = self.worker.lock().take() {
+            let _ = h.join();
+        }
+        if self.inner.poisoned.lock().is_some() {
+            return Ok(());
+        }
+        self.inner.checkpoint().map(|_| ())
+    }
+}
+
+impl Inner {
+    fn table(&self, name: &str) -> Result<Arc<Table>> {
+        self.tables
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownTable(name.to_string()))
+    }
+
+    fn table_by_id(&self, id: u64) -> Option<Arc<Table>> {
+        self.tables.read().values().find(|t| t.id == id).cloned()
+    }
+
+    fn poison(&self, e: &EngineError) {
+        tracing::error!(error = %e, "engine stops accepting writes until reopened");
+        let mut p = self.poisoned.lock();
+        if p.is_none() {
+            *p = Some(e.clone());
+        }
+        self.turn.notify_all();
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if let Some(e) = self.poisoned.lock().clone() {
+            return Err(EngineError::NotPossible(format!(
+                "writes refused after an earlier storage failure ({e}); reopen the database"
+            )));
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(EngineError::NotPossible("the database is closed".into()));
+        }
+        Ok(())
+    }
+
+    /// Logs a record, waits for its turn, applies it.
+    fn commit(&self, rec: LogRecord) -> Result<WriteOutcome> {
+        self.check_writable()?;
+        let bytes = encode_record(&rec)?;
+        let lsn = match self.log.append(&bytes) {
+            Ok(l) => l,
+            Err(e) => {
+                self.poison(&e);
+                return Err(e);
+            }
+        };
+        let mut applied = self.applied.lock();
+        while *applied + 1 < lsn {
+            if self.poisoned.lock().is_some() {
+                drop(applied);
+                return self.check_writable().map(|_| WriteOutcome::default());
+            }
+            self.turn.wait_for(&mut applied, Duration::from_millis(100));
+        }
+        if *applied + 1 != lsn {
+            let e = EngineError::Corrupt(format!(
+                "WAL assigned LSN {lsn} but {} is applied",
+                *applied
+            ));
+            self.poison(&e);
+            return Err(e);
+        }
+        let r = self.apply(lsn, rec);
+        *applied = lsn;
+        drop(applied);
+        self.turn.notify_all();
+        if let Err(e @ (EngineError::Storage(_) | EngineError::Corrupt(_))) = &r {
+            self.poison(e);
+        }
+        r
+    }
+
+    /// Applies one logged record (live or during replay). Deterministic given the state.
+    fn apply(&self, lsn: u64, rec: LogRecord) -> Result<WriteOutcome> {
+        let mut batch = StoreWrite::default();
+        batch.put(Cf::Rows, APPLIED_KEY.to_vec(), lsn.to_be_bytes().to_vec());
+        match rec {
+            LogRecord::Write { table_id, ops } => {
+                let Some(t) = self.table_by_id(table_id) else {
+                    self.store.write(batch)?;
+                    return Err(EngineError::UnknownTable(format!("#{table_id}")));
+                };
+                inc(&t.counters.batches, 1);
+                let planned = t.plan(lsn, &ops).and_then(|(c, o)| {
+                    t.prepare(&c)?;
+                    Ok((c, o))
+                });
+                let (changes, outcome) = match planned {
+                    Ok(p) => p,
+                    Err(e) => {
+                        inc(&t.counters.batches_rejected, 1);
+                        self.store.write(batch)?;
+                        return Err(e);
+                    }
+                };
+                t.store_ops(&changes, &mut batch);
+                self.store.write(batch)?;
+                let sealed = t.publish(changes, self.opts.seal_rows)?;
+                inc(&t.counters.rows_inserted, outcome.inserted);
+                inc(&t.counters.rows_updated, outcome.updated);
+                inc(&t.counters.rows_deleted, outcome.deleted);
+                inc(&t.counters.seals, sealed.len() as u64);
+                if !sealed.is_empty() {
+                    tracing::debug!(table = %t.schema.name, segments = sealed.len(), "seal");
+                }
+                Ok(outcome)
+            }
+            LogRecord::CreateTable(schema) => {
+                if self.tables.read().contains_key(&schema.name) {
+                    self.store.write(batch)?;
+                    return Err(EngineError::TableExists(schema.name));
+                }
+                let json = serde_json::to_vec(&schema)
+                    .map_err(|e| EngineError::Corrupt(format!("schema JSON: {e}")))?;
+                batch.put(Cf::Rows, catalog_key(lsn), json);
+                let table = Arc::new(Table::new(lsn, schema)?);
+                self.store.write(batch)?;
+                self.tables.write().insert(table.schema.name.clone(), table);
+                Ok(WriteOutcome {
+                    lsn,
+                    ..Default::default()
+                })
+            }
+            LogRecord::DropTable { table_id } => {
+                let Some(t) = self.table_by_id(table_id) else {
+                    self.store.write(batch)?;
+                    return Err(EngineError::UnknownTable(format!("#{table_id}")));
+                };
+                batch.delete(Cf::Rows, catalog_key(table_id));
+                self.delete_table_data(table_id, &mut batch, true)?;
+                self.store.write(batch)?;
+                self.tables.write().remove(&t.schema.name);
+                Ok(WriteOutcome {
+                    lsn,
+                    ..Default::default()
+                })
+            }
+            LogRecord::CreateIndex { table_id, def } => {
+                self.alter_indexes(lsn, table_id, batch, |s| {
+                    if s.indexes.iter().any(|i| i.name == def.name) {
+                        return Err(EngineError::Index(def.name.clone(), "already exists"));
+                    }
+                    s.indexes.push(def.clone());
+                    Ok(())
+                })
+            }
+            LogRecord::DropIndex { table_id, name } => {
+                self.alter_indexes(lsn, table_id, batch, |s| {
+                    let before = s.indexes.len();
+                    s.indexes.retain(|i| i.name != name);
+                    if s.indexes.len() == before {
+                        return Err(EngineError::Index(name.clone(), "does not exist"));
+                    }
+                    Ok(())
+                })
+            }
+        }
+    }
+
+    /// Deletes a table's segment manifests and blobs (and rows when `rows`) into `batch`.
+    fn delete_table_data(&self, table_id: u64, batch: &mut StoreWrite, rows: bool) -> Result<()> {
+        let prefix = table_prefix(table_id);
+        let mut cfs = vec![Cf::Index];
+        if rows {
+            cfs.push(Cf::Rows);
+        }
+        for cf in cfs {
+            self.store.scan_prefix(cf, &prefix, &mut |k, _| {
+                batch.delete(cf, k.to_vec());
+                Ok(true)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a table by one with a changed index list, its segments rebuilt over its rows.
+    fn alter_indexes(
+        &self,
+        lsn: u64,
+        table_id: u64,
+        mut batch: StoreWrite,
+        change: impl FnOnce(&mut TableSchema) -> Result<()>,
+    ) -> Result<WriteOutcome> {
+        let Some(old) = self.table_by_id(table_id) else {
+            self.store.write(batch)?;
+            return Err(EngineError::UnknownTable(format!("#{table_id}")));
+        };
+        let mut schema = old.schema.clone();
+        if let Err(e) = change(&mut schema).and_then(|_| Ok(schema.validate()?)) {
+            self.store.write(batch)?;
+            return Err(e);
+        }
+        let table = Arc::new(Table::new(table_id, schema)?);
+        {
+            let old_shards = old.state.read();
+            let mut new_shards = table.state.write();
+            for (o, n) in old_shards.iter().zip(new_shards.iter_mut()) {
+                n.keys = o.keys.clone();
+                n.by_id = o.by_id.clone();
+                let rows: Vec<&Arc<Row>> = n.keys.values().collect();
+                rows.par_iter()
+                    .try_for_each(|r| n.appendable.insert(r.row_id, &r.values))?;
+            }
+        }
+        let json = serde_json::to_vec(&table.schema)
+            .map_err(|e| EngineError::Corrupt(format!("schema JSON: {e}")))?;
+        batch.put(Cf::Rows, catalog_key(table_id), json);
+        self.delete_table_data(table_id, &mut batch, false)?;
+        self.store.write(batch)?;
+        self.tables.write().insert(table.schema.name.clone(), table);
+        Ok(WriteOutcome {
+            lsn,
+            ..Default::default()
+        })
+    }
+
+    /// Loads catalog, rows and persisted segments from the store.
+    fn load(&self) -> Result<()> {
+        let mut schemas = Vec::new();
+        self.store
+            .scan_prefix(Cf::Rows, CATALOG_PREFIX, &mut |k, v| {
+                let id = be_u64(k.get(CATALOG_PREFIX.len()..).unwrap_or_default())?;
+                let schema: TableSchema = from_json(
+                    std::str::from_utf8(v)
+                        .map_err(|_| EngineError::Corrupt("catalog utf-8".into()))?,
+                )?;
+                schemas.push((id, schema));
+                Ok(true)
+            })?;
+        for (id, schema) in schemas {
+            let table = self.load_table(id, schema)?;
+            self.tables
+                .write()
+                .insert(table.schema.name.clone(), Arc::new(table));
+        }
+        Ok(())
+    }
+
+    fn load_table(&self, id: u64, schema: TableSchema) -> Result<Table> {
+        let table = Table::new(id, schema)?;
+        let n = table.schema.shards as usize;
+        let mut shards = table.state.write();
+        self.store
+            .scan_prefix(Cf::Rows, &table_prefix(id), &mut |k, v| {
+                let key = crate::codec::get_key(k.get(8..).unwrap_or_default())?;
+                let mut r = Reader::new(v);
+                let row_id = r.u64()?;
+                let values = get_row(&mut r)?;
+                let row = Arc::new(Row {
+                    row_id,
+                    key,
+                    values,
+                });
+                if let Some(s) = shards.get_mut(shard_of(&row.key, n)) {
+                    s.by_id.insert(row_id, row.clone());
+                    s.keys.insert(row.key.clone(), row);
+                }
+                Ok(true)
+            })?;
+        // Segment manifests (16-byte keys: shard u32 | sealed u8 | chunks u32 | len u64), each
+        // followed by its chunks (20-byte keys), in one pass.
+        let mut manifests: Vec<(u64, u32, bool, u32, Vec<u8>)> = Vec::new();
+        self.store
+            .scan_prefix(Cf::Index, &table_prefix(id), &mut |k, v| {
+                let seg = be_u64(k.get(8..).unwrap_or_default())?;
+                if k.len() == 16 {
+                    let mut r = Reader::new(v);
+                    manifests.push((seg, r.u32()?, r.u8()? != 0, r.u32()?, Vec::new()));
+                } else if let Some(m) = manifests.last_mut().filter(|m| m.0 == seg) {
+                    m.4.extend_from_slice(v);
+                }
+                Ok(true)
+            })?;
+        manifests.sort_by_key(|m| m.0);
+        let mut max_seg = n as u64;
+        let mut loaded_appendable = vec![false; n];
+        for (seg, shard, sealed, _chunks, bytes) in manifests {
+            max_seg = max_seg.max(seg);
+            let Some(sh) = shards.get_mut(shard as usize) else {
+                return Err(EngineError::Corrupt(format!(
+                    "segment {seg} of missing shard {shard}"
+                )));
+            };
+            let by_id = &sh.by_id;
+            let segment = Arc::new(Segment::from_bytes(&bytes, &table.schema, &|i| {
+                by_id.contains_key(&i)
+            })?);
+            if sealed {
+                segment.seal();
+                sh.sealed.push(segment);
+            } else {
+                // The newest unsealed segment is the appendable one; older ones were sealed
+                // in memory but not re-persisted before the crash.
+                let previous = std::mem::replace(&mut sh.appendable, segment);
+                if let Some(flag) = loaded_appendable.get_mut(shard as usize) {
+                    if *flag {
+                        previous.seal();
+                        sh.sealed.push(previous);
+                    }
+                    *flag = true;
+                }
+            }
+        }
+        table.next_segment.store(max_seg + 1, Ordering::Relaxed);
+        // Rows not covered by a persisted segment go into the appendable segment.
+        for (sh, loaded) in shards.iter_mut().zip(loaded_appendable) {
+            if !loaded {
+                sh.appendable = Arc::new(Segment::new(table.alloc_segment_id(), &table.schema)?);
+            }
+            if table.schema.indexes.is_empty() {
+                continue;
+            }
+            let covered: HashSet<u64> = sh.segments().flat_map(|s| s.ids()).collect();
+            let mut missing: Vec<&Arc<Row>> = sh
+                .by_id
+                .values()
+                .filter(|r| !covered.contains(&r.row_id))
+                .collect();
+            missing.sort_by_key(|r| r.row_id);
+            let app = &sh.appendable;
+            for r in missing {
+                app.insert(r.row_id, &r.values)?;
+            }
+        }
+        drop(shards);
+        Ok(table)
+    }
+
+    /// Replays the WAL from the store's applied LSN.
+    fn replay(&self) -> Result<()> {
+        let from = *self.applied.lock() + 1;
+        let span = tracing::info_span!("replay", from);
+        let _enter = span.enter();
+        let started = Instant::now();
+        let mut count = 0u64;
+        self.log.replay(from, &mut |lsn, payload| {
+            let mut applied = self.applied.lock();
+            if lsn <= *applied {
+                return Ok(());
+            }
+            let rec = decode_record(payload)?;
+            match self.apply(lsn, rec) {
+                Ok(_) => {}
+                Err(e @ (EngineError::Storage(_) | EngineError::Corrupt(_))) => return Err(e),
+                Err(_) => {} // a deterministic rejection, as when it was first applied
+            }
+            *applied = lsn;
+            count += 1;
+            Ok(())
+        })?;
+        let last = self.log.last_lsn();
+        let applied = self.applied.lock();
+        if last > *applied {
+            return Err(EngineError::Corrupt(format!(
+                "WAL ends at {last} but replay stopped at {}",
+                *applied
+            )));
+        }
+        drop(applied);
+        self.replayed.fetch_add(count, Ordering::Relaxed);
+        let secs = started.elapsed().as_secs_f64();
+        tracing::info!(entries = count, secs, "WAL replayed");
+        Ok(())
+    }
+
+    /// Writes a segment's blob and manifest (replacing an earlier one).
+    fn persist_segment(&self, table: &Table, shard: u32, seg: &Segment) -> Result<()> {
+        let (bytes, len) = seg.to_bytes();
+        let mut batch = StoreWrite::default();
+        let mut old_chunks = Vec::new();
+        self.store
+            .scan_prefix(Cf::Index, &manifest_key(table.id, seg.id), &mut |k, _| {
+                old_chunks.push(k.to_vec());
+                Ok(true)
+            })?;
+        for k in old_chunks {
+            batch.delete(Cf::Index, k);
+        }
+        let mut chunks = 0u32;
+        for (i, c) in bytes.chunks(CHUNK_BYTES).enumerate() {
+            batch.put(Cf::Index, chunk_key(table.id, seg.id, i as u32), c.to_vec());
+            chunks += 1;
+        }
+        let mut m = Vec::with_capacity(17);
+        m.extend_from_slice(&shard.to_le_bytes());
+        m.push(u8::from(seg.is_sealed()));
+        m.extend_from_slice(&chunks.to_le_bytes());
+        m.extend_from_slice(&len.to_le_bytes());
+        batch.put(Cf::Index, manifest_key(table.id, seg.id), m);
+        self.store.write(batch)?;
+        seg.mark_persisted(len);
+        Ok(())
+    }
+
+    /// Persists sealed segments that have no blob yet (no engine lock needed: they are
+    /// immutable apart from tombstones, and liveness is recomputed on load).
+    fn persist_sealed(&self) -> Result<()> {
+        let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
+        for t in tables {
+            let todo: Vec<(u32, Arc<Segment>)> = t
+                .state
+                .read()
+                .iter()
+                .enumerate()
+                .flat_map(|(i, s)| s.sealed.iter().map(move |g| (i as u32, g.clone())))
+                .filter(|(_, g)| !g.is_persisted())
+                .collect();
+            for (shard, seg) in todo {
+                let span =
+                    tracing::debug_span!("seal", table = %t.schema.name, shard, segment = seg.id);
+                let _enter = span.enter();
+                self.persist_segment(&t, shard, &seg)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> Result<u64> {
+        let span = tracing::info_span!("checkpoint");
+        let _enter = span.enter();
+        self.persist_sealed()?;
+        let lsn = {
+            // Under the turnstile: appendable snapshots match the applied LSN exactly.
+            let applied = self.applied.lock();
+            let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
+            for t in tables {
+                if t.schema.indexes.is_empty() {
+                    continue;
+                }
+                let segs: Vec<(u32, Arc<Segment>)> = t
+                    .state
+                    .read()
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, s)| s.segments().map(move |g| (i as u32, g.clone())))
+                    .filter(|(_, g)| !g.is_persisted())
+                    .collect();
+                for (shard, seg) in segs {
+                    self.persist_segment(&t, shard, &seg)?;
+                }
+            }
+            *applied
+        };
+        self.store.flush(lsn)?;
+        self.log.truncate_below(lsn + 1)?;
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(lsn, "checkpoint");
+        Ok(lsn)
+    }
+
+    fn background_step(&self, last_checkpoint: &mut Instant) -> Result<()> {
+        if self.poisoned.lock().is_some() {
+            return Ok(());
+        }
+        self.persist_sealed()?;
+        self.optimize()?;
+        if let Some(every) = self.opts.checkpoint_interval {
+            if last_checkpoint.elapsed() >= every {
+                self.checkpoint()?;
+                *last_checkpoint = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// One optimizer pass (merge small sealed segments; rewrite tombstone-heavy ones).
+    pub(crate) fn optimize(&self) -> Result<()> {
+        crate::optimizer::run(self)
+    }
+
+    pub(crate) fn tables_snapshot(&self) -> Vec<Arc<Table>> {
+        self.tables.read().values().cloned().collect()
+    }
+
+    pub(crate) fn opts(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Runs `f` while holding the apply turnstile (no batch is being applied).
+    pub(crate) fn with_apply_lock<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _g = self.applied.lock();
+        f()
+    }
+
+    pub(crate) fn persist(&self, table: &Table, shard: u32, seg: &Segment) -> Result<()> {
+        self.persist_segment(table, shard, seg)
+    }
+
+    pub(crate) fn forget_segment(&self, table: &Table, seg: u64) -> Result<()> {
+        let mut batch = StoreWrite::default();
+        let mut keys = Vec::new();
+        self.store
+            .scan_prefix(Cf::Index, &manifest_key(table.id, seg), &mut |k, _| {
+                keys.push(k.to_vec());
+                Ok(true)
+            })?;
+        for k in keys {
+            batch.delete(Cf::Index, k);
+        }
+        self.store.write(batch)
+    }
+
+    fn metrics(&self) -> EngineMetrics {
+        let mut tables: Vec<TableMetrics> = self
+            .tables
+            .read()
+            .values()
+            .map(|t| {
+                let shards = t.state.read();
+                let c = &t.counters;
+                TableMetrics {
+                    table: t.schema.name.clone(),
+                    live_rows: shards.iter().map(|s| s.keys.len() as u64).sum(),
+                    batches: load(&c.batches),
+                    batches_rejected: load(&c.batches_rejected),
+                    rows_inserted: load(&c.rows_inserted),
+                    rows_updated: load(&c.rows_updated),
+                    rows_deleted: load(&c.rows_deleted),
+                    searches: load(&c.searches),
+                    seals: load(&c.seals),
+                    merges: load(&c.merges),
+                    write_latency: c.write_latency.snapshot(),
+                    search_latency: c.search_latency.snapshot(),
+                    shards: shards
+                        .iter()
+                        .zip(&t.shard_counters)
+                        .enumerate()
+                        .map(|(i, (s, sc))| ShardMetrics {
+                            shard: i as u32,
+                            live_rows: s.keys.len() as u64,
+                            segments: 1 + s.sealed.len(),
+                            searches: load(&sc.searches),
+                            search_latency: sc.search_latency.snapshot(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        tables.sort_by(|a, b| a.table.cmp(&b.table));
+        EngineMetrics {
+            applied_lsn: *self.applied.lock(),
+            flushed_lsn: self.store.flushed_lsn(),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            replayed_entries: self.replayed.load(Ordering::Relaxed),
+            tables,
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}

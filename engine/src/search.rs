@@ -1,0 +1,235 @@
+//! Vector search and scans over a table: fan out over shards (rayon) and, within a shard, over
+//! its segments; merge the top-k.
+//!
+//! A search runs under the table's read lock, so it sees one prefix of applied batches. A row
+//! filter is pushed into each segment's filtered HNSW search (the index chooses between a
+//! filter-aware traversal and exact search over matching rows from the filter's selectivity).
+//! Columns without an index, a metric other than the index's, or `exact = true` are answered by
+//! exact search over the shard's live rows.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::catalog::Value;
+use crate::error::{EngineError, Result};
+use crate::index::{Metric, SearchOptions};
+use crate::metrics::inc;
+use crate::table::{Row, Shard, Table};
+
+/// A predicate on a row's values (schema order), e.g. a compiled SQL `WHERE`.
+pub type RowPredicate<'a> = &'a (dyn Fn(&[Value]) -> bool + Sync);
+
+/// A k-nearest-neighbour request.
+#[derive(Clone, Copy)]
+pub struct SearchRequest<'a> {
+    /// The vector column searched.
+    pub column: &'a str,
+    /// The query vector; its length must be the column's dimension.
+    pub query: &'a [f32],
+    /// Number of results.
+    pub k: usize,
+    /// Beam width (`hnsw.ef_search`); `None` for the index default.
+    pub ef: Option<usize>,
+    /// Distance; `None` for the index's metric (L2 on a column without index).
+    pub metric: Option<Metric>,
+    /// Only rows passing the predicate are returned.
+    pub filter: Option<RowPredicate<'a>>,
+    /// Force exact search.
+    pub exact: bool,
+}
+
+impl<'a> SearchRequest<'a> {
+    /// A plain top-k request on `column`.
+    pub fn new(column: &'a str, query: &'a [f32], k: usize) -> Self {
+        SearchRequest {
+            column,
+            query,
+            k,
+            ef: None,
+            metric: None,
+            filter: None,
+            exact: false,
+        }
+    }
+}
+
+/// One search result. `distance` is the metric's value as `Metric::distance` defines it
+/// (squared for L2; negative inner product for `InnerProduct`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub distance: f32,
+    pub row: Arc<Row>,
+}
+
+fn check_query(query: &[f32], dim: usize) -> Result<()> {
+    if query.len() != dim {
+        return Err(EngineError::DimensionMismatch {
+            expected: dim,
+            got: query.len(),
+        });
+    }
+    if let Some((index, value)) = query.iter().enumerate().find(|(_, f)| !f.is_finite()) {
+        return Err(EngineError::NonFiniteComponent {
+            index,
+            value: *value,
+        });
+    }
+    Ok(())
+}
+
+fn merge_top_k(mut hits: Vec<SearchHit>, k: usize) -> Vec<SearchHit> {
+    hits.sort_by(|a, b| {
+        a.distance
+            .total_cmp(&b.distance)
+            .then(a.row.key.cmp(&b.row.key))
+    });
+    hits.dedup_by(|a, b| a.row.row_id == b.row.row_id);
+    hits.truncate(k);
+    hits
+}
+
+fn exact_shard(
+    shard: &Shard,
+    col: usize,
+    metric: Metric,
+    req: &SearchRequest<'_>,
+) -> Vec<SearchHit> {
+    let mut hits: Vec<SearchHit> = shard
+        .keys
+        .values()
+        .filter(|r| req.filter.is_none_or(|f| f(&r.values)))
+        .filter_map(|r| match r.values.get(col) {
+            Some(Value::Vector(v)) => Some(SearchHit {
+                distance: metric.distance(req.query, v),
+                row: r.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    hits = merge_top_k(hits, req.k);
+    hits
+}
+
+fn index_shard(shard: &Shard, col: usize, req: &SearchRequest<'_>) -> Result<Vec<SearchHit>> {
+    let filter = |id: u64| {
+        shard
+            .by_id
+            .get(&id)
+            .is_some_and(|r| req.filter.is_none_or(|f| f(&r.values)))
+    };
+    let mut hits = Vec::new();
+    for seg in shard.segments() {
+        let Some(index) = seg.index_on(col) else {
+            continue;
+        };
+        if index.is_empty() {
+            continue;
+        }
+        let opts = SearchOptions {
+            k: req.k,
+            ef: req.ef.unwrap_or(0),
+            filter: Some(&filter),
+            ..Default::default()
+        };
+        for (id, distance) in index.search_with(req.query, &opts)? {
+            if let Some(row) = shard.by_id.get(&id) {
+                hits.push(SearchHit {
+                    distance,
+                    row: row.clone(),
+                });
+            }
+        }
+    }
+    Ok(merge_top_k(hits, req.k))
+}
+
+impl Table {
+    /// k-nearest-neighbour search (see the module docs).
+    pub fn search(&self, req: &SearchRequest<'_>) -> Result<Vec<SearchHit>> {
+        let span = tracing::debug_span!("search", table = %self.schema.name, column = req.column, k = req.k);
+        let _enter = span.enter();
+        let started = Instant::now();
+        let (col, def) =
+            self.schema
+                .column(req.column)
+                .ok_or_else(|| EngineError::UnknownColumn {
+                    table: self.schema.name.clone(),
+                    column: req.column.to_string(),
+                })?;
+        let Some(dim) = def.ty.vector_dim() else {
+            return Err(EngineError::InvalidData {
+                column: def.name.clone(),
+                reason: "not a vector column".into(),
+            });
+        };
+        check_query(req.query, dim)?;
+        if req.k == 0 {
+            return Err(EngineError::ZeroK);
+        }
+        let index_def = self.schema.index_on(req.column);
+        let metric = req
+            .metric
+            .or(index_def.map(|d| d.metric))
+            .unwrap_or(Metric::L2);
+        let use_index = !req.exact && index_def.is_some_and(|d| d.metric == metric);
+        let shards = self.state.read();
+        let per_shard: Vec<Result<Vec<SearchHit>>> = shards
+            .par_iter()
+            .enumerate()
+            .map(|(i, shard)| {
+                let t = Instant::now();
+                let r = if use_index {
+                    index_shard(shard, col, req)
+                } else {
+                    Ok(exact_shard(shard, col, metric, req))
+                };
+                if let Some(c) = self.shard_counters.get(i) {
+                    inc(&c.searches, 1);
+                    c.search_latency.record(t.elapsed());
+                }
+                r
+            })
+            .collect();
+        drop(shards);
+        let mut all = Vec::new();
+        for r in per_shard {
+            all.extend(r?);
+        }
+        let hits = merge_top_k(all, req.k);
+        inc(&self.counters.searches, 1);
+        self.counters.search_latency.record(started.elapsed());
+        Ok(hits)
+    }
+
+    /// Every live row passing `filter`, ordered by primary key (one consistent snapshot).
+    pub fn scan(&self, filter: Option<RowPredicate<'_>>) -> Vec<Arc<Row>> {
+        let shards = self.state.read();
+        let mut rows: Vec<Arc<Row>> = shards
+            .par_iter()
+            .flat_map_iter(|s| {
+                s.keys
+                    .values()
+                    .filter(|r| filter.is_none_or(|f| f(&r.values)))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        drop(shards);
+        rows.par_sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        rows
+    }
+
+    /// The live row with this key.
+    pub fn get(&self, key: &crate::catalog::Key) -> Option<Arc<Row>> {
+        let shards = self.state.read();
+        let s = crate::table::shard_of(key, shards.len());
+        shards.get(s).and_then(|sh| sh.keys.get(key)).cloned()
+    }
+
+    /// Number of live rows.
+    pub fn len(&self) -> usize {
+        self.state.read().iter().map(|s| s.keys.len()).sum()
+    }
+}

@@ -1,0 +1,210 @@
+//! A segment: the HNSW graphs (one per indexed vector column) over a set of row versions of one
+//! shard. A shard has one *appendable* segment, which grows as rows arrive, and a few *sealed*
+//! ones, which take no new rows (deletes only tombstone them).
+//!
+//! Rows themselves (scalars and vectors) live in the shard's row map and in the store's `rows`
+//! column family; a segment only holds graphs and the ids of the row versions they cover. A row
+//! version is live when the shard's row map points at its id; a segment's other ids are
+//! tombstones (deleted in the graphs so searches skip them, still traversed).
+//!
+//! Persistence: a segment serializes to one blob (see [`Segment::to_bytes`]), stored in chunks in
+//! the store's `index` column family, with a manifest in `meta`.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::catalog::{TableSchema, VectorIndexDef};
+use crate::codec::{put_f32s, put_str, put_u32, put_u64, Reader};
+use crate::error::{EngineError, Result};
+use crate::index::{HnswIndex, HnswParams};
+
+/// Magic and version of the segment blob format.
+const SEGMENT_MAGIC: &[u8; 8] = b"VELASEG1";
+
+/// One HNSW index of a segment, on the column at `column` (position in the schema).
+pub(crate) struct SegmentIndex {
+    pub column: usize,
+    pub name: String,
+    pub index: HnswIndex,
+}
+
+/// A segment of a shard.
+pub(crate) struct Segment {
+    pub id: u64,
+    pub indexes: Vec<SegmentIndex>,
+    /// Every row version id ever inserted into this segment (live or not), in insertion order.
+    ids: Mutex<Vec<u64>>,
+    /// Set once the segment takes no more rows.
+    sealed: AtomicBool,
+    /// Number of ids when the segment was last persisted (a blob covering them exists).
+    persisted_len: AtomicU64,
+}
+
+pub(crate) fn params_of(def: &VectorIndexDef) -> HnswParams {
+    HnswParams {
+        m: def.hnsw.m,
+        ef_construction: def.hnsw.ef_construction,
+        ..HnswParams::default()
+    }
+}
+
+impl Segment {
+    /// An empty segment with one index per index definition of `schema`.
+    pub fn new(id: u64, schema: &TableSchema) -> Result<Self> {
+        let mut indexes = Vec::new();
+        for def in &schema.indexes {
+            let (column, col) = schema.column(&def.column).ok_or_else(|| {
+                EngineError::Corrupt(format!("index on missing column {}", def.column))
+            })?;
+            let dim = col.ty.vector_dim().unwrap_or(0);
+            indexes.push(SegmentIndex {
+                column,
+                name: def.name.clone(),
+                index: HnswIndex::new(dim, def.metric, params_of(def))?,
+            });
+        }
+        Ok(Segment {
+            id,
+            indexes,
+            ids: Mutex::new(Vec::new()),
+            sealed: AtomicBool::new(false),
+            persisted_len: AtomicU64::new(0),
+        })
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.sealed.load(Ordering::Acquire)
+    }
+    pub fn seal(&self) {
+        self.sealed.store(true, Ordering::Release);
+    }
+    /// Row versions ever inserted.
+    pub fn len(&self) -> usize {
+        self.ids.lock().len()
+    }
+    /// Whether every id is covered by the last persisted blob.
+    pub fn is_persisted(&self) -> bool {
+        self.persisted_len.load(Ordering::Acquire) == self.len() as u64
+    }
+    pub fn mark_persisted(&self, len: u64) {
+        self.persisted_len.store(len, Ordering::Release);
+    }
+    pub fn ids(&self) -> Vec<u64> {
+        self.ids.lock().clone()
+    }
+
+    /// Adds one row version: its vectors go into each index whose column is not NULL.
+    pub fn insert(&self, row_id: u64, values: &[crate::catalog::Value]) -> Result<()> {
+        if self.indexes.is_empty() {
+            return Ok(());
+        }
+        for ix in &self.indexes {
+            if let Some(crate::catalog::Value::Vector(v)) = values.get(ix.column) {
+                if !ix.index.contains(row_id) {
+                    ix.index.insert(row_id, v)?;
+                }
+            }
+        }
+        self.ids.lock().push(row_id);
+        Ok(())
+    }
+
+    /// Tombstones a row version in every index (no-op for ids this segment does not hold).
+    pub fn delete(&self, row_id: u64) {
+        for ix in &self.indexes {
+            ix.index.delete(row_id);
+        }
+    }
+
+    /// The index on column position `column`.
+    pub fn index_on(&self, column: usize) -> Option<&HnswIndex> {
+        self.indexes
+            .iter()
+            .find(|i| i.column == column)
+            .map(|i| &i.index)
+    }
+
+    /// Serializes the ids and every index's vectors. Graphs are rebuilt on load from the
+    /// vectors until the index exposes its own serialization (`HnswIndex` bytes), at which point
+    /// the graph bytes are stored instead (format version bump).
+    pub fn to_bytes(&self) -> (Vec<u8>, u64) {
+        let ids = self.ids();
+        let mut out = Vec::with_capacity(64 + ids.len() * 8);
+        out.extend_from_slice(SEGMENT_MAGIC);
+        put_u64(&mut out, self.id);
+        put_u32(&mut out, ids.len() as u32);
+        for id in &ids {
+            put_u64(&mut out, *id);
+        }
+        put_u32(&mut out, self.indexes.len() as u32);
+        for ix in &self.indexes {
+            put_str(&mut out, &ix.name);
+            put_u32(&mut out, ix.column as u32);
+            let present: Vec<(u64, Vec<f32>)> = ids
+                .iter()
+                .filter_map(|id| ix.index.vector(*id).map(|v| (*id, v)))
+                .collect();
+            put_u32(&mut out, present.len() as u32);
+            for (id, v) in &present {
+                put_u64(&mut out, *id);
+                put_f32s(&mut out, v);
+            }
+        }
+        (out, ids.len() as u64)
+    }
+
+    /// Loads a segment serialized by [`Segment::to_bytes`] for `schema`. `live` says which ids
+    /// are live; the others are tombstoned.
+    pub fn from_bytes(
+        bytes: &[u8],
+        schema: &TableSchema,
+        live: &dyn Fn(u64) -> bool,
+    ) -> Result<Self> {
+        let mut r = Reader::new(bytes);
+        if r.bytes(8)? != SEGMENT_MAGIC {
+            return Err(EngineError::Corrupt("segment blob: bad magic".into()));
+        }
+        let id = r.u64()?;
+        let seg = Segment::new(id, schema)?;
+        let n = r.len(8)?;
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            ids.push(r.u64()?);
+        }
+        let nix = r.len(1)?;
+        for _ in 0..nix {
+            let name = r.str()?;
+            let _column = r.u32()?;
+            let count = r.len(12)?;
+            let target = seg.indexes.iter().find(|i| i.name == name);
+            let mut batch_ids = Vec::with_capacity(count);
+            let mut data = Vec::new();
+            for _ in 0..count {
+                let rid = r.u64()?;
+                let v = r.f32s()?;
+                batch_ids.push(rid);
+                data.extend_from_slice(&v);
+            }
+            if let Some(t) = target {
+                if !batch_ids.is_empty() {
+                    t.index.insert_batch(&batch_ids, &data)?;
+                }
+            }
+        }
+        let dead: Vec<u64> = ids.iter().copied().filter(|i| !live(*i)).collect();
+        let len = ids.len() as u64;
+        *seg.ids.lock() = ids;
+        for d in dead {
+            seg.delete(d);
+        }
+        seg.mark_persisted(len);
+        Ok(seg)
+    }
+
+    /// Ids of this segment, as a set.
+    pub fn id_set(&self) -> HashSet<u64> {
+        self.ids.lock().iter().copied().collect()
+    }
+}

@@ -1,0 +1,391 @@
+//! A table at run time: its schema, its shards (row maps + segments) and the deterministic
+//! application of a write batch.
+//!
+//! Visibility: a table's shards sit behind one `RwLock`. Applying a batch prepares everything
+//! outside it (vectors are inserted into the appendable segments' graphs under ids no reader
+//! can see yet, because readers only accept ids present in the row maps), writes the store, and
+//! then takes the write lock only to swap the row-map entries. Readers hold the read lock for a
+//! whole search or scan, so they see a prefix of applied batches, never half of one.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::backend::{Cf, StoreWrite};
+use crate::catalog::{ColumnType, Key, ScalarType, TableSchema, Value};
+use crate::codec::{put_key, put_row, put_u64, Op};
+use crate::error::{EngineError, Result};
+use crate::metrics::{ShardCounters, TableCounters};
+use crate::segment::Segment;
+
+/// Most operations one batch may hold (row ids are `lsn << 20 | position`).
+pub const MAX_BATCH_OPS: usize = 1 << 20;
+
+/// One live row version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Unique id of this version: `lsn << 20 | position in the batch`.
+    pub row_id: u64,
+    /// The primary key.
+    pub key: Key,
+    /// Every column's value, in schema order (vectors as `Value::Vector`).
+    pub values: Vec<Value>,
+}
+
+impl Row {
+    /// The LSN of the batch that wrote this version.
+    pub fn lsn(&self) -> u64 {
+        self.row_id >> 20
+    }
+}
+
+/// A shard: its live rows and its segments.
+pub(crate) struct Shard {
+    pub keys: HashMap<Key, Arc<Row>>,
+    pub by_id: HashMap<u64, Arc<Row>>,
+    pub appendable: Arc<Segment>,
+    pub sealed: Vec<Arc<Segment>>,
+}
+
+impl Shard {
+    pub fn segments(&self) -> impl Iterator<Item = &Arc<Segment>> {
+        std::iter::once(&self.appendable).chain(self.sealed.iter())
+    }
+}
+
+/// A table at run time.
+pub(crate) struct Table {
+    pub id: u64,
+    pub schema: TableSchema,
+    pub state: RwLock<Vec<Shard>>,
+    pub counters: TableCounters,
+    pub shard_counters: Vec<ShardCounters>,
+    pub next_segment: AtomicU64,
+}
+
+/// What a write batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// LSN of the batch's WAL entry (0 when nothing was logged).
+    pub lsn: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+}
+
+/// A planned change to one key: the version it replaces and the new one (`None`: deleted).
+pub(crate) struct Change {
+    pub shard: usize,
+    pub key: Key,
+    pub old: Option<Arc<Row>>,
+    pub new: Option<Arc<Row>>,
+}
+
+/// Stable FNV-1a hash of the encoded key: routes a key to its shard, identically across runs.
+pub(crate) fn shard_of(key: &Key, shards: usize) -> usize {
+    let mut buf = Vec::with_capacity(16);
+    put_key(&mut buf, key);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in buf {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % shards.max(1) as u64) as usize
+}
+
+/// Store key of a row: `table_id (BE) | encoded pk`.
+pub(crate) fn row_store_key(table_id: u64, key: &Key) -> Vec<u8> {
+    let mut k = Vec::with_capacity(24);
+    k.extend_from_slice(&table_id.to_be_bytes());
+    put_key(&mut k, key);
+    k
+}
+
+/// Store value of a row: `row_id (LE) | row`.
+pub(crate) fn row_store_value(row: &Row) -> Vec<u8> {
+    let mut v = Vec::with_capacity(64);
+    put_u64(&mut v, row.row_id);
+    put_row(&mut v, &row.values);
+    v
+}
+
+/// Checks one row against the schema (pure: no state). Returns its key.
+pub(crate) fn validate_row(schema: &TableSchema, row: &[Value]) -> Result<Key> {
+    if row.len() != schema.columns.len() {
+        return Err(EngineError::InvalidData {
+            column: schema.name.clone(),
+            reason: format!(
+                "row has {} values, table has {} columns",
+                row.len(),
+                schema.columns.len()
+            ),
+        });
+    }
+    for (i, (col, v)) in schema.columns.iter().zip(row).enumerate() {
+        let bad = |reason: String| EngineError::InvalidData {
+            column: col.name.clone(),
+            reason,
+        };
+        match (col.ty, v) {
+            (_, Value::Null) => {
+                if !col.nullable || i == schema.primary_key {
+                    return Err(bad("NULL in a NOT NULL column".into()));
+                }
+            }
+            (ColumnType::Scalar(ScalarType::BigInt), Value::BigInt(_))
+            | (ColumnType::Scalar(ScalarType::Double), Value::Double(_))
+            | (ColumnType::Scalar(ScalarType::Text), Value::Text(_))
+            | (ColumnType::Scalar(ScalarType::Boolean), Value::Boolean(_))
+            | (ColumnType::Scalar(ScalarType::Timestamp), Value::Timestamp(_)) => {}
+            (ColumnType::Vector { dim }, Value::Vector(x)) => {
+                if x.len() != dim as usize {
+                    return Err(bad(format!("expected {dim} dimensions, not {}", x.len())));
+                }
+                if let Some(p) = x.iter().position(|f| !f.is_finite()) {
+                    return Err(bad(format!("component {p} is not finite")));
+                }
+            }
+            (ty, v) => return Err(bad(format!("expected {ty}, got {v:?}"))),
+        }
+    }
+    key_of(schema, row)
+}
+
+/// The key of a (validated) row.
+pub(crate) fn key_of(schema: &TableSchema, row: &[Value]) -> Result<Key> {
+    match row.get(schema.primary_key) {
+        Some(Value::BigInt(v)) => Ok(Key::BigInt(*v)),
+        Some(Value::Text(s)) => Ok(Key::Text(s.clone())),
+        _ => Err(EngineError::InvalidData {
+            column: schema.primary_key_column().name.clone(),
+            reason: "primary key must be a non-null BIGINT or TEXT".into(),
+        }),
+    }
+}
+
+/// Checks a key's type against the schema.
+pub(crate) fn validate_key(schema: &TableSchema, key: &Key) -> Result<()> {
+    let ok = matches!(
+        (schema.primary_key_column().ty, key),
+        (ColumnType::Scalar(ScalarType::BigInt), Key::BigInt(_))
+            | (ColumnType::Scalar(ScalarType::Text), Key::Text(_))
+    );
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidData {
+            column: schema.primary_key_column().name.clone(),
+            reason: format!("key {key} has the wrong type"),
+        })
+    }
+}
+
+/// Validates a whole batch before anything is logged.
+pub(crate) fn validate_ops(schema: &TableSchema, ops: &[Op]) -> Result<()> {
+    if ops.len() > MAX_BATCH_OPS {
+        return Err(EngineError::NotPossible(format!(
+            "a batch holds at most {MAX_BATCH_OPS} operations, not {}",
+            ops.len()
+        )));
+    }
+    for op in ops {
+        match op {
+            Op::Insert(r) | Op::Upsert(r) | Op::Update(r) => {
+                validate_row(schema, r)?;
+            }
+            Op::Delete(k) => validate_key(schema, k)?,
+        }
+    }
+    Ok(())
+}
+
+impl Table {
+    /// An empty table with fresh segments.
+    pub fn new(id: u64, schema: TableSchema) -> Result<Self> {
+        let n = schema.shards as usize;
+        let mut shards = Vec::with_capacity(n);
+        for s in 0..n {
+            shards.push(Shard {
+                keys: HashMap::new(),
+                by_id: HashMap::new(),
+                appendable: Arc::new(Segment::new(s as u64 + 1, &schema)?),
+                sealed: Vec::new(),
+            });
+        }
+        Ok(Table {
+            id,
+            shard_counters: (0..n).map(|_| ShardCounters::default()).collect(),
+            schema,
+            state: RwLock::new(shards),
+            counters: TableCounters::default(),
+            next_segment: AtomicU64::new(n as u64 + 1),
+        })
+    }
+
+    pub fn alloc_segment_id(&self) -> u64 {
+        self.next_segment
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Plans a batch against the current state: the final change per key, or the batch's
+    /// deterministic rejection (duplicate key on insert).
+    pub fn plan(&self, lsn: u64, ops: &[Op]) -> Result<(Vec<Change>, WriteOutcome)> {
+        let shards = self.state.read();
+        let nshards = shards.len();
+        let mut overlay: HashMap<Key, usize> = HashMap::new();
+        let mut changes: Vec<Change> = Vec::new();
+        let mut out = WriteOutcome {
+            lsn,
+            ..Default::default()
+        };
+        for (i, op) in ops.iter().enumerate() {
+            let key = match op {
+                Op::Insert(r) | Op::Upsert(r) | Op::Update(r) => key_of(&self.schema, r)?,
+                Op::Delete(k) => k.clone(),
+            };
+            let slot = match overlay.get(&key) {
+                Some(&s) => s,
+                None => {
+                    let shard = shard_of(&key, nshards);
+                    let old = shards.get(shard).and_then(|s| s.keys.get(&key)).cloned();
+                    changes.push(Change {
+                        shard,
+                        key: key.clone(),
+                        new: old.clone(),
+                        old,
+                    });
+                    overlay.insert(key.clone(), changes.len() - 1);
+                    changes.len() - 1
+                }
+            };
+            let Some(ch) = changes.get_mut(slot) else {
+                return Err(EngineError::Corrupt("batch plan slot out of range".into()));
+            };
+            let version = |values: &Vec<Value>| {
+                Some(Arc::new(Row {
+                    row_id: (lsn << 20) | i as u64,
+                    key: key.clone(),
+                    values: values.clone(),
+                }))
+            };
+            match op {
+                Op::Insert(r) => {
+                    if ch.new.is_some() {
+                        return Err(EngineError::DuplicateKey {
+                            table: self.schema.name.clone(),
+                            key: key.to_string(),
+                        });
+                    }
+                    ch.new = version(r);
+                    out.inserted += 1;
+                }
+                Op::Upsert(r) => {
+                    if ch.new.is_some() {
+                        out.updated += 1;
+                    } else {
+                        out.inserted += 1;
+                    }
+                    ch.new = version(r);
+                }
+                Op::Update(r) => {
+                    if ch.new.is_some() {
+                        ch.new = version(r);
+                        out.updated += 1;
+                    }
+                }
+                Op::Delete(_) => {
+                    if ch.new.take().is_some() {
+                        out.deleted += 1;
+                    }
+                }
+            }
+        }
+        changes.retain(|c| match (&c.old, &c.new) {
+            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+            (None, None) => false,
+            _ => true,
+        });
+        Ok((changes, out))
+    }
+
+    /// Inserts the new versions' vectors into the appendable segments (invisible until
+    /// published). On error, tombstones what was inserted.
+    pub fn prepare(&self, changes: &[Change]) -> Result<()> {
+        let shards = self.state.read();
+        let mut done: Vec<(usize, u64)> = Vec::new();
+        for ch in changes {
+            if let (Some(new), Some(shard)) = (&ch.new, shards.get(ch.shard)) {
+                if let Err(e) = shard.appendable.insert(new.row_id, &new.values) {
+                    for (s, id) in done {
+                        if let Some(sh) = shards.get(s) {
+                            sh.appendable.delete(id);
+                        }
+                    }
+                    shard.appendable.delete(new.row_id);
+                    return Err(e);
+                }
+                done.push((ch.shard, new.row_id));
+            }
+        }
+        Ok(())
+    }
+
+    /// The store writes of a planned batch.
+    pub fn store_ops(&self, changes: &[Change], batch: &mut StoreWrite) {
+        for ch in changes {
+            let key = row_store_key(self.id, &ch.key);
+            match &ch.new {
+                Some(row) => batch.put(Cf::Rows, key, row_store_value(row)),
+                None => batch.delete(Cf::Rows, key),
+            }
+        }
+    }
+
+    /// Makes a planned batch visible, then tombstones the replaced versions in the segments.
+    /// Returns the shards whose appendable segment passed `seal_rows` (and were sealed).
+    pub fn publish(&self, changes: Vec<Change>, seal_rows: usize) -> Result<Vec<Arc<Segment>>> {
+        let mut shards = self.state.write();
+        for ch in &changes {
+            let Some(shard) = shards.get_mut(ch.shard) else {
+                return Err(EngineError::Corrupt(
+                    "change routed to a missing shard".into(),
+                ));
+            };
+            if let Some(old) = &ch.old {
+                shard.by_id.remove(&old.row_id);
+            }
+            match &ch.new {
+                Some(new) => {
+                    shard.keys.insert(ch.key.clone(), new.clone());
+                    shard.by_id.insert(new.row_id, new.clone());
+                }
+                None => {
+                    shard.keys.remove(&ch.key);
+                }
+            }
+        }
+        let mut sealed = Vec::new();
+        if !self.schema.indexes.is_empty() {
+            for shard in shards.iter_mut() {
+                if shard.appendable.len() >= seal_rows.max(1) {
+                    let fresh = Arc::new(Segment::new(self.alloc_segment_id(), &self.schema)?);
+                    let old = std::mem::replace(&mut shard.appendable, fresh);
+                    old.seal();
+                    shard.sealed.push(old.clone());
+                    sealed.push(old);
+                }
+            }
+        }
+        let shards = parking_lot::RwLockWriteGuard::downgrade(shards);
+        for ch in &changes {
+            if let (Some(old), Some(shard)) = (&ch.old, shards.get(ch.shard)) {
+                for seg in shard.segments() {
+                    seg.delete(old.row_id);
+                }
+            }
+        }
+        Ok(sealed)
+    }
+}

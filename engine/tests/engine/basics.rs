@@ -1,0 +1,133 @@
+//! Basic behaviour: DDL, the four write operations, get/scan/search, bad input, reopen.
+
+use vela_engine::{EngineError, Key, Op, SearchRequest, Value};
+
+use super::common::*;
+
+fn row(id: i64, v: [f32; 3]) -> Vec<Value> {
+    vec![
+        Value::BigInt(id),
+        Value::Double(id as f64),
+        Value::Text(format!("t{}", id % 3)),
+        Value::Vector(v.to_vec()),
+    ]
+}
+
+#[test]
+fn write_read_search_and_reject() {
+    let (e, _, _) = mem_engine(1000);
+    e.create_table(docs_schema("docs", 3, 2, true)).unwrap();
+    assert!(matches!(
+        e.create_table(docs_schema("docs", 3, 2, true)),
+        Err(EngineError::TableExists(_))
+    ));
+    let ops: Vec<Op> = (0..50)
+        .map(|i| Op::Insert(row(i, [i as f32, 0.0, 1.0])))
+        .collect();
+    let out = e.write("docs", ops).unwrap();
+    assert_eq!(out.inserted, 50);
+    assert_eq!(e.row_count("docs").unwrap(), 50);
+
+    // A duplicate key rejects the whole batch.
+    let err = e
+        .write(
+            "docs",
+            vec![Op::Insert(row(100, [0.0; 3])), Op::Insert(row(3, [0.0; 3]))],
+        )
+        .unwrap_err();
+    assert!(matches!(err, EngineError::DuplicateKey { .. }), "{err}");
+    assert!(e.get("docs", &Key::BigInt(100)).unwrap().is_none());
+
+    // Upsert, update, delete.
+    let out = e
+        .write(
+            "docs",
+            vec![
+                Op::Upsert(row(3, [9.0, 9.0, 9.0])),
+                Op::Update(row(4, [8.0, 8.0, 8.0])),
+                Op::Update(row(999, [8.0, 8.0, 8.0])),
+                Op::Delete(Key::BigInt(5)),
+                Op::Delete(Key::BigInt(555)),
+            ],
+        )
+        .unwrap();
+    assert_eq!((out.inserted, out.updated, out.deleted), (0, 2, 1));
+    assert_eq!(
+        e.get("docs", &Key::BigInt(3)).unwrap().unwrap().values[3],
+        Value::Vector(vec![9.0, 9.0, 9.0])
+    );
+    assert!(e.get("docs", &Key::BigInt(5)).unwrap().is_none());
+
+    let q = [10.0, 0.0, 1.0];
+    let hits = e.search("docs", &SearchRequest::new("v", &q, 3)).unwrap();
+    let keys: Vec<Key> = hits.iter().map(|h| h.row.key.clone()).collect();
+    assert_eq!(keys, vec![Key::BigInt(10), Key::BigInt(9), Key::BigInt(11)]);
+    let only_t0 = |r: &[Value]| r[2] == Value::Text("t0".into());
+    let mut req = SearchRequest::new("v", &q, 3);
+    req.filter = Some(&only_t0);
+    let hits = e.search("docs", &req).unwrap();
+    assert!(hits.iter().all(|h| only_t0(&h.row.values)));
+    assert_eq!(hits[0].row.key, Key::BigInt(9));
+
+    let scanned = e.scan("docs", Some(&only_t0)).unwrap();
+    assert!(scanned.windows(2).all(|w| w[0].key < w[1].key));
+    assert_eq!(
+        scanned.len(),
+        (0..50).filter(|i| i % 3 == 0 && *i != 5).count()
+    );
+
+    // Bad input.
+    assert!(matches!(
+        e.write("nope", vec![]),
+        Err(EngineError::UnknownTable(_))
+    ));
+    assert!(matches!(
+        e.write("docs", vec![Op::Insert(row(200, [f32::NAN, 0.0, 0.0]))]),
+        Err(EngineError::InvalidData { .. })
+    ));
+    assert!(matches!(
+        e.write("docs", vec![Op::Insert(vec![Value::BigInt(1)])]),
+        Err(EngineError::InvalidData { .. })
+    ));
+    assert!(matches!(
+        e.search("docs", &SearchRequest::new("v", &[1.0], 3)),
+        Err(EngineError::DimensionMismatch { .. })
+    ));
+    assert!(matches!(
+        e.search("docs", &SearchRequest::new("nope", &q, 3)),
+        Err(EngineError::UnknownColumn { .. })
+    ));
+    e.drop_table("docs").unwrap();
+    assert!(matches!(
+        e.row_count("docs"),
+        Err(EngineError::UnknownTable(_))
+    ));
+}
+
+#[test]
+fn reopen_after_checkpoint_and_crash_keeps_every_row() {
+    let (e, log, store) = mem_engine(16);
+    e.create_table(docs_schema("docs", 3, 3, true)).unwrap();
+    for b in 0..10 {
+        let ops = (0..10)
+            .map(|i| Op::Upsert(row(b * 10 + i, [i as f32, b as f32, 0.0])))
+            .collect();
+        e.write("docs", ops).unwrap();
+        if b == 4 {
+            e.checkpoint().unwrap();
+        }
+    }
+    e.run_maintenance().unwrap();
+    e.write("docs", vec![Op::Delete(Key::BigInt(7))]).unwrap();
+    let before = e.scan("docs", None).unwrap();
+    drop(e);
+    for keep in [0, 1, store.unflushed()] {
+        let e2 =
+            vela_engine::Engine::open(log.crash(), store.crash(keep), test_options(16)).unwrap();
+        let after = e2.scan("docs", None).unwrap();
+        assert_eq!(before, after, "keep {keep}");
+        let q = [3.0, 3.0, 0.0];
+        let hits = e2.search("docs", &SearchRequest::new("v", &q, 1)).unwrap();
+        assert_eq!(hits[0].row.key, Key::BigInt(33));
+    }
+}

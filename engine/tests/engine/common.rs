@@ -1,0 +1,82 @@
+//! Helpers shared by the engine tests.
+
+use std::sync::Arc;
+
+use vela_engine::{
+    ColumnDef, ColumnType, Engine, EngineOptions, HnswConfig, MemLog, MemStore, Metric, ScalarType,
+    TableSchema, VectorIndexDef,
+};
+
+/// The seed of a randomised test: `VELA_TEST_SEED` or a fresh one, printed either way.
+pub fn seed(test: &str) -> u64 {
+    let seed = std::env::var("VELA_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("{test}: VELA_TEST_SEED={seed}");
+    seed
+}
+
+/// `id BIGINT PK, score DOUBLE, tag TEXT, v VECTOR(dim)` with an HNSW (L2) index on `v`.
+pub fn docs_schema(name: &str, dim: u32, shards: u32, indexed: bool) -> TableSchema {
+    TableSchema {
+        name: name.into(),
+        columns: vec![
+            ColumnDef {
+                name: "id".into(),
+                ty: ColumnType::Scalar(ScalarType::BigInt),
+                nullable: false,
+            },
+            ColumnDef {
+                name: "score".into(),
+                ty: ColumnType::Scalar(ScalarType::Double),
+                nullable: true,
+            },
+            ColumnDef {
+                name: "tag".into(),
+                ty: ColumnType::Scalar(ScalarType::Text),
+                nullable: true,
+            },
+            ColumnDef {
+                name: "v".into(),
+                ty: ColumnType::Vector { dim },
+                nullable: true,
+            },
+        ],
+        primary_key: 0,
+        shards,
+        indexes: if indexed {
+            vec![VectorIndexDef {
+                name: format!("{name}_v_idx"),
+                column: "v".into(),
+                metric: Metric::L2,
+                hnsw: HnswConfig {
+                    m: 8,
+                    ef_construction: 32,
+                },
+            }]
+        } else {
+            vec![]
+        },
+    }
+}
+
+/// Options for deterministic tests: no background worker, small segments.
+pub fn test_options(seal_rows: usize) -> EngineOptions {
+    EngineOptions {
+        seal_rows,
+        default_shards: 2,
+        checkpoint_interval: None,
+        background: false,
+        merge_below_rows: 16,
+        ..EngineOptions::default()
+    }
+}
+
+/// An in-memory engine and its backends.
+pub fn mem_engine(seal_rows: usize) -> (Engine, Arc<MemLog>, Arc<MemStore>) {
+    let log = MemLog::new(true);
+    let store = MemStore::new();
+    let e = Engine::open(log.clone(), store.clone(), test_options(seal_rows)).unwrap();
+    (e, log, store)
+}

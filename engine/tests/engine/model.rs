@@ -1,0 +1,1 @@
+//! Model-based test against a BTreeMap.

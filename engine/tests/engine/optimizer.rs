@@ -1,0 +1,1 @@
+//! The optimizer keeps recall after deletes.

@@ -1,0 +1,1 @@
+//! The engine over the real storage layer (RocksDB store + WAL).
