@@ -16,6 +16,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// One open WAL file. Errors are plain `io::Error`s; the WAL adds the path and operation.
+// `len` is fallible I/O, not a collection length; an `is_empty` would add nothing.
+#[allow(clippy::len_without_is_empty)]
 pub trait WalFile: Send + Sync + Debug {
     /// Current length in bytes.
     fn len(&self) -> io::Result<u64>;
