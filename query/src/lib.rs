@@ -1,5 +1,37 @@
-//! Vela's SQL front end (not built yet; see issue "SQL front end and the `vela` shell").
+//! Vela's SQL front end: pgvector's dialect parsed, bound, planned and executed into Arrow.
 //!
-//! This crate will hold the pipeline that turns pgvector-dialect SQL into Arrow record batches:
-//! parse (sqlparser, PostgreSQL dialect) -> bind against the engine's catalog -> logical plan ->
-//! physical operators -> execute. It depends only on `vela-engine`.
+//! ```text
+//! SQL text ──parser (sqlparser + VelaDialect: <->, <=>, <#>, <+>)──▶ AST
+//!   ──statement / select / dml / ddl (bind against the catalog via Engine::table)──▶ Bound
+//!   ──plan::optimizer (filter pushdown, PK point lookup, ORDER BY distance LIMIT k ⇒ index)──▶ Plan
+//!   ──exec (rows through Engine::scan / get / search)──▶ rows ──exec::batch──▶ RecordBatch
+//! ```
+//!
+//! The query layer sees the database only through the [`Engine`] trait ([`engine`]); the facade
+//! implements it for the real engine and [`MemoryEngine`] implements it for tests. A
+//! [`Session`] is the entry point: `execute(sql, params)` returns one [`StatementResult`] per
+//! statement (Arrow batches and a psql-style tag). Every error is a [`QueryError`] with a SQLSTATE
+//! code; no input panics.
+
+pub mod ddl;
+pub mod dialect;
+pub mod dml;
+pub mod engine;
+pub mod error;
+pub mod exec;
+pub mod expr;
+pub mod memory;
+pub mod parser;
+pub mod plan;
+pub mod select;
+pub mod session;
+pub mod statement;
+pub mod types;
+pub mod vector;
+
+pub use engine::{Engine, Row, RowPredicate, SearchHit, SearchRequest, Synchronous, TableWrite, WriteOp};
+pub use error::{QueryError, Result};
+pub use exec::batch::cell_text;
+pub use memory::MemoryEngine;
+pub use session::{PreparedStatement, Session, StatementResult};
+pub use vela_engine::catalog::{Key, Value};

@@ -1,0 +1,126 @@
+//! The seam between SQL and storage: the narrow [`Engine`] trait the query layer runs against.
+//!
+//! The trait holds exactly what the SQL needs: the catalog (list, describe, create and drop tables
+//! and vector indexes), atomic write batches (a statement's or a transaction's row operations in
+//! one call, so the engine can log them as one WAL entry), full scans and point lookups, and a
+//! top-k vector search with a row predicate pushed in. Rows are `Vec<Value>` in the table's column
+//! order. The facade implements it for the real engine with thin glue; [`crate::MemoryEngine`]
+//! implements it for tests.
+
+use vela_engine::catalog::{Key, TableSchema, Value, VectorIndexDef};
+use vela_engine::Metric;
+
+use crate::error::Result;
+
+/// One row of a table, values in column order.
+pub type Row = Vec<Value>;
+
+/// A predicate over a table row, pushed into scans and searches.
+pub type RowPredicate<'a> = dyn Fn(&[Value]) -> bool + Sync + 'a;
+
+/// One row operation of a write batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    /// Insert a new row; a row with the same primary key must not exist (`23505`).
+    Insert(Row),
+    /// Insert or replace the row with this primary key.
+    Upsert(Row),
+    /// Delete the row with this primary key, if any.
+    Delete(Key),
+}
+
+/// A row operation on a named table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableWrite {
+    pub table: String,
+    pub op: WriteOp,
+}
+
+/// A top-k vector search through a column's index.
+pub struct SearchRequest<'a> {
+    pub table: &'a str,
+    pub column: &'a str,
+    pub query: &'a [f32],
+    pub k: usize,
+    pub metric: Metric,
+    /// `SET hnsw.ef_search`; `None` for the engine's default.
+    pub ef_search: Option<usize>,
+    /// Only rows for which this holds may be returned.
+    pub filter: Option<&'a RowPredicate<'a>>,
+}
+
+/// One search result: the row and its distance under the request's metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub row: Row,
+    pub distance: f32,
+}
+
+/// Durability of commits (`SET synchronous = full | normal | off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    Full,
+    Normal,
+    Off,
+}
+
+impl Synchronous {
+    /// The setting's SQL spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Synchronous::Full => "full",
+            Synchronous::Normal => "normal",
+            Synchronous::Off => "off",
+        }
+    }
+}
+
+/// What the query layer needs from a database engine.
+pub trait Engine: Send + Sync {
+    /// Names of all tables, sorted.
+    fn table_names(&self) -> Result<Vec<String>>;
+    /// A table's schema, `None` if it does not exist.
+    fn table(&self, name: &str) -> Result<Option<TableSchema>>;
+    /// Creates a table; the schema has been validated. Fails if the name exists.
+    fn create_table(&self, schema: TableSchema) -> Result<()>;
+    /// Drops a table and its rows. Fails if it does not exist.
+    fn drop_table(&self, name: &str) -> Result<()>;
+    /// Builds a vector index on a table's column.
+    fn create_index(&self, table: &str, index: VectorIndexDef) -> Result<()>;
+    /// Drops a table's vector index by name.
+    fn drop_index(&self, table: &str, index: &str) -> Result<()>;
+    /// Deletes every row of a table.
+    fn truncate(&self, table: &str) -> Result<()>;
+    /// Applies a batch of row operations atomically: all or nothing. Returns rows changed.
+    fn write(&self, writes: Vec<TableWrite>) -> Result<u64>;
+    /// All rows of a table (for which `filter` holds, when given), in no particular order.
+    fn scan(&self, table: &str, filter: Option<&RowPredicate<'_>>) -> Result<Vec<Row>>;
+    /// The row with this primary key.
+    fn get(&self, table: &str, key: &Key) -> Result<Option<Row>>;
+    /// Approximate top-k by the column's index, nearest first.
+    fn search(&self, request: &SearchRequest<'_>) -> Result<Vec<SearchHit>>;
+    /// Sets commit durability. Engines without the notion accept and ignore it.
+    fn set_synchronous(&self, _mode: Synchronous) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The primary key of a row of `schema`.
+pub fn row_key(schema: &TableSchema, row: &[Value]) -> Result<Key> {
+    match row.get(schema.primary_key) {
+        Some(Value::BigInt(v)) => Ok(Key::BigInt(*v)),
+        Some(Value::Text(v)) => Ok(Key::Text(v.clone())),
+        Some(Value::Null) | None => Err(crate::error::QueryError::NotNullViolation {
+            table: schema.name.clone(),
+            column: schema
+                .columns
+                .get(schema.primary_key)
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+        }),
+        Some(other) => Err(crate::error::QueryError::Internal(format!(
+            "primary key of \"{}\" holds {other:?}",
+            schema.name
+        ))),
+    }
+}

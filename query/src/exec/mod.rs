@@ -1,0 +1,275 @@
+//! Execution: runs a [`Plan`] against an [`Engine`] and returns its rows.
+//!
+//! Operators are materializing (each node returns all its rows), which keeps them short and
+//! obviously bounded; results become Arrow batches in [`batch`]. Table access goes through
+//! [`source`], which overlays the session's uncommitted transaction writes on what the engine
+//! returns, so a transaction reads its own writes. With EXPLAIN ANALYZE the executor records each
+//! node's time and row count in pre-order ([`NodeStats`]).
+
+pub mod batch;
+pub mod source;
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::time::Instant;
+
+use vela_engine::catalog::Value;
+
+use crate::engine::{Engine, Row, TableWrite};
+use crate::error::{QueryError, Result};
+use crate::expr::aggregate::Accumulator;
+use crate::expr::eval::{compare_values, eval, eval_predicate, EvalContext};
+use crate::plan::explain::NodeStats;
+use crate::plan::{Plan, SortKey};
+
+/// Largest k sent to an index search; larger LIMITs run as an exact scan.
+pub const MAX_INDEX_K: usize = 16_384;
+
+/// Largest number of groups an aggregation may hold.
+pub const MAX_GROUPS: usize = 10_000_000;
+
+/// Everything a plan needs to run.
+pub struct ExecContext<'a> {
+    pub engine: &'a dyn Engine,
+    pub params: &'a [Value],
+    /// `SET hnsw.ef_search`.
+    pub ef_search: Option<usize>,
+    /// The session's uncommitted writes, overlaid on reads.
+    pub pending: &'a [TableWrite],
+    /// Per-node stats in pre-order, when analyzing.
+    pub stats: Option<Vec<NodeStats>>,
+}
+
+impl ExecContext<'_> {
+    fn eval_ctx(&self) -> EvalContext<'_> {
+        EvalContext::new(self.params)
+    }
+}
+
+/// Runs `plan` and returns its rows.
+pub fn execute(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
+    let slot = ctx.stats.as_mut().map(|s| {
+        s.push(NodeStats::default());
+        s.len() - 1
+    });
+    let start = Instant::now();
+    let rows = run(plan, ctx)?;
+    if let (Some(stats), Some(slot)) = (ctx.stats.as_mut(), slot) {
+        if let Some(s) = stats.get_mut(slot) {
+            s.elapsed = start.elapsed();
+            s.rows = rows.len();
+        }
+    }
+    Ok(rows)
+}
+
+/// Evaluates a LIMIT/OFFSET-like count: a non-negative integer or NULL (no limit).
+pub fn eval_count(e: &crate::expr::BExpr, ctx: &ExecContext<'_>, what: &str, code: &'static str) -> Result<Option<usize>> {
+    match eval(e, &[], &ctx.eval_ctx())? {
+        Value::Null => Ok(None),
+        Value::BigInt(n) if n < 0 => Err(QueryError::InvalidRowCount {
+            code,
+            message: format!("{what} must not be negative"),
+        }),
+        Value::BigInt(n) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+        other => Err(QueryError::mismatch(format!(
+            "argument of {what} must be type bigint, not {other:?}"
+        ))),
+    }
+}
+
+fn run(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
+    match plan {
+        Plan::OneRow => Ok(vec![Vec::new()]),
+        Plan::Values { rows, .. } => {
+            let ectx = ctx.eval_ctx();
+            rows.iter()
+                .map(|r| r.iter().map(|e| eval(e, &[], &ectx)).collect())
+                .collect()
+        }
+        Plan::Scan { schema, filter } => source::scan(ctx, schema, filter.as_ref()),
+        Plan::PointLookup {
+            schema,
+            key,
+            filter,
+        } => source::point_lookup(ctx, schema, key, filter.as_ref()),
+        Plan::VectorSearch {
+            schema,
+            column,
+            metric,
+            query,
+            k,
+            filter,
+        } => source::vector_search(ctx, schema, *column, *metric, query, k, filter.as_ref()),
+        Plan::Filter { input, predicate } => {
+            let rows = execute(input, ctx)?;
+            let ectx = ctx.eval_ctx();
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                if eval_predicate(predicate, &row, &ectx)? {
+                    out.push(row);
+                }
+            }
+            Ok(out)
+        }
+        Plan::Project { input, exprs, .. } => {
+            let rows = execute(input, ctx)?;
+            let ectx = ctx.eval_ctx();
+            rows.iter()
+                .map(|row| exprs.iter().map(|e| eval(e, row, &ectx)).collect())
+                .collect()
+        }
+        Plan::Aggregate {
+            input,
+            groups,
+            calls,
+        } => {
+            let rows = execute(input, ctx)?;
+            aggregate(rows, groups, calls, ctx)
+        }
+        Plan::Sort { input, keys } => {
+            let rows = execute(input, ctx)?;
+            sort(rows, keys, ctx)
+        }
+        Plan::Limit {
+            input,
+            limit,
+            offset,
+        } => {
+            let limit = match limit {
+                Some(l) => eval_count(l, ctx, "LIMIT", "2201W")?,
+                None => None,
+            };
+            let offset = match offset {
+                Some(o) => eval_count(o, ctx, "OFFSET", "2201X")?.unwrap_or(0),
+                None => 0,
+            };
+            let rows = execute(input, ctx)?;
+            Ok(rows
+                .into_iter()
+                .skip(offset)
+                .take(limit.unwrap_or(usize::MAX))
+                .collect())
+        }
+        Plan::Distinct { input } => {
+            let rows = execute(input, ctx)?;
+            let mut out: Vec<Row> = Vec::new();
+            let mut seen: HashMap<String, ()> = HashMap::new();
+            for row in rows {
+                if seen.insert(format!("{row:?}"), ()).is_none() {
+                    out.push(row);
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn aggregate(
+    rows: Vec<Row>,
+    groups: &[crate::expr::BExpr],
+    calls: &[crate::expr::aggregate::AggCall],
+    ctx: &ExecContext<'_>,
+) -> Result<Vec<Row>> {
+    let ectx = ctx.eval_ctx();
+    // Group key (debug text of the values: total, NULL-safe) -> (group values, accumulators).
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut states: Vec<(Row, Vec<Accumulator>)> = Vec::new();
+    if groups.is_empty() {
+        states.push((Vec::new(), calls.iter().map(Accumulator::new).collect()));
+        index.insert(String::new(), 0);
+    }
+    for row in &rows {
+        let key_values = groups
+            .iter()
+            .map(|g| eval(g, row, &ectx))
+            .collect::<Result<Vec<_>>>()?;
+        let key = format!("{key_values:?}");
+        let slot = match index.get(&key) {
+            Some(i) => *i,
+            None => {
+                if states.len() >= MAX_GROUPS {
+                    return Err(QueryError::ProgramLimitExceeded(format!(
+                        "more than {MAX_GROUPS} groups"
+                    )));
+                }
+                states.push((key_values, calls.iter().map(Accumulator::new).collect()));
+                index.insert(key, states.len() - 1);
+                states.len() - 1
+            }
+        };
+        let Some((_, accs)) = states.get_mut(slot) else {
+            return Err(QueryError::Internal("group slot out of range".into()));
+        };
+        for (acc, call) in accs.iter_mut().zip(calls) {
+            let v = match &call.arg {
+                Some(a) => eval(a, row, &ectx)?,
+                None => Value::Boolean(true),
+            };
+            acc.update(v)?;
+        }
+    }
+    states
+        .into_iter()
+        .map(|(mut group, accs)| {
+            for (acc, call) in accs.iter().zip(calls) {
+                group.push(acc.finish(call.ty)?);
+            }
+            Ok(group)
+        })
+        .collect()
+}
+
+fn sort(rows: Vec<Row>, keys: &[SortKey], ctx: &ExecContext<'_>) -> Result<Vec<Row>> {
+    let ectx = ctx.eval_ctx();
+    let mut keyed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let k = keys
+            .iter()
+            .map(|k| eval(&k.expr, &row, &ectx))
+            .collect::<Result<Vec<_>>>()?;
+        keyed.push((k, row));
+    }
+    // Check comparability once so the comparator cannot fail.
+    let mut error = None;
+    keyed.sort_by(|(a, _), (b, _)| {
+        for ((x, y), key) in a.iter().zip(b).zip(keys) {
+            let o = match (x, y) {
+                (Value::Null, Value::Null) => Ordering::Equal,
+                (Value::Null, _) => {
+                    if key.nulls_first {
+                        Ordering::Less
+                    } else {
+                        Ordering::Greater
+                    }
+                }
+                (_, Value::Null) => {
+                    if key.nulls_first {
+                        Ordering::Greater
+                    } else {
+                        Ordering::Less
+                    }
+                }
+                _ => {
+                    let o = compare_values(x, y).unwrap_or_else(|e| {
+                        error.get_or_insert(e);
+                        Ordering::Equal
+                    });
+                    if key.asc {
+                        o
+                    } else {
+                        o.reverse()
+                    }
+                }
+            };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    });
+    if let Some(e) = error {
+        return Err(e);
+    }
+    Ok(keyed.into_iter().map(|(_, r)| r).collect())
+}

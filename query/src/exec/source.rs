@@ -1,0 +1,169 @@
+//! Leaf operators: table scan, point lookup and index search, through the [`Engine`] seam.
+//!
+//! Filters are pushed into the engine as a row predicate; an error inside the predicate (say a
+//! division by zero) is captured and returned after the engine call. When the session has
+//! uncommitted writes on a table, reads of that table scan the engine unfiltered and overlay the
+//! pending operations (last write wins), so the transaction sees its own writes; an index search
+//! then runs as an exact scan (the Sort and Limit above it order the rows).
+
+use std::collections::BTreeMap;
+
+use parking_lot::Mutex;
+use vela_engine::catalog::{Key, TableSchema, Value};
+use vela_engine::Metric;
+
+use super::{eval_count, ExecContext, MAX_INDEX_K};
+use crate::engine::{row_key, Row, SearchRequest, WriteOp};
+use crate::error::{QueryError, Result};
+use crate::expr::eval::{eval, eval_predicate, EvalContext};
+use crate::expr::BExpr;
+
+fn has_pending(ctx: &ExecContext<'_>, table: &str) -> bool {
+    ctx.pending.iter().any(|w| w.table == table)
+}
+
+/// Applies the session's pending writes on `table` to `rows`.
+fn overlay(ctx: &ExecContext<'_>, schema: &TableSchema, rows: Vec<Row>) -> Result<Vec<Row>> {
+    let mut by_key: BTreeMap<Key, Row> = BTreeMap::new();
+    for row in rows {
+        by_key.insert(row_key(schema, &row)?, row);
+    }
+    for w in ctx.pending.iter().filter(|w| w.table == schema.name) {
+        match &w.op {
+            WriteOp::Insert(row) | WriteOp::Upsert(row) => {
+                by_key.insert(row_key(schema, row)?, row.clone());
+            }
+            WriteOp::Delete(key) => {
+                by_key.remove(key);
+            }
+        }
+    }
+    Ok(by_key.into_values().collect())
+}
+
+/// Runs an engine call with `filter` as a pushed-down predicate, surfacing evaluation errors.
+fn with_predicate<T>(
+    ectx: &EvalContext<'_>,
+    filter: Option<&BExpr>,
+    call: impl FnOnce(Option<&(dyn Fn(&[Value]) -> bool + Sync)>) -> Result<T>,
+) -> Result<T> {
+    let Some(filter) = filter else {
+        return call(None);
+    };
+    let error: Mutex<Option<QueryError>> = Mutex::new(None);
+    let predicate = |row: &[Value]| match eval_predicate(filter, row, ectx) {
+        Ok(b) => b,
+        Err(e) => {
+            error.lock().get_or_insert(e);
+            false
+        }
+    };
+    let out = call(Some(&predicate))?;
+    match error.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+fn filter_rows(rows: Vec<Row>, filter: Option<&BExpr>, ectx: &EvalContext<'_>) -> Result<Vec<Row>> {
+    let Some(f) = filter else { return Ok(rows) };
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        if eval_predicate(f, &row, ectx)? {
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+/// Every row of the table for which `filter` holds.
+pub fn scan(ctx: &ExecContext<'_>, schema: &TableSchema, filter: Option<&BExpr>) -> Result<Vec<Row>> {
+    let ectx = EvalContext::new(ctx.params);
+    if has_pending(ctx, &schema.name) {
+        let rows = overlay(ctx, schema, ctx.engine.scan(&schema.name, None)?)?;
+        return filter_rows(rows, filter, &ectx);
+    }
+    with_predicate(&ectx, filter, |p| ctx.engine.scan(&schema.name, p))
+}
+
+/// The row with the key `key` evaluates to, if it passes `filter`.
+pub fn point_lookup(
+    ctx: &ExecContext<'_>,
+    schema: &TableSchema,
+    key: &BExpr,
+    filter: Option<&BExpr>,
+) -> Result<Vec<Row>> {
+    let ectx = EvalContext::new(ctx.params);
+    let key = match eval(key, &[], &ectx)? {
+        Value::BigInt(i) => Key::BigInt(i),
+        Value::Text(s) => Key::Text(s),
+        Value::Null => return Ok(Vec::new()),
+        other => {
+            return Err(QueryError::Internal(format!(
+                "primary key lookup with {other:?}"
+            )))
+        }
+    };
+    let mut row = ctx.engine.get(&schema.name, &key)?;
+    for w in ctx.pending.iter().filter(|w| w.table == schema.name) {
+        match &w.op {
+            WriteOp::Insert(r) | WriteOp::Upsert(r) if row_key(schema, r)? == key => {
+                row = Some(r.clone())
+            }
+            WriteOp::Delete(k) if *k == key => row = None,
+            _ => {}
+        }
+    }
+    filter_rows(row.into_iter().collect(), filter, &ectx)
+}
+
+/// Up to k candidate rows nearest to the query, through the index when possible.
+#[allow(clippy::too_many_arguments)]
+pub fn vector_search(
+    ctx: &ExecContext<'_>,
+    schema: &TableSchema,
+    column: usize,
+    metric: Metric,
+    query: &BExpr,
+    k: &BExpr,
+    filter: Option<&BExpr>,
+) -> Result<Vec<Row>> {
+    let ectx = EvalContext::new(ctx.params);
+    let k = eval_count(k, ctx, "LIMIT", "2201W")?;
+    let query = match eval(query, &[], &ectx)? {
+        Value::Vector(v) => v,
+        // `ORDER BY emb <-> NULL`: every distance is NULL; the exact path orders them.
+        _ => return scan(ctx, schema, filter),
+    };
+    let k = match k {
+        Some(k) if k <= MAX_INDEX_K && !has_pending(ctx, &schema.name) => k,
+        _ => return scan(ctx, schema, filter),
+    };
+    if k == 0 {
+        return Ok(Vec::new());
+    }
+    let column_def = schema
+        .columns
+        .get(column)
+        .ok_or_else(|| QueryError::Internal("search column out of range".into()))?;
+    if let Some(dim) = column_def.ty.vector_dim() {
+        if dim != query.len() {
+            return Err(QueryError::DataException(format!(
+                "different vector dimensions {dim} and {}",
+                query.len()
+            )));
+        }
+    }
+    let hits = with_predicate(&ectx, filter, |p| {
+        ctx.engine.search(&SearchRequest {
+            table: &schema.name,
+            column: &column_def.name,
+            query: &query,
+            k,
+            metric,
+            ef_search: ctx.ef_search,
+            filter: p,
+        })
+    })?;
+    Ok(hits.into_iter().map(|h| h.row).collect())
+}

@@ -1,0 +1,133 @@
+//! EXPLAIN output: one line per plan node, children indented under `->`, as PostgreSQL prints.
+//! With EXPLAIN ANALYZE each node also shows its actual time and row count, collected by the
+//! executor in pre-order (the order this renderer walks the tree).
+
+use std::time::Duration;
+
+use super::Plan;
+use crate::expr::{ExprDisplay, BExpr};
+
+/// What the executor measured for one node.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct NodeStats {
+    /// Time spent in the node and its children.
+    pub elapsed: Duration,
+    pub rows: usize,
+}
+
+/// Renders `plan`; `stats`, when given, holds one entry per node in pre-order.
+pub fn explain(plan: &Plan, stats: Option<&[NodeStats]>) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut counter = 0usize;
+    render(plan, 0, stats, &mut counter, &mut lines);
+    lines
+}
+
+fn show(e: &BExpr, names: &[String]) -> String {
+    ExprDisplay { expr: e, names }.to_string()
+}
+
+fn render(
+    plan: &Plan,
+    depth: usize,
+    stats: Option<&[NodeStats]>,
+    counter: &mut usize,
+    lines: &mut Vec<String>,
+) {
+    let id = *counter;
+    *counter += 1;
+    let input_names = plan
+        .children()
+        .first()
+        .map(|c| c.output_names())
+        .unwrap_or_else(|| plan.output_names());
+    let mut head = match plan {
+        Plan::OneRow => "Result".to_string(),
+        Plan::Values { rows, .. } => format!("Values ({} rows)", rows.len()),
+        Plan::Scan { schema, .. } => format!("Seq Scan on {}", schema.name),
+        Plan::PointLookup { schema, key, .. } => format!(
+            "Point Lookup on {} ({} = {})",
+            schema.name,
+            schema.primary_key_column().name,
+            show(key, &input_names)
+        ),
+        Plan::VectorSearch {
+            schema,
+            column,
+            metric,
+            query,
+            k,
+            ..
+        } => {
+            let col = schema.columns.get(*column).map_or("?", |c| c.name.as_str());
+            let index = schema.index_on(col).map_or("?", |i| i.name.as_str());
+            format!(
+                "Index Scan using {index} on {} (hnsw {metric:?}, {col} nearest to {}, k = {})",
+                schema.name,
+                show(query, &input_names),
+                show(k, &input_names)
+            )
+        }
+        Plan::Filter { .. } => "Filter".to_string(),
+        Plan::Project { exprs, .. } => {
+            let cols: Vec<String> = exprs.iter().map(|e| show(e, &input_names)).collect();
+            format!("Project ({})", cols.join(", "))
+        }
+        Plan::Aggregate { groups, .. } => {
+            if groups.is_empty() {
+                "Aggregate".to_string()
+            } else {
+                let g: Vec<String> = groups.iter().map(|e| show(e, &input_names)).collect();
+                format!("HashAggregate (group by {})", g.join(", "))
+            }
+        }
+        Plan::Sort { keys, .. } => {
+            let k: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{}{}",
+                        show(&k.expr, &input_names),
+                        if k.asc { "" } else { " DESC" }
+                    )
+                })
+                .collect();
+            format!("Sort (by {})", k.join(", "))
+        }
+        Plan::Limit { limit, offset, .. } => {
+            let mut s = "Limit".to_string();
+            if let Some(l) = limit {
+                s.push_str(&format!(" {}", show(l, &input_names)));
+            }
+            if let Some(o) = offset {
+                s.push_str(&format!(" offset {}", show(o, &input_names)));
+            }
+            s
+        }
+        Plan::Distinct { .. } => "Unique".to_string(),
+    };
+    if let Some(s) = stats.and_then(|s| s.get(id)) {
+        head.push_str(&format!(
+            " (actual time={:.3} ms rows={})",
+            s.elapsed.as_secs_f64() * 1000.0,
+            s.rows
+        ));
+    }
+    let pad = "  ".repeat(depth);
+    let arrow = if depth == 0 { "" } else { "->  " };
+    lines.push(format!("{pad}{arrow}{head}"));
+    let detail_pad = format!("{pad}{}", if depth == 0 { "  " } else { "      " });
+    let filter = match plan {
+        Plan::Scan { filter, .. }
+        | Plan::PointLookup { filter, .. }
+        | Plan::VectorSearch { filter, .. } => filter.as_ref(),
+        Plan::Filter { predicate, .. } => Some(predicate),
+        _ => None,
+    };
+    if let Some(f) = filter {
+        lines.push(format!("{detail_pad}Filter: {}", show(f, &input_names)));
+    }
+    for child in plan.children() {
+        render(child, depth + 1, stats, counter, lines);
+    }
+}

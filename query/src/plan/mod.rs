@@ -1,0 +1,171 @@
+//! Query plans: a tree of relational operators over rows.
+//!
+//! The SELECT binder ([`crate::select`]) builds the *logical* shape (Scan -> Filter -> Aggregate ->
+//! Sort -> Limit -> Project); [`optimizer::optimize`] then rewrites it into the *physical* choice
+//! of access path, pushing filters into scans, turning `ORDER BY <distance> LIMIT k` on an indexed
+//! column into a [`Plan::VectorSearch`], and primary-key equality into a [`Plan::PointLookup`].
+//! The same enum serves both stages: each node is also an operator [`crate::exec`] runs.
+//! [`explain`] renders a plan for EXPLAIN (and EXPLAIN ANALYZE, with per-node timings).
+
+pub mod explain;
+pub mod optimizer;
+
+use vela_engine::catalog::TableSchema;
+use vela_engine::Metric;
+
+use crate::expr::aggregate::AggCall;
+use crate::expr::BExpr;
+use crate::types::SqlType;
+
+/// One output column of a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputColumn {
+    pub name: String,
+    pub ty: SqlType,
+}
+
+/// A sort key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub expr: BExpr,
+    pub asc: bool,
+    pub nulls_first: bool,
+}
+
+/// A plan node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// A single row with no columns (`SELECT 1`).
+    OneRow,
+    /// Literal rows (`VALUES (...), (...)`).
+    Values { rows: Vec<Vec<BExpr>>, names: Vec<String> },
+    /// Every row of a table for which `filter` holds (the filter is pushed into the engine).
+    Scan {
+        schema: TableSchema,
+        filter: Option<BExpr>,
+    },
+    /// The row whose primary key equals `key`, if `filter` holds for it.
+    PointLookup {
+        schema: TableSchema,
+        key: BExpr,
+        filter: Option<BExpr>,
+    },
+    /// Up to `k` rows nearest to `query` through the column's vector index, filter pushed in.
+    /// The Sort and Limit above it stay: they order by the exact distance and apply OFFSET.
+    VectorSearch {
+        schema: TableSchema,
+        column: usize,
+        metric: Metric,
+        query: BExpr,
+        /// LIMIT + OFFSET, evaluated at run time (it may be a parameter).
+        k: BExpr,
+        filter: Option<BExpr>,
+    },
+    Filter {
+        input: Box<Plan>,
+        predicate: BExpr,
+    },
+    Project {
+        input: Box<Plan>,
+        exprs: Vec<BExpr>,
+        names: Vec<String>,
+    },
+    /// Output row: the group values, then one value per aggregate call.
+    Aggregate {
+        input: Box<Plan>,
+        groups: Vec<BExpr>,
+        calls: Vec<AggCall>,
+    },
+    Sort {
+        input: Box<Plan>,
+        keys: Vec<SortKey>,
+    },
+    Limit {
+        input: Box<Plan>,
+        limit: Option<BExpr>,
+        offset: Option<BExpr>,
+    },
+    /// Drops duplicate rows, keeping the first of each.
+    Distinct { input: Box<Plan> },
+}
+
+impl Plan {
+    /// Names of the columns this node outputs (for EXPLAIN and error messages).
+    pub fn output_names(&self) -> Vec<String> {
+        match self {
+            Plan::OneRow => Vec::new(),
+            Plan::Values { names, .. } | Plan::Project { names, .. } => names.clone(),
+            Plan::Scan { schema, .. }
+            | Plan::PointLookup { schema, .. }
+            | Plan::VectorSearch { schema, .. } => {
+                schema.columns.iter().map(|c| c.name.clone()).collect()
+            }
+            Plan::Aggregate {
+                input,
+                groups,
+                calls,
+            } => {
+                let names = input.output_names();
+                let mut out: Vec<String> = groups
+                    .iter()
+                    .map(|g| {
+                        crate::expr::ExprDisplay {
+                            expr: g,
+                            names: &names,
+                        }
+                        .to_string()
+                    })
+                    .collect();
+                for c in calls {
+                    let arg = match &c.arg {
+                        Some(a) => crate::expr::ExprDisplay { expr: a, names: &names }.to_string(),
+                        None => "*".into(),
+                    };
+                    let distinct = if c.distinct { "DISTINCT " } else { "" };
+                    out.push(format!("{}({distinct}{arg})", c.func.name()));
+                }
+                out
+            }
+            Plan::Filter { input, .. }
+            | Plan::Sort { input, .. }
+            | Plan::Limit { input, .. }
+            | Plan::Distinct { input } => input.output_names(),
+        }
+    }
+
+    /// The tables this plan reads, with the schemas it was planned against.
+    pub fn tables(&self, out: &mut Vec<TableSchema>) {
+        match self {
+            Plan::OneRow | Plan::Values { .. } => {}
+            Plan::Scan { schema, .. }
+            | Plan::PointLookup { schema, .. }
+            | Plan::VectorSearch { schema, .. } => out.push(schema.clone()),
+            Plan::Filter { input, .. }
+            | Plan::Project { input, .. }
+            | Plan::Aggregate { input, .. }
+            | Plan::Sort { input, .. }
+            | Plan::Limit { input, .. }
+            | Plan::Distinct { input } => input.tables(out),
+        }
+    }
+
+    /// The node's children, in EXPLAIN order.
+    pub fn children(&self) -> Vec<&Plan> {
+        match self {
+            Plan::Filter { input, .. }
+            | Plan::Project { input, .. }
+            | Plan::Aggregate { input, .. }
+            | Plan::Sort { input, .. }
+            | Plan::Limit { input, .. }
+            | Plan::Distinct { input } => vec![input.as_ref()],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A bound SELECT: its plan and output columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryPlan {
+    pub root: Plan,
+    pub columns: Vec<OutputColumn>,
+}

@@ -1,0 +1,182 @@
+//! Access-path selection: rewrites a logical plan into the operators that run.
+//!
+//! Rules, applied bottom-up:
+//! 1. `Filter(Scan)` -> `Scan { filter }`: the predicate is pushed into the engine.
+//! 2. `Scan { filter: pk = <constant or $n> AND rest }` -> `PointLookup { key, filter: rest }`.
+//! 3. `Limit(Sort([<indexed column> <op> <constant or $n> ASC]), Scan)` -> the same Limit and Sort
+//!    over `VectorSearch { k = LIMIT + OFFSET, filter }` when the column has an index whose metric
+//!    is `<op>`'s (pgvector: `<->` needs `vector_l2_ops`, `<=>` `vector_cosine_ops`, `<#>`
+//!    `vector_ip_ops`, `<+>` `vector_l1_ops`). Any other ORDER BY stays an exact scan and sort.
+
+use super::{Plan, SortKey};
+use crate::expr::{BExpr, BinaryOp, ScalarFunc};
+use vela_engine::Metric;
+
+/// Rewrites `plan` into its physical form.
+pub fn optimize(plan: Plan) -> Plan {
+    match plan {
+        Plan::Filter { input, predicate } => match optimize(*input) {
+            Plan::Scan {
+                schema,
+                filter: None,
+            } => point_lookup(Plan::Scan {
+                schema,
+                filter: Some(predicate),
+            }),
+            other => Plan::Filter {
+                input: Box::new(other),
+                predicate,
+            },
+        },
+        Plan::Scan { .. } => point_lookup(plan),
+        Plan::Limit {
+            input,
+            limit,
+            offset,
+        } => {
+            let input = optimize(*input);
+            let input = match (&limit, input) {
+                (Some(l), Plan::Sort { input: sorted, keys }) => Plan::Sort {
+                    input: Box::new(vector_search(*sorted, &keys, l, offset.as_ref())),
+                    keys,
+                },
+                (_, other) => other,
+            };
+            Plan::Limit {
+                input: Box::new(input),
+                limit,
+                offset,
+            }
+        }
+        Plan::Project {
+            input,
+            exprs,
+            names,
+        } => Plan::Project {
+            input: Box::new(optimize(*input)),
+            exprs,
+            names,
+        },
+        Plan::Aggregate {
+            input,
+            groups,
+            calls,
+        } => Plan::Aggregate {
+            input: Box::new(optimize(*input)),
+            groups,
+            calls,
+        },
+        Plan::Sort { input, keys } => Plan::Sort {
+            input: Box::new(optimize(*input)),
+            keys,
+        },
+        Plan::Distinct { input } => Plan::Distinct {
+            input: Box::new(optimize(*input)),
+        },
+        other => other,
+    }
+}
+
+/// Rule 2: a conjunct `pk = constant` turns a scan into a point lookup.
+fn point_lookup(plan: Plan) -> Plan {
+    let Plan::Scan {
+        schema,
+        filter: Some(filter),
+    } = plan
+    else {
+        return plan;
+    };
+    let pk = schema.primary_key;
+    let mut conjuncts = filter.clone().conjuncts();
+    let found = conjuncts.iter().position(|c| match c {
+        BExpr::Binary(BinaryOp::Eq, l, r) => {
+            (matches!(l.as_ref(), BExpr::Column(i) if *i == pk) && r.is_row_independent())
+                || (matches!(r.as_ref(), BExpr::Column(i) if *i == pk) && l.is_row_independent())
+        }
+        _ => false,
+    });
+    let Some(pos) = found else {
+        return Plan::Scan {
+            schema,
+            filter: Some(filter),
+        };
+    };
+    let key = match conjuncts.remove(pos) {
+        BExpr::Binary(_, l, r) => {
+            if matches!(l.as_ref(), BExpr::Column(i) if *i == pk) {
+                *r
+            } else {
+                *l
+            }
+        }
+        other => other,
+    };
+    Plan::PointLookup {
+        schema,
+        key,
+        filter: BExpr::conjunction(conjuncts),
+    }
+}
+
+/// The column, metric and query of a distance sort key on `column <op> constant`.
+fn distance_key(key: &SortKey) -> Option<(usize, Metric, BExpr)> {
+    if !key.asc {
+        return None;
+    }
+    let (metric, a, b) = match &key.expr {
+        BExpr::Binary(op, a, b) => (op.metric()?, a.as_ref(), b.as_ref()),
+        BExpr::Func(f, args) => {
+            let metric = match f {
+                ScalarFunc::L2Distance => Metric::L2,
+                ScalarFunc::CosineDistance => Metric::Cosine,
+                ScalarFunc::L1Distance => Metric::L1,
+                _ => return None,
+            };
+            match args.as_slice() {
+                [a, b] => (metric, a, b),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    match (a, b) {
+        (BExpr::Column(c), q) | (q, BExpr::Column(c)) if q.is_row_independent() => {
+            Some((*c, metric, q.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// Rule 3: an indexed distance ORDER BY with a LIMIT becomes an index search.
+fn vector_search(input: Plan, keys: &[SortKey], limit: &BExpr, offset: Option<&BExpr>) -> Plan {
+    let Plan::Scan { schema, filter } = input else {
+        return input;
+    };
+    let candidate = match keys {
+        [key] => distance_key(key),
+        _ => None,
+    };
+    let Some((column, metric, query)) = candidate else {
+        return Plan::Scan { schema, filter };
+    };
+    let indexed = schema
+        .columns
+        .get(column)
+        .and_then(|c| schema.index_on(&c.name))
+        .is_some_and(|i| i.metric == metric);
+    if !indexed {
+        return Plan::Scan { schema, filter };
+    }
+    let k = match offset {
+        Some(o) => BExpr::Binary(BinaryOp::Add, Box::new(limit.clone()), Box::new(o.clone())),
+        None => limit.clone(),
+    };
+    Plan::VectorSearch {
+        schema,
+        column,
+        metric,
+        query,
+        k,
+        filter,
+    }
+}

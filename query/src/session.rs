@@ -1,0 +1,667 @@
+//! A SQL session: the entry point the facade and the shell call.
+//!
+//! [`Session::execute`] parses (or takes from the plan cache), binds, plans and runs each
+//! statement of a string and returns one [`StatementResult`] per statement: Arrow batches plus a
+//! psql-style tag (`INSERT 0 3`, `SELECT 2`). The session holds the settings (`hnsw.ef_search`,
+//! `synchronous`), the open transaction (its writes are buffered, read back through an overlay,
+//! and handed to the engine as one batch at COMMIT: all or nothing), prepared statements
+//! (`PREPARE`/`EXECUTE` in SQL, or [`Session::prepare`]) and the plan cache, whose entries are
+//! reused only while the schemas of the tables they read are unchanged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use sqlparser::ast::Statement;
+use tracing::{debug, info_span};
+use vela_engine::catalog::Value;
+
+use crate::engine::{Engine, Synchronous, TableWrite};
+use crate::error::{QueryError, Result};
+use crate::exec::batch::rows_to_batches;
+use crate::exec::{execute, ExecContext};
+use crate::expr::bind::ParamTypes;
+use crate::expr::eval::{eval, EvalContext};
+use crate::parser::parse_sql;
+use crate::plan::explain::{explain, NodeStats};
+use crate::plan::{OutputColumn, Plan};
+use crate::select::BindContext;
+use crate::statement::{bind_statement, Bound};
+
+/// Plan-cache capacity (statements); the cache is cleared when full.
+pub const PLAN_CACHE_CAPACITY: usize = 256;
+
+/// Largest number of operations one transaction may buffer.
+pub const MAX_TRANSACTION_OPS: usize = 1_000_000;
+
+/// The outcome of one statement.
+#[derive(Debug, Clone)]
+pub struct StatementResult {
+    /// psql's command tag: `SELECT 2`, `INSERT 0 1`, `CREATE TABLE`, ...
+    pub tag: String,
+    /// Rows returned (queries) or changed (DML).
+    pub rows_affected: u64,
+    /// Schema of the returned rows (empty for statements that return none).
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// Whether the statement returns rows (a query, SHOW, EXPLAIN) even if there are none.
+    pub returns_rows: bool,
+}
+
+impl StatementResult {
+    fn command(tag: impl Into<String>, rows_affected: u64) -> Self {
+        StatementResult {
+            tag: tag.into(),
+            rows_affected,
+            schema: Arc::new(Schema::empty()),
+            batches: Vec::new(),
+            returns_rows: false,
+        }
+    }
+
+    fn text_column(tag: &str, column: &str, lines: Vec<String>) -> Result<Self> {
+        let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]));
+        let n = lines.len() as u64;
+        let array: ArrayRef = Arc::new(StringArray::from(lines));
+        let batch = RecordBatch::try_new(schema.clone(), vec![array])
+            .map_err(|e| QueryError::Internal(format!("arrow: {e}")))?;
+        Ok(StatementResult {
+            tag: tag.into(),
+            rows_affected: n,
+            schema,
+            batches: vec![batch],
+            returns_rows: true,
+        })
+    }
+}
+
+/// A statement parsed once and, when possible, bound once.
+#[derive(Debug, Clone)]
+pub struct PreparedStatement {
+    sql: String,
+    statements: Arc<Vec<CachedStatement>>,
+}
+
+impl PreparedStatement {
+    /// The SQL text.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// Number of `$n` parameters the statement uses (as far as binding could tell).
+    pub fn param_count(&self) -> usize {
+        self.statements
+            .iter()
+            .filter_map(|s| s.bound.as_ref().map(|b| b.params.types.len()))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct BoundEntry {
+    bound: Bound,
+    params: ParamTypes,
+    tables: Vec<vela_engine::catalog::TableSchema>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedStatement {
+    ast: Statement,
+    bound: Option<BoundEntry>,
+}
+
+/// Per-session settings.
+#[derive(Debug, Clone, PartialEq)]
+struct Settings {
+    ef_search: Option<usize>,
+    synchronous: Synchronous,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            ef_search: None,
+            synchronous: Synchronous::Full,
+        }
+    }
+}
+
+/// pgvector's default `hnsw.ef_search`.
+pub const DEFAULT_EF_SEARCH: usize = 40;
+
+/// One connection's SQL state over an [`Engine`].
+pub struct Session {
+    engine: Arc<dyn Engine>,
+    settings: Settings,
+    /// `Some` while a transaction is open: its buffered writes.
+    transaction: Option<Vec<TableWrite>>,
+    prepared: HashMap<String, PreparedStatement>,
+    cache: HashMap<String, Arc<Vec<CachedStatement>>>,
+}
+
+impl Session {
+    /// A session over `engine`.
+    pub fn new(engine: Arc<dyn Engine>) -> Self {
+        Session {
+            engine,
+            settings: Settings::default(),
+            transaction: None,
+            prepared: HashMap::new(),
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The engine this session runs on.
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    /// Whether a transaction is open.
+    pub fn in_transaction(&self) -> bool {
+        self.transaction.is_some()
+    }
+
+    /// Runs every statement in `sql` with `params` bound to `$1..$n`; stops at the first error.
+    pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<Vec<StatementResult>> {
+        let statements = self.parse_cached(sql)?;
+        let mut results = Vec::with_capacity(statements.len());
+        for s in statements.iter() {
+            results.push(self.run_cached(s, params)?);
+        }
+        Ok(results)
+    }
+
+    /// Runs one statement and returns its batches (the last statement's, if there are several).
+    pub fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<RecordBatch>> {
+        Ok(self
+            .execute(sql, params)?
+            .pop()
+            .map(|r| r.batches)
+            .unwrap_or_default())
+    }
+
+    /// Parses and binds `sql` once for repeated execution.
+    pub fn prepare(&mut self, sql: &str) -> Result<PreparedStatement> {
+        let statements = self.parse_cached(sql)?;
+        Ok(PreparedStatement {
+            sql: sql.to_string(),
+            statements,
+        })
+    }
+
+    /// Runs a prepared statement.
+    pub fn execute_prepared(
+        &mut self,
+        prepared: &PreparedStatement,
+        params: &[Value],
+    ) -> Result<Vec<StatementResult>> {
+        let mut results = Vec::with_capacity(prepared.statements.len());
+        for s in prepared.statements.iter() {
+            results.push(self.run_cached(s, params)?);
+        }
+        Ok(results)
+    }
+
+    fn parse_cached(&mut self, sql: &str) -> Result<Arc<Vec<CachedStatement>>> {
+        if let Some(hit) = self.cache.get(sql) {
+            return Ok(hit.clone());
+        }
+        let span = info_span!("parse", bytes = sql.len());
+        let _enter = span.enter();
+        let asts = parse_sql(sql)?;
+        let mut statements = Vec::with_capacity(asts.len());
+        for ast in asts {
+            // Bind now when it is safe to keep the result; DDL and anything that fails to bind
+            // (say, a table created by an earlier statement of the same string) binds at run time.
+            let bound = self.try_bind_cacheable(&ast);
+            statements.push(CachedStatement { ast, bound });
+        }
+        let statements = Arc::new(statements);
+        if self.cache.len() >= PLAN_CACHE_CAPACITY {
+            self.cache.clear();
+        }
+        self.cache.insert(sql.to_string(), statements.clone());
+        Ok(statements)
+    }
+
+    fn try_bind_cacheable(&self, ast: &Statement) -> Option<BoundEntry> {
+        if !matches!(
+            ast,
+            Statement::Query(_) | Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)
+        ) {
+            return None;
+        }
+        self.bind(ast).ok().filter(|b| b.bound.cacheable())
+    }
+
+    fn bind(&self, ast: &Statement) -> Result<BoundEntry> {
+        let span = info_span!("bind");
+        let _enter = span.enter();
+        let mut params = ParamTypes::default();
+        let mut ctx = BindContext {
+            engine: self.engine.as_ref(),
+            params: &mut params,
+        };
+        let bound = bind_statement(ast, &mut ctx)?;
+        let tables = bound.tables();
+        Ok(BoundEntry {
+            bound,
+            params,
+            tables,
+        })
+    }
+
+    /// Whether the schemas a cached plan was bound against are still current.
+    fn still_valid(&self, entry: &BoundEntry) -> Result<bool> {
+        for t in &entry.tables {
+            if self.engine.table(&t.name)?.as_ref() != Some(t) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn run_cached(&mut self, s: &CachedStatement, params: &[Value]) -> Result<StatementResult> {
+        let entry = match &s.bound {
+            Some(e) if self.still_valid(e)? => e.clone(),
+            _ => self.bind(&s.ast)?,
+        };
+        check_params(&entry.params, params)?;
+        self.run(&entry.bound, params)
+    }
+
+    fn run(&mut self, bound: &Bound, params: &[Value]) -> Result<StatementResult> {
+        let span = info_span!("execute");
+        let _enter = span.enter();
+        match bound {
+            Bound::Query(q) => {
+                let rows = self.run_plan(&q.root, params, None)?;
+                query_result(&q.columns, rows)
+            }
+            Bound::Insert(_) | Bound::Update(_) | Bound::Delete(_) => self.run_dml(bound, params),
+            Bound::Explain { analyze, inner } => self.explain(*analyze, inner, params),
+            Bound::CreateTable {
+                schema,
+                if_not_exists,
+            } => {
+                self.require_no_transaction("CREATE TABLE")?;
+                if self.engine.table(&schema.name)?.is_some() {
+                    if *if_not_exists {
+                        return Ok(StatementResult::command("CREATE TABLE", 0));
+                    }
+                    return Err(QueryError::DuplicateTable(schema.name.clone()));
+                }
+                self.engine.create_table(schema.clone())?;
+                Ok(StatementResult::command("CREATE TABLE", 0))
+            }
+            Bound::DropTable { names, if_exists } => {
+                self.require_no_transaction("DROP TABLE")?;
+                for n in names {
+                    if self.engine.table(n)?.is_none() {
+                        if *if_exists {
+                            continue;
+                        }
+                        return Err(QueryError::UndefinedTable(n.clone()));
+                    }
+                }
+                for n in names {
+                    if self.engine.table(n)?.is_some() {
+                        self.engine.drop_table(n)?;
+                    }
+                }
+                Ok(StatementResult::command("DROP TABLE", 0))
+            }
+            Bound::CreateIndex {
+                table,
+                index,
+                if_not_exists,
+            } => {
+                self.require_no_transaction("CREATE INDEX")?;
+                let schema = self
+                    .engine
+                    .table(table)?
+                    .ok_or_else(|| QueryError::UndefinedTable(table.clone()))?;
+                if schema.indexes.iter().any(|i| i.name == index.name) {
+                    if *if_not_exists {
+                        return Ok(StatementResult::command("CREATE INDEX", 0));
+                    }
+                    return Err(QueryError::DuplicateObject(format!(
+                        "relation \"{}\" already exists",
+                        index.name
+                    )));
+                }
+                self.engine.create_index(table, index.clone())?;
+                Ok(StatementResult::command("CREATE INDEX", 0))
+            }
+            Bound::DropIndex { names, if_exists } => {
+                self.require_no_transaction("DROP INDEX")?;
+                for n in names {
+                    let owner = self.index_owner(n)?;
+                    match owner {
+                        Some(table) => self.engine.drop_index(&table, n)?,
+                        None if *if_exists => {}
+                        None => {
+                            return Err(QueryError::UndefinedObject(format!(
+                                "index \"{n}\" does not exist"
+                            )))
+                        }
+                    }
+                }
+                Ok(StatementResult::command("DROP INDEX", 0))
+            }
+            Bound::Truncate { tables } => {
+                self.require_no_transaction("TRUNCATE")?;
+                for t in tables {
+                    if self.engine.table(t)?.is_none() {
+                        return Err(QueryError::UndefinedTable(t.clone()));
+                    }
+                }
+                for t in tables {
+                    self.engine.truncate(t)?;
+                }
+                Ok(StatementResult::command("TRUNCATE TABLE", 0))
+            }
+            Bound::Set { name, value } => {
+                self.set(name, value.as_deref())?;
+                Ok(StatementResult::command(
+                    if value.is_some() { "SET" } else { "RESET" },
+                    0,
+                ))
+            }
+            Bound::ResetAll => {
+                self.settings = Settings::default();
+                self.engine.set_synchronous(self.settings.synchronous)?;
+                Ok(StatementResult::command("RESET", 0))
+            }
+            Bound::Show { name } => {
+                let value = self.show(name)?;
+                StatementResult::text_column("SHOW", name, vec![value])
+            }
+            Bound::ShowTables => {
+                let names = self.engine.table_names()?;
+                StatementResult::text_column("SHOW", "name", names)
+            }
+            Bound::Begin => {
+                if self.transaction.is_some() {
+                    // PostgreSQL warns and carries on; so do we.
+                    tracing::warn!("there is already a transaction in progress");
+                } else {
+                    self.transaction = Some(Vec::new());
+                }
+                Ok(StatementResult::command("BEGIN", 0))
+            }
+            Bound::Commit => {
+                match self.transaction.take() {
+                    Some(writes) if !writes.is_empty() => {
+                        self.engine.write(writes)?;
+                    }
+                    Some(_) => {}
+                    None => tracing::warn!("there is no transaction in progress"),
+                }
+                Ok(StatementResult::command("COMMIT", 0))
+            }
+            Bound::Rollback => {
+                self.transaction = None;
+                Ok(StatementResult::command("ROLLBACK", 0))
+            }
+            Bound::Prepare { name, statement } => {
+                if self.prepared.contains_key(name) {
+                    return Err(QueryError::DuplicateObject(format!(
+                        "prepared statement \"{name}\" already exists"
+                    )));
+                }
+                let bound = self.try_bind_cacheable(statement);
+                let prepared = PreparedStatement {
+                    sql: statement.to_string(),
+                    statements: Arc::new(vec![CachedStatement {
+                        ast: statement.as_ref().clone(),
+                        bound,
+                    }]),
+                };
+                self.prepared.insert(name.clone(), prepared);
+                Ok(StatementResult::command("PREPARE", 0))
+            }
+            Bound::Execute { name, params: args } => {
+                let prepared = self.prepared.get(name).cloned().ok_or_else(|| {
+                    QueryError::UndefinedObject(format!(
+                        "prepared statement \"{name}\" does not exist"
+                    ))
+                })?;
+                let ectx = EvalContext::new(params);
+                let values = args
+                    .iter()
+                    .map(|a| eval(a, &[], &ectx))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut results = self.execute_prepared(&prepared, &values)?;
+                results
+                    .pop()
+                    .ok_or_else(|| QueryError::Internal("empty prepared statement".into()))
+            }
+            Bound::Deallocate { name } => {
+                match name {
+                    Some(n) => {
+                        if self.prepared.remove(n).is_none() {
+                            return Err(QueryError::UndefinedObject(format!(
+                                "prepared statement \"{n}\" does not exist"
+                            )));
+                        }
+                    }
+                    None => self.prepared.clear(),
+                }
+                Ok(StatementResult::command("DEALLOCATE", 0))
+            }
+        }
+    }
+
+    fn require_no_transaction(&self, what: &str) -> Result<()> {
+        if self.transaction.is_some() {
+            return Err(QueryError::unsupported(format!(
+                "{what} inside a transaction block"
+            )));
+        }
+        Ok(())
+    }
+
+    fn index_owner(&self, index: &str) -> Result<Option<String>> {
+        for t in self.engine.table_names()? {
+            if let Some(schema) = self.engine.table(&t)? {
+                if schema.indexes.iter().any(|i| i.name == index) {
+                    return Ok(Some(t));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn run_plan(
+        &self,
+        plan: &Plan,
+        params: &[Value],
+        stats: Option<&mut Vec<NodeStats>>,
+    ) -> Result<Vec<crate::engine::Row>> {
+        let pending: &[TableWrite] = self.transaction.as_deref().unwrap_or(&[]);
+        let mut ctx = ExecContext {
+            engine: self.engine.as_ref(),
+            params,
+            ef_search: self.settings.ef_search,
+            pending,
+            stats: stats.as_ref().map(|_| Vec::new()),
+        };
+        let rows = execute(plan, &mut ctx)?;
+        if let (Some(out), Some(collected)) = (stats, ctx.stats) {
+            *out = collected;
+        }
+        Ok(rows)
+    }
+
+    fn run_dml(&mut self, bound: &Bound, params: &[Value]) -> Result<StatementResult> {
+        let pending: &[TableWrite] = self.transaction.as_deref().unwrap_or(&[]);
+        let mut ctx = ExecContext {
+            engine: self.engine.as_ref(),
+            params,
+            ef_search: self.settings.ef_search,
+            pending,
+            stats: None,
+        };
+        let (table, (ops, count), tag) = match bound {
+            Bound::Insert(p) => (&p.schema.name, crate::dml::run_insert(p, &mut ctx)?, "INSERT 0"),
+            Bound::Update(p) => (&p.schema.name, crate::dml::run_update(p, &mut ctx)?, "UPDATE"),
+            Bound::Delete(p) => (&p.schema.name, crate::dml::run_delete(p, &mut ctx)?, "DELETE"),
+            _ => return Err(QueryError::Internal("not DML".into())),
+        };
+        let writes: Vec<TableWrite> = ops
+            .into_iter()
+            .map(|op| TableWrite {
+                table: table.clone(),
+                op,
+            })
+            .collect();
+        debug!(table = %table, ops = writes.len(), "dml");
+        match self.transaction.as_mut() {
+            Some(tx) => {
+                if tx.len() + writes.len() > MAX_TRANSACTION_OPS {
+                    return Err(QueryError::ProgramLimitExceeded(format!(
+                        "a transaction may buffer at most {MAX_TRANSACTION_OPS} row operations"
+                    )));
+                }
+                tx.extend(writes);
+            }
+            None if writes.is_empty() => {}
+            None => {
+                self.engine.write(writes)?;
+            }
+        }
+        Ok(StatementResult::command(format!("{tag} {count}"), count))
+    }
+
+    fn explain(&mut self, analyze: bool, inner: &Bound, params: &[Value]) -> Result<StatementResult> {
+        let (plan, columns) = match inner {
+            Bound::Query(q) => (&q.root, &q.columns),
+            Bound::Update(u) => {
+                let lines = prefix_lines("Update on", &u.schema.name, explain(&u.source, None));
+                return StatementResult::text_column("EXPLAIN", "QUERY PLAN", lines);
+            }
+            Bound::Delete(d) => {
+                let lines = prefix_lines("Delete on", &d.schema.name, explain(&d.source, None));
+                return StatementResult::text_column("EXPLAIN", "QUERY PLAN", lines);
+            }
+            Bound::Insert(i) => {
+                let lines = prefix_lines("Insert on", &i.schema.name, explain(&i.source.root, None));
+                return StatementResult::text_column("EXPLAIN", "QUERY PLAN", lines);
+            }
+            _ => return Err(QueryError::unsupported("EXPLAIN of this statement")),
+        };
+        if !analyze {
+            return StatementResult::text_column("EXPLAIN", "QUERY PLAN", explain(plan, None));
+        }
+        let start = Instant::now();
+        let mut stats = Vec::new();
+        let rows = self.run_plan(plan, params, Some(&mut stats))?;
+        let exec = start.elapsed();
+        let convert_start = Instant::now();
+        query_result(columns, rows)?;
+        let convert = convert_start.elapsed();
+        let mut lines = explain(plan, Some(&stats));
+        lines.push(format!("Execution Time: {:.3} ms", ms(exec)));
+        lines.push(format!("Arrow Conversion Time: {:.3} ms", ms(convert)));
+        StatementResult::text_column("EXPLAIN", "QUERY PLAN", lines)
+    }
+
+    fn set(&mut self, name: &str, value: Option<&str>) -> Result<()> {
+        match name {
+            "hnsw.ef_search" => {
+                self.settings.ef_search = match value {
+                    None => None,
+                    Some(v) => {
+                        let n: i64 = v.parse().map_err(|_| {
+                            QueryError::InvalidParameterValue(format!(
+                                "invalid value for parameter \"hnsw.ef_search\": \"{v}\""
+                            ))
+                        })?;
+                        if !(1..=1000).contains(&n) {
+                            return Err(QueryError::InvalidParameterValue(format!(
+                                "{n} is outside the valid range for parameter \"hnsw.ef_search\" (1 .. 1000)"
+                            )));
+                        }
+                        Some(n as usize)
+                    }
+                };
+            }
+            "synchronous" => {
+                let mode = match value.map(|v| v.to_ascii_lowercase()).as_deref() {
+                    None | Some("full") | Some("on") => Synchronous::Full,
+                    Some("normal") => Synchronous::Normal,
+                    Some("off") => Synchronous::Off,
+                    Some(other) => {
+                        return Err(QueryError::InvalidParameterValue(format!(
+                            "invalid value for parameter \"synchronous\": \"{other}\" (full, normal or off)"
+                        )))
+                    }
+                };
+                self.engine.set_synchronous(mode)?;
+                self.settings.synchronous = mode;
+            }
+            // Accepted and ignored for compatibility with pgvector scripts and drivers.
+            "client_encoding" | "search_path" | "statement_timeout" | "hnsw.iterative_scan"
+            | "maintenance_work_mem" | "max_parallel_maintenance_workers" | "work_mem"
+            | "enable_seqscan" | "application_name" | "datestyle" | "timezone" => {}
+            other => {
+                return Err(QueryError::UndefinedObject(format!(
+                    "unrecognized configuration parameter \"{other}\""
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    fn show(&self, name: &str) -> Result<String> {
+        Ok(match name {
+            "hnsw.ef_search" => self
+                .settings
+                .ef_search
+                .unwrap_or(DEFAULT_EF_SEARCH)
+                .to_string(),
+            "synchronous" => self.settings.synchronous.as_str().to_string(),
+            "server_version" => format!("16.0 (Vela {})", env!("CARGO_PKG_VERSION")),
+            other => {
+                return Err(QueryError::UndefinedObject(format!(
+                    "unrecognized configuration parameter \"{other}\""
+                )))
+            }
+        })
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn prefix_lines(verb: &str, table: &str, inner: Vec<String>) -> Vec<String> {
+    let mut lines = vec![format!("{verb} {table}")];
+    lines.extend(inner.into_iter().map(|l| format!("  ->  {l}")));
+    lines
+}
+
+/// Checks that every parameter the statement uses was supplied.
+fn check_params(types: &ParamTypes, params: &[Value]) -> Result<()> {
+    if params.len() < types.types.len() {
+        return Err(QueryError::UndefinedParameter(params.len() + 1));
+    }
+    Ok(())
+}
+
+fn query_result(columns: &[OutputColumn], rows: Vec<crate::engine::Row>) -> Result<StatementResult> {
+    let n = rows.len() as u64;
+    let (schema, batches) = rows_to_batches(columns, &rows)?;
+    Ok(StatementResult {
+        tag: format!("SELECT {n}"),
+        rows_affected: n,
+        schema,
+        batches,
+        returns_rows: true,
+    })
+}

@@ -1,0 +1,247 @@
+//! pgvector's `vector` type: text input and output, distances and element-wise arithmetic, with
+//! pgvector's rules and messages.
+//!
+//! Input (`vector_in`): optional whitespace, `[`, comma-separated floats (whitespace around each
+//! allowed), `]`, optional whitespace. Empty vectors, NaN, infinities, out-of-range floats, junk
+//! and more than 16,000 dimensions are rejected with pgvector's messages and codes. Distances are
+//! computed in `f64` and returned as `double precision`, as pgvector does: `<->` L2, `<=>` cosine
+//! distance (NaN when a norm is zero), `<#>` negative inner product, `<+>` L1.
+
+use vela_engine::catalog::MAX_VECTOR_DIM;
+
+use crate::error::{QueryError, Result};
+
+/// Parses pgvector's text form, `'[1,2,3]'`.
+pub fn parse_vector(text: &str) -> Result<Vec<f32>> {
+    let invalid = |detail: &str| {
+        QueryError::InvalidTextRepresentation(format!(
+            "invalid input syntax for type vector: \"{text}\"{detail}"
+        ))
+    };
+    let trimmed = text.trim_start();
+    let Some(body) = trimmed.strip_prefix('[') else {
+        return Err(invalid(" (Vector contents must start with \"[\".)"));
+    };
+    let Some(close) = body.find(']') else {
+        return Err(invalid(""));
+    };
+    let (inner, rest) = body.split_at(close);
+    if !rest.get(1..).unwrap_or("").trim().is_empty() {
+        return Err(invalid(" (Junk after closing right brace.)"));
+    }
+    if inner.trim().is_empty() {
+        return Err(QueryError::DataException(
+            "vector must have at least 1 dimension".into(),
+        ));
+    }
+    let mut values = Vec::new();
+    for element in inner.split(',') {
+        if values.len() >= MAX_VECTOR_DIM as usize {
+            return Err(QueryError::ProgramLimitExceeded(format!(
+                "vector cannot have more than {MAX_VECTOR_DIM} dimensions"
+            )));
+        }
+        let element = element.trim();
+        if element.is_empty() || element.starts_with('+') && element.len() == 1 {
+            return Err(invalid(""));
+        }
+        let value: f32 = element.parse().map_err(|_| invalid(""))?;
+        let lower = element.to_ascii_lowercase();
+        if value.is_nan() {
+            return Err(QueryError::DataException(
+                "NaN not allowed in vector".into(),
+            ));
+        }
+        if value.is_infinite() {
+            if lower.contains("inf") {
+                return Err(QueryError::DataException(
+                    "infinite value not allowed in vector".into(),
+                ));
+            }
+            return Err(QueryError::NumericOutOfRange(format!(
+                "\"{element}\" is out of range for type vector"
+            )));
+        }
+        values.push(value);
+    }
+    Ok(values)
+}
+
+/// pgvector's text form of a vector: `[1,2.5,-3]` (shortest round-trip float text).
+pub fn format_vector(v: &[f32]) -> String {
+    let mut out = String::with_capacity(v.len() * 4 + 2);
+    out.push('[');
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format_float(f64::from(*x), true));
+    }
+    out.push(']');
+    out
+}
+
+/// Formats a float like PostgreSQL: integers without a fraction, `NaN`, `Infinity`.
+pub fn format_float(x: f64, single: bool) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if single {
+        format!("{}", x as f32)
+    } else {
+        format!("{x}")
+    }
+}
+
+/// Checks that a vector has the dimension a column or cast expects.
+pub fn check_expected_dim(expected: u32, v: &[f32]) -> Result<()> {
+    if v.len() != expected as usize {
+        return Err(QueryError::DataException(format!(
+            "expected {expected} dimensions, not {}",
+            v.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that two operands have the same dimension (pgvector's `CheckDims`).
+pub fn check_same_dims(a: &[f32], b: &[f32]) -> Result<()> {
+    if a.len() != b.len() {
+        return Err(QueryError::DataException(format!(
+            "different vector dimensions {} and {}",
+            a.len(),
+            b.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Euclidean distance, `<->`.
+pub fn l2_distance(a: &[f32], b: &[f32]) -> Result<f64> {
+    check_same_dims(a, b)?;
+    let sum: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let d = f64::from(*x) - f64::from(*y);
+            d * d
+        })
+        .sum();
+    Ok(sum.sqrt())
+}
+
+/// Inner product (`inner_product`); `<#>` is its negation.
+pub fn inner_product(a: &[f32], b: &[f32]) -> Result<f64> {
+    check_same_dims(a, b)?;
+    Ok(a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum())
+}
+
+/// Cosine distance, `<=>`: `1 - cos`, NaN when either norm is zero, clamped to `[0, 2]`.
+pub fn cosine_distance(a: &[f32], b: &[f32]) -> Result<f64> {
+    check_same_dims(a, b)?;
+    let mut dot = 0.0f64;
+    let mut na = 0.0f64;
+    let mut nb = 0.0f64;
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    let similarity = dot / (na * nb).sqrt();
+    if similarity.is_nan() {
+        return Ok(f64::NAN);
+    }
+    Ok(1.0 - similarity.clamp(-1.0, 1.0))
+}
+
+/// Manhattan distance, `<+>`.
+pub fn l1_distance(a: &[f32], b: &[f32]) -> Result<f64> {
+    check_same_dims(a, b)?;
+    Ok(a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
+        .sum())
+}
+
+/// Euclidean norm (`vector_norm`).
+pub fn norm(a: &[f32]) -> f64 {
+    a.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt()
+}
+
+/// Element-wise arithmetic on two vectors, with pgvector's overflow check.
+pub fn elementwise(a: &[f32], b: &[f32], op: fn(f32, f32) -> f32) -> Result<Vec<f32>> {
+    check_same_dims(a, b)?;
+    let out: Vec<f32> = a.iter().zip(b).map(|(x, y)| op(*x, *y)).collect();
+    if out.iter().any(|x| !x.is_finite()) {
+        return Err(QueryError::NumericOutOfRange(
+            "value out of range: overflow".into(),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pgvector_literals() {
+        assert_eq!(parse_vector("[1,2,3]").unwrap(), vec![1.0, 2.0, 3.0]);
+        assert_eq!(parse_vector("  [ 1 , -2.5 ,3e1 ]  ").unwrap(), vec![1.0, -2.5, 30.0]);
+        assert_eq!(parse_vector("[1.5]").unwrap(), vec![1.5]);
+    }
+
+    #[test]
+    fn rejects_bad_literals_with_pgvector_codes() {
+        let code = |s: &str| parse_vector(s).unwrap_err().code();
+        assert_eq!(code("1,2"), "22P02");
+        assert_eq!(code("[1,2"), "22P02");
+        assert_eq!(code("[1,,2]"), "22P02");
+        assert_eq!(code("[1,a]"), "22P02");
+        assert_eq!(code("[1,2] x"), "22P02");
+        assert_eq!(code("[]"), "22000");
+        assert_eq!(code("[ ]"), "22000");
+        assert_eq!(code("[NaN]"), "22000");
+        assert_eq!(code("[1,inf]"), "22000");
+        assert_eq!(code("[-Infinity]"), "22000");
+        assert_eq!(code("[1e39]"), "22003");
+        assert_eq!(code(""), "22P02");
+        let big = format!("[{}]", vec!["1"; 16_001].join(","));
+        assert_eq!(code(&big), "54000");
+        assert!(parse_vector("[1,a]")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid input syntax for type vector"));
+    }
+
+    #[test]
+    fn distances_match_hand_computed_values() {
+        let a = [1.0, 2.0, 3.0];
+        let b = [4.0, 6.0, 3.0];
+        assert_eq!(l2_distance(&a, &b).unwrap(), 5.0); // sqrt(9 + 16 + 0)
+        assert_eq!(l1_distance(&a, &b).unwrap(), 7.0); // 3 + 4 + 0
+        assert_eq!(inner_product(&a, &b).unwrap(), 25.0); // 4 + 12 + 9
+        let c = cosine_distance(&[1.0, 0.0], &[0.0, 1.0]).unwrap();
+        assert_eq!(c, 1.0);
+        let c = cosine_distance(&[1.0, 1.0], &[2.0, 2.0]).unwrap();
+        assert!(c.abs() < 1e-12);
+        assert!(cosine_distance(&[0.0, 0.0], &[1.0, 1.0]).unwrap().is_nan());
+        assert_eq!(norm(&[3.0, 4.0]), 5.0);
+        let err = l2_distance(&[1.0, 2.0, 3.0], &[1.0, 2.0]).unwrap_err();
+        assert_eq!(err.to_string(), "different vector dimensions 3 and 2");
+        assert_eq!(err.code(), "22000");
+    }
+
+    #[test]
+    fn elementwise_and_formatting() {
+        let sum = elementwise(&[1.0, 2.0], &[0.5, -2.0], |x, y| x + y).unwrap();
+        assert_eq!(format_vector(&sum), "[1.5,0]");
+        let err = elementwise(&[f32::MAX], &[f32::MAX], |x, y| x + y).unwrap_err();
+        assert_eq!(err.code(), "22003");
+    }
+}
