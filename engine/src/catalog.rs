@@ -244,6 +244,24 @@ pub enum Key {
     Text(String),
 }
 
+impl From<i64> for Key {
+    fn from(v: i64) -> Key {
+        Key::BigInt(v)
+    }
+}
+
+impl From<&str> for Key {
+    fn from(v: &str) -> Key {
+        Key::Text(v.to_string())
+    }
+}
+
+impl From<String> for Key {
+    fn from(v: String) -> Key {
+        Key::Text(v)
+    }
+}
+
 impl std::fmt::Display for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

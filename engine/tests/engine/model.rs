@@ -1,1 +1,225 @@
-//! Model-based test against a BTreeMap.
+//! Model-based test: random DDL, upserts/inserts/updates/deletes, checkpoints, maintenance,
+//! clean reopens and simulated crashes (the store keeps only a prefix of its unflushed batches)
+//! against a `BTreeMap` model. After every step the rows read back equal the model, and exact
+//! search equals brute force over the model.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use vela_engine::{Engine, EngineError, Key, MemLog, MemStore, Metric, Op, SearchRequest, Value};
+
+use super::common::*;
+
+#[derive(Debug, Clone)]
+enum Action {
+    Create(usize),
+    Drop(usize),
+    Write(usize, Vec<(u8, i64, u8)>),
+    Checkpoint,
+    Maintain,
+    Reopen,
+    Crash(u8),
+    Search(usize, u8),
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        1 => (0..2usize).prop_map(Action::Create),
+        1 => (0..2usize).prop_map(Action::Drop),
+        12 => (0..2usize, prop::collection::vec((0..4u8, 0..40i64, any::<u8>()), 1..12))
+            .prop_map(|(t, ops)| Action::Write(t, ops)),
+        2 => Just(Action::Checkpoint),
+        2 => Just(Action::Maintain),
+        1 => Just(Action::Reopen),
+        2 => any::<u8>().prop_map(Action::Crash),
+        3 => (0..2usize, any::<u8>()).prop_map(|(t, q)| Action::Search(t, q)),
+    ]
+}
+
+type Model = BTreeMap<String, BTreeMap<i64, Vec<Value>>>;
+
+fn vector(seed: u8) -> Vec<f32> {
+    (0..4).map(|i| ((seed as i32 * (i + 3)) % 17) as f32).collect()
+}
+
+fn row(key: i64, seed: u8) -> Vec<Value> {
+    vec![
+        Value::BigInt(key),
+        if seed % 5 == 0 { Value::Null } else { Value::Double(seed as f64) },
+        Value::Text(format!("g{}", seed % 3)),
+        if seed % 7 == 0 { Value::Null } else { Value::Vector(vector(seed)) },
+    ]
+}
+
+fn name(t: usize) -> String {
+    format!("t{t}")
+}
+
+struct World {
+    engine: Engine,
+    log: Arc<MemLog>,
+    store: Arc<MemStore>,
+    model: Model,
+}
+
+impl World {
+    fn open(log: Arc<MemLog>, store: Arc<MemStore>, model: Model) -> World {
+        let engine = Engine::open(log.clone(), store.clone(), test_options(6)).unwrap();
+        World { engine, log, store, model }
+    }
+
+    fn step(&mut self, a: &Action) {
+        match a {
+            Action::Create(t) => {
+                let r = self.engine.create_table(docs_schema(&name(*t), 4, 1 + *t as u32 * 2, *t == 0));
+                if self.model.contains_key(&name(*t)) {
+                    assert!(matches!(r, Err(EngineError::TableExists(_))), "{r:?}");
+                } else {
+                    r.unwrap();
+                    self.model.insert(name(*t), BTreeMap::new());
+                }
+            }
+            Action::Drop(t) => {
+                let r = self.engine.drop_table(&name(*t));
+                if self.model.remove(&name(*t)).is_some() {
+                    r.unwrap();
+                } else {
+                    assert!(matches!(r, Err(EngineError::UnknownTable(_))), "{r:?}");
+                }
+            }
+            Action::Write(t, ops) => {
+                let ops: Vec<Op> = ops
+                    .iter()
+                    .map(|&(kind, key, seed)| match kind {
+                        0 => Op::Insert(row(key, seed)),
+                        1 => Op::Upsert(row(key, seed)),
+                        2 => Op::Update(row(key, seed)),
+                        _ => Op::Delete(Key::BigInt(key)),
+                    })
+                    .collect();
+                let r = self.engine.write(&name(*t), ops.clone());
+                let Some(table) = self.model.get_mut(&name(*t)) else {
+                    assert!(matches!(r, Err(EngineError::UnknownTable(_))), "{r:?}");
+                    return;
+                };
+                let mut next = table.clone();
+                let mut dup = false;
+                for op in &ops {
+                    match op {
+                        Op::Insert(row) | Op::Upsert(row) | Op::Update(row) => {
+                            let Value::BigInt(k) = row[0] else { unreachable!() };
+                            let exists = next.contains_key(&k);
+                            match op {
+                                Op::Insert(_) if exists => dup = true,
+                                Op::Update(_) if !exists => {}
+                                _ => {
+                                    next.insert(k, row.clone());
+                                }
+                            }
+                        }
+                        Op::Delete(Key::BigInt(k)) => {
+                            next.remove(k);
+                        }
+                        Op::Delete(_) => unreachable!(),
+                    }
+                    if dup {
+                        break;
+                    }
+                }
+                if dup {
+                    assert!(matches!(r, Err(EngineError::DuplicateKey { .. })), "{r:?}");
+                } else {
+                    r.unwrap();
+                    *table = next;
+                }
+            }
+            Action::Checkpoint => {
+                self.engine.checkpoint().unwrap();
+            }
+            Action::Maintain => self.engine.run_maintenance().unwrap(),
+            Action::Reopen => {
+                self.engine.close().unwrap();
+                let model = std::mem::take(&mut self.model);
+                *self = World::open(self.log.clone(), self.store.clone(), model);
+            }
+            Action::Crash(keep) => {
+                let keep = *keep as usize % (self.store.unflushed() + 1);
+                let (log, store) = (self.log.crash(), self.store.crash(keep));
+                let model = std::mem::take(&mut self.model);
+                *self = World::open(log, store, model);
+            }
+            Action::Search(t, q) => {
+                let query = vector(*q);
+                let Some(table) = self.model.get(&name(*t)) else { return };
+                let mut req = SearchRequest::new("v", &query, 5);
+                req.exact = true;
+                let hits = self.engine.search(&name(*t), &req).unwrap();
+                let mut expected: Vec<(f32, i64)> = table
+                    .iter()
+                    .filter_map(|(k, r)| match &r[3] {
+                        Value::Vector(v) => Some((Metric::L2.distance(&query, v), *k)),
+                        _ => None,
+                    })
+                    .collect();
+                expected.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                expected.truncate(5);
+                let got: Vec<(f32, i64)> = hits
+                    .iter()
+                    .map(|h| (h.distance, match h.row.key { Key::BigInt(k) => k, _ => -1 }))
+                    .collect();
+                assert_eq!(got, expected);
+                // The graph search returns live rows with their true distances.
+                let hits = self.engine.search(&name(*t), &SearchRequest::new("v", &query, 5)).unwrap();
+                for h in hits {
+                    let Key::BigInt(k) = h.row.key else { panic!() };
+                    assert_eq!(table.get(&k), Some(&h.row.values));
+                }
+            }
+        }
+    }
+
+    fn check(&self) {
+        let mut names: Vec<String> = self.engine.tables().into_iter().map(|s| s.name).collect();
+        names.sort();
+        assert_eq!(names, self.model.keys().cloned().collect::<Vec<_>>());
+        for (t, rows) in &self.model {
+            let got: Vec<Vec<Value>> = self
+                .engine
+                .scan(t, None)
+                .unwrap()
+                .iter()
+                .map(|r| r.values.clone())
+                .collect();
+            let want: Vec<Vec<Value>> = rows.values().cloned().collect();
+            assert_eq!(got, want, "table {t}");
+            for (k, r) in rows.iter().take(3) {
+                assert_eq!(self.engine.get(t, &Key::BigInt(*k)).unwrap().unwrap().values, *r);
+            }
+        }
+    }
+}
+
+#[test]
+fn engine_matches_a_btreemap_model() {
+    let seed = seed("engine_matches_a_btreemap_model");
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let cases = std::env::var("VELA_MODEL_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(128);
+    let mut runner = TestRunner::new_with_rng(
+        Config { cases, failure_persistence: None, ..Config::default() },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
+    );
+    runner
+        .run(&prop::collection::vec(action(), 1..60), |actions| {
+            let mut w = World::open(MemLog::new(true), MemStore::new(), Model::new());
+            let start = [Action::Create(0), Action::Create(1)];
+            for a in start.iter().chain(&actions) {
+                w.step(a);
+                w.check();
+            }
+            Ok(())
+        })
+        .unwrap();
+}
