@@ -32,8 +32,8 @@ pub enum StorageError {
     #[error("not a directory: {}", path.display())]
     NotADirectory { path: PathBuf },
 
-    /// A restore was asked to write into a directory that already holds files.
-    #[error("refusing to restore into non-empty directory {}", path.display())]
+    /// A backup or restore was asked to write into a directory that already holds files.
+    #[error("refusing to write into non-empty directory {}", path.display())]
     DirectoryNotEmpty { path: PathBuf },
 
     /// A directory is not a complete Vela backup (no manifest: the backup was interrupted; or

@@ -115,7 +115,6 @@ pub(crate) fn check_dir(path: &Path) -> Result<()> {
 }
 
 /// True if `path` is a directory with no entries.
-#[allow(dead_code)] // used by `backup` (next commit)
 pub(crate) fn is_empty_dir(path: &Path) -> Result<bool> {
     let mut entries = std::fs::read_dir(path).map_err(|source| StorageError::Io {
         op: "read directory",

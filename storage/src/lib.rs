@@ -4,6 +4,7 @@
 //! store holds the rest and records the LSN up to which it has been flushed, so recovery replays
 //! the WAL from there (see ARCHITECTURE.md, "Durability").
 
+pub mod backup;
 pub mod error;
 pub mod wal;
 pub mod layout;
