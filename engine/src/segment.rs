@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use crate::catalog::{TableSchema, VectorIndexDef};
-use crate::codec::{put_f32s, put_str, put_u32, put_u64, Reader};
+use crate::codec::{put_str, put_u32, put_u64, Reader};
 use crate::error::{EngineError, Result};
 use crate::index::{HnswIndex, HnswParams};
 
 /// Magic and version of the segment blob format.
-const SEGMENT_MAGIC: &[u8; 8] = b"VELASEG1";
+const SEGMENT_MAGIC: &[u8; 8] = b"VELASEG2";
 
 /// One HNSW index of a segment, on the column at `column` (position in the schema).
 pub(crate) struct SegmentIndex {
@@ -126,12 +126,13 @@ impl Segment {
             .map(|i| &i.index)
     }
 
-    /// Serializes the ids and every index's vectors. Graphs are rebuilt on load from the
-    /// vectors until the index exposes its own serialization (`HnswIndex` bytes), at which point
-    /// the graph bytes are stored instead (format version bump).
+    /// Serializes the ids and every index's graph (`HnswIndex::to_bytes`: vectors, graph,
+    /// id map, tombstones, checksummed), so loading needs no rebuild.
     pub fn to_bytes(&self) -> (Vec<u8>, u64) {
         let ids = self.ids();
-        let mut out = Vec::with_capacity(64 + ids.len() * 8);
+        let graphs: Vec<Vec<u8>> = self.indexes.iter().map(|ix| ix.index.to_bytes()).collect();
+        let total: usize = graphs.iter().map(|g| g.len() + 64).sum();
+        let mut out = Vec::with_capacity(64 + ids.len() * 8 + total);
         out.extend_from_slice(SEGMENT_MAGIC);
         put_u64(&mut out, self.id);
         put_u32(&mut out, ids.len() as u32);
@@ -139,24 +140,19 @@ impl Segment {
             put_u64(&mut out, *id);
         }
         put_u32(&mut out, self.indexes.len() as u32);
-        for ix in &self.indexes {
+        for (ix, g) in self.indexes.iter().zip(&graphs) {
             put_str(&mut out, &ix.name);
             put_u32(&mut out, ix.column as u32);
-            let present: Vec<(u64, Vec<f32>)> = ids
-                .iter()
-                .filter_map(|id| ix.index.vector(*id).map(|v| (*id, v)))
-                .collect();
-            put_u32(&mut out, present.len() as u32);
-            for (id, v) in &present {
-                put_u64(&mut out, *id);
-                put_f32s(&mut out, v);
-            }
+            put_u64(&mut out, g.len() as u64);
+            out.extend_from_slice(g);
         }
         (out, ids.len() as u64)
     }
 
     /// Loads a segment serialized by [`Segment::to_bytes`] for `schema`. `live` says which ids
-    /// are live; the others are tombstoned.
+    /// are live; the others are tombstoned. An index of the blob that the schema no longer has
+    /// is skipped; one the schema has but the blob lacks is rebuilt empty (the caller inserts
+    /// uncovered rows).
     pub fn from_bytes(
         bytes: &[u8],
         schema: &TableSchema,
@@ -167,7 +163,7 @@ impl Segment {
             return Err(EngineError::Corrupt("segment blob: bad magic".into()));
         }
         let id = r.u64()?;
-        let seg = Segment::new(id, schema)?;
+        let mut seg = Segment::new(id, schema)?;
         let n = r.len(8)?;
         let mut ids = Vec::with_capacity(n);
         for _ in 0..n {
@@ -177,28 +173,20 @@ impl Segment {
         for _ in 0..nix {
             let name = r.str()?;
             let _column = r.u32()?;
-            let count = r.len(12)?;
-            let target = seg.indexes.iter().find(|i| i.name == name);
-            let mut batch_ids = Vec::with_capacity(count);
-            let mut data = Vec::new();
-            for _ in 0..count {
-                let rid = r.u64()?;
-                let v = r.f32s()?;
-                batch_ids.push(rid);
-                data.extend_from_slice(&v);
-            }
-            if let Some(t) = target {
-                if !batch_ids.is_empty() {
-                    t.index.insert_batch(&batch_ids, &data)?;
+            let len = r.u64()? as usize;
+            let graph = r.bytes(len)?;
+            if let Some(t) = seg.indexes.iter_mut().find(|i| i.name == name) {
+                let index = HnswIndex::from_bytes(graph)?;
+                if index.dim() == t.index.dim() && index.metric() == t.index.metric() {
+                    t.index = index;
                 }
             }
         }
-        let dead: Vec<u64> = ids.iter().copied().filter(|i| !live(*i)).collect();
         let len = ids.len() as u64;
-        *seg.ids.lock() = ids;
-        for d in dead {
+        for &d in ids.iter().filter(|i| !live(**i)) {
             seg.delete(d);
         }
+        *seg.ids.lock() = ids;
         seg.mark_persisted(len);
         Ok(seg)
     }
