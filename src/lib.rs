@@ -1,8 +1,23 @@
 //! Vela: an embedded vector database that speaks pgvector's SQL.
 //!
-//! This facade crate will carry the public API (`Database`, `Connection`) and the `vela` binary.
-//! Today the storage layer is built; the engine, SQL and shell follow (see README.md).
+//! The embedded API is [`Database`] (see its example): tables with a primary key, scalar
+//! columns and `VECTOR(n)` columns with HNSW indexes; rows in and out as Arrow
+//! `RecordBatch`es; `search`, `get`, `scan`; every error a [`Error`] with a stable
+//! SQLSTATE-like [`Error::code`].
 
+mod database;
+mod error;
+
+pub use database::{Database, Options};
+pub use error::{Error, Result};
+pub use vela_engine::{
+    ColumnDef, ColumnType, EngineMetrics, EngineOptions, HnswConfig, Key, Metric, Op, Row,
+    RowPredicate, ScalarType, SearchHit, SearchRequest, TableMetrics, TableSchema, Value,
+    VectorIndexDef, WriteOutcome,
+};
+pub use vela_storage::Durability;
+
+pub use vela_engine as engine;
 pub use vela_storage as storage;
 
 /// The version of this build of Vela.

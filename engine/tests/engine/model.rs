@@ -41,15 +41,25 @@ fn action() -> impl Strategy<Value = Action> {
 type Model = BTreeMap<String, BTreeMap<i64, Vec<Value>>>;
 
 fn vector(seed: u8) -> Vec<f32> {
-    (0..4).map(|i| ((seed as i32 * (i + 3)) % 17) as f32).collect()
+    (0..4)
+        .map(|i| ((seed as i32 * (i + 3)) % 17) as f32)
+        .collect()
 }
 
 fn row(key: i64, seed: u8) -> Vec<Value> {
     vec![
         Value::BigInt(key),
-        if seed % 5 == 0 { Value::Null } else { Value::Double(seed as f64) },
+        if seed % 5 == 0 {
+            Value::Null
+        } else {
+            Value::Double(seed as f64)
+        },
         Value::Text(format!("g{}", seed % 3)),
-        if seed % 7 == 0 { Value::Null } else { Value::Vector(vector(seed)) },
+        if seed % 7 == 0 {
+            Value::Null
+        } else {
+            Value::Vector(vector(seed))
+        },
     ]
 }
 
@@ -67,13 +77,20 @@ struct World {
 impl World {
     fn open(log: Arc<MemLog>, store: Arc<MemStore>, model: Model) -> World {
         let engine = Engine::open(log.clone(), store.clone(), test_options(6)).unwrap();
-        World { engine, log, store, model }
+        World {
+            engine,
+            log,
+            store,
+            model,
+        }
     }
 
     fn step(&mut self, a: &Action) {
         match a {
             Action::Create(t) => {
-                let r = self.engine.create_table(docs_schema(&name(*t), 4, 1 + *t as u32 * 2, *t == 0));
+                let r =
+                    self.engine
+                        .create_table(docs_schema(&name(*t), 4, 1 + *t as u32 * 2, *t == 0));
                 if self.model.contains_key(&name(*t)) {
                     assert!(matches!(r, Err(EngineError::TableExists(_))), "{r:?}");
                 } else {
@@ -109,7 +126,9 @@ impl World {
                 for op in &ops {
                     match op {
                         Op::Insert(row) | Op::Upsert(row) | Op::Update(row) => {
-                            let Value::BigInt(k) = row[0] else { unreachable!() };
+                            let Value::BigInt(k) = row[0] else {
+                                unreachable!()
+                            };
                             let exists = next.contains_key(&k);
                             match op {
                                 Op::Insert(_) if exists => dup = true,
@@ -152,7 +171,9 @@ impl World {
             }
             Action::Search(t, q) => {
                 let query = vector(*q);
-                let Some(table) = self.model.get(&name(*t)) else { return };
+                let Some(table) = self.model.get(&name(*t)) else {
+                    return;
+                };
                 let mut req = SearchRequest::new("v", &query, 5);
                 req.exact = true;
                 let hits = self.engine.search(&name(*t), &req).unwrap();
@@ -167,11 +188,22 @@ impl World {
                 expected.truncate(5);
                 let got: Vec<(f32, i64)> = hits
                     .iter()
-                    .map(|h| (h.distance, match h.row.key { Key::BigInt(k) => k, _ => -1 }))
+                    .map(|h| {
+                        (
+                            h.distance,
+                            match h.row.key {
+                                Key::BigInt(k) => k,
+                                _ => -1,
+                            },
+                        )
+                    })
                     .collect();
                 assert_eq!(got, expected);
                 // The graph search returns live rows with their true distances.
-                let hits = self.engine.search(&name(*t), &SearchRequest::new("v", &query, 5)).unwrap();
+                let hits = self
+                    .engine
+                    .search(&name(*t), &SearchRequest::new("v", &query, 5))
+                    .unwrap();
                 for h in hits {
                     let Key::BigInt(k) = h.row.key else { panic!() };
                     assert_eq!(table.get(&k), Some(&h.row.values));
@@ -195,7 +227,14 @@ impl World {
             let want: Vec<Vec<Value>> = rows.values().cloned().collect();
             assert_eq!(got, want, "table {t}");
             for (k, r) in rows.iter().take(3) {
-                assert_eq!(self.engine.get(t, &Key::BigInt(*k)).unwrap().unwrap().values, *r);
+                assert_eq!(
+                    self.engine
+                        .get(t, &Key::BigInt(*k))
+                        .unwrap()
+                        .unwrap()
+                        .values,
+                    *r
+                );
             }
         }
     }
@@ -206,9 +245,16 @@ fn engine_matches_a_btreemap_model() {
     let seed = seed("engine_matches_a_btreemap_model");
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let cases = std::env::var("VELA_MODEL_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(128);
+    let cases = std::env::var("VELA_MODEL_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(128);
     let mut runner = TestRunner::new_with_rng(
-        Config { cases, failure_persistence: None, ..Config::default() },
+        Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        },
         TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
     );
     runner
