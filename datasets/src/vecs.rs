@@ -5,30 +5,11 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
+pub use crate::error::DatasetError;
+
 /// Largest dimension a record may declare. Far above any real embedding; it bounds what a
 /// corrupt header can make us allocate (64 Ki components).
 pub const MAX_DIM: usize = 1 << 16;
-
-/// Errors reading or writing vecs files. Each names the file.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DatasetError {
-    #[error("{op} {}: {source}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: record {record}: {reason}", path.display())]
-    Format {
-        path: PathBuf,
-        record: u64,
-        reason: String,
-    },
-    #[error("{}: unknown vecs format (expected .fvecs, .ivecs or .bvecs)", path.display())]
-    UnknownFormat { path: PathBuf },
-}
 
 /// Which of the three formats a file is in, by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +89,7 @@ pub struct VecsReader<T: Component, R: Read = BufReader<File>> {
 impl<T: Component> VecsReader<T> {
     /// Opens a file for streaming.
     pub fn open(path: &Path) -> Result<Self, DatasetError> {
+        crate::error::check_regular_file(path)?;
         let file = File::open(path).map_err(|source| DatasetError::Io {
             op: "open",
             path: path.to_path_buf(),

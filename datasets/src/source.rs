@@ -1,0 +1,650 @@
+//! [`BatchSource`]: one streaming interface over Parquet, CSV and fvecs/bvecs files, giving Arrow
+//! `RecordBatch`es of at most a caller-chosen number of rows, in bounded memory.
+//!
+//! Memory: a source holds at most one decoded chunk of `decode_rows` rows (Parquet and CSV decode
+//! in chunks of that size, then hand out zero-copy slices) plus the batch being returned, so a
+//! caller asking for `max_rows` rows never has more than about `max_rows + decode_rows` rows of
+//! the file in memory, whatever the file's size or its row groups' size.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use vela_engine::catalog::{ColumnType, TableSchema};
+
+use crate::error::{check_regular_file, panic_message, DatasetError};
+use crate::format::{is_gzip, Format};
+use crate::vecs::VecsReader;
+
+/// Rows decoded at a time by the Parquet and CSV readers (see the module doc on memory).
+pub const DEFAULT_DECODE_ROWS: usize = 8192;
+
+/// Rows the CSV reader looks at to infer column types when no table schema is given.
+pub const DEFAULT_CSV_INFER_ROWS: usize = 1000;
+
+/// A stream of `RecordBatch`es read from a file.
+pub trait BatchSource: Send {
+    /// The file being read.
+    fn path(&self) -> &Path;
+    /// Its format.
+    fn format(&self) -> Format;
+    /// The schema of every batch [`BatchSource::next_batch`] returns.
+    fn schema(&self) -> SchemaRef;
+    /// The next batch of at most `max_rows` rows (at least 1 row), `None` at the end of the file.
+    /// `max_rows == 0` is treated as 1. Batches may be shorter than `max_rows` before the end.
+    fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError>;
+    /// How many rows the file holds, when that is known without reading it (Parquet metadata,
+    /// vecs file size); a hint for progress bars.
+    fn total_rows(&self) -> Option<u64>;
+    /// Rows returned so far.
+    fn rows_read(&self) -> u64;
+    /// `(bytes read, file size)` for sources whose row count is unknown (CSV), for progress
+    /// bars; `None` otherwise.
+    fn progress_bytes(&self) -> Option<(u64, u64)> {
+        None
+    }
+}
+
+/// CSV settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvOptions {
+    /// Whether the first line names the columns (default true). With a header, columns are
+    /// matched to the table by name; without one, by position (the table's column order).
+    pub header: bool,
+    /// Field delimiter; `None` is `,` (or a tab for `.tsv`).
+    pub delimiter: Option<u8>,
+    /// Rows looked at to infer types when no table schema is given.
+    pub infer_rows: usize,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            header: true,
+            delimiter: None,
+            infer_rows: DEFAULT_CSV_INFER_ROWS,
+        }
+    }
+}
+
+/// Column names given to the rows of fvecs/bvecs files, which have none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VecsOptions {
+    /// The row-number column (BIGINT, from 0). Default `id`.
+    pub id_column: String,
+    /// The vector column. Default `embedding`.
+    pub vector_column: String,
+}
+
+impl Default for VecsOptions {
+    fn default() -> Self {
+        VecsOptions {
+            id_column: "id".into(),
+            vector_column: "embedding".into(),
+        }
+    }
+}
+
+/// How to open a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceOptions {
+    /// The format; `None` tells it from the file name ([`Format::from_path`]).
+    pub format: Option<Format>,
+    pub csv: CsvOptions,
+    pub vecs: VecsOptions,
+    /// Rows decoded at a time by Parquet and CSV (bounds memory; see the module doc).
+    pub decode_rows: usize,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions {
+            format: None,
+            csv: CsvOptions::default(),
+            vecs: VecsOptions::default(),
+            decode_rows: DEFAULT_DECODE_ROWS,
+        }
+    }
+}
+
+/// Opens `path` as a stream of batches. `target` is the table the rows are for, if known: a CSV
+/// file is then read with the table's column types (vectors as pgvector text `[1,2,3]`, to be
+/// parsed by [`crate::TableMapping`]) instead of inferred ones.
+pub fn open_source(
+    path: &Path,
+    options: &SourceOptions,
+    target: Option<&TableSchema>,
+) -> Result<Box<dyn BatchSource>, DatasetError> {
+    let format = match options.format {
+        Some(f) => f,
+        None => Format::from_path(path)?,
+    };
+    let decode_rows = options.decode_rows.max(1);
+    Ok(match format {
+        Format::Parquet => Box::new(ParquetSource::open(path, decode_rows)?),
+        Format::Csv => Box::new(CsvSource::open(path, &options.csv, target, decode_rows)?),
+        Format::Fvecs | Format::Bvecs => Box::new(VecsSource::open(path, format, &options.vecs)?),
+    })
+}
+
+type ArrowIter = Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>;
+type ErrMap = Box<dyn Fn(&Path, ArrowError, u64) -> DatasetError + Send>;
+
+/// Turns a reader of fixed-size decoded chunks into batches of any requested size: zero-copy
+/// slices of one chunk, or (when a request spans chunks) one concatenation. A panic inside the
+/// decoder is caught and poisons the source.
+struct Rechunker {
+    path: PathBuf,
+    schema: SchemaRef,
+    inner: ArrowIter,
+    pending: Option<RecordBatch>,
+    rows_read: u64,
+    poisoned: bool,
+    map_err: ErrMap,
+}
+
+impl Rechunker {
+    fn pull(&mut self) -> Result<Option<RecordBatch>, DatasetError> {
+        if let Some(b) = self.pending.take() {
+            return Ok(Some(b));
+        }
+        if self.poisoned {
+            return Err(DatasetError::Corrupt {
+                path: self.path.clone(),
+                reason: "the reader failed earlier and cannot go on".into(),
+            });
+        }
+        let inner = &mut self.inner;
+        match catch_unwind(AssertUnwindSafe(|| inner.next())) {
+            Ok(None) => Ok(None),
+            Ok(Some(Ok(b))) => Ok(Some(b)),
+            Ok(Some(Err(e))) => {
+                self.poisoned = true;
+                Err((self.map_err)(&self.path, e, self.rows_read))
+            }
+            Err(payload) => {
+                self.poisoned = true;
+                Err(DatasetError::Corrupt {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "decoding rows after row {}: {}",
+                        self.rows_read,
+                        panic_message(payload.as_ref())
+                    ),
+                })
+            }
+        }
+    }
+
+    fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError> {
+        let max_rows = max_rows.max(1);
+        let mut parts = Vec::new();
+        let mut n = 0;
+        while n < max_rows {
+            let Some(b) = self.pull()? else { break };
+            let rows = b.num_rows();
+            if rows == 0 {
+                continue;
+            }
+            let want = max_rows - n;
+            if rows > want {
+                parts.push(b.slice(0, want));
+                self.pending = Some(b.slice(want, rows - want));
+                n += want;
+            } else {
+                parts.push(b);
+                n += rows;
+            }
+        }
+        let batch = match parts.len() {
+            0 => return Ok(None),
+            1 => parts.pop(),
+            _ => Some(
+                arrow::compute::concat_batches(&self.schema, &parts).map_err(|e| {
+                    DatasetError::Corrupt {
+                        path: self.path.clone(),
+                        reason: format!("joining decoded chunks: {e}"),
+                    }
+                })?,
+            ),
+        };
+        self.rows_read += n as u64;
+        Ok(batch)
+    }
+}
+
+/// A Parquet file, read row group by row group in chunks of `decode_rows` rows.
+pub struct ParquetSource {
+    chunks: Rechunker,
+    total_rows: u64,
+}
+
+impl ParquetSource {
+    /// Opens a Parquet file (reads its footer; a truncated or corrupt footer is an error here).
+    pub fn open(path: &Path, decode_rows: usize) -> Result<ParquetSource, DatasetError> {
+        check_regular_file(path)?;
+        let file = File::open(path).map_err(DatasetError::io("open", path))?;
+        let parquet_err = |reason: String| DatasetError::Parquet {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let opened = catch_unwind(AssertUnwindSafe(|| {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+            let total = builder.metadata().file_metadata().num_rows();
+            let schema = builder.schema().clone();
+            let reader = builder.with_batch_size(decode_rows.max(1)).build()?;
+            Ok::<_, parquet::errors::ParquetError>((total, schema, reader))
+        }))
+        .map_err(|p| parquet_err(panic_message(p.as_ref())))?;
+        let (total, schema, reader) = opened.map_err(|e| parquet_err(e.to_string()))?;
+        Ok(ParquetSource {
+            chunks: Rechunker {
+                path: path.to_path_buf(),
+                schema,
+                inner: Box::new(reader),
+                pending: None,
+                rows_read: 0,
+                poisoned: false,
+                map_err: Box::new(|path, e, rows| DatasetError::Parquet {
+                    path: path.to_path_buf(),
+                    reason: format!("reading rows after row {rows}: {e}"),
+                }),
+            },
+            total_rows: u64::try_from(total).unwrap_or(0),
+        })
+    }
+}
+
+impl BatchSource for ParquetSource {
+    fn path(&self) -> &Path {
+        &self.chunks.path
+    }
+    fn format(&self) -> Format {
+        Format::Parquet
+    }
+    fn schema(&self) -> SchemaRef {
+        self.chunks.schema.clone()
+    }
+    fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError> {
+        self.chunks.next_batch(max_rows)
+    }
+    fn total_rows(&self) -> Option<u64> {
+        Some(self.total_rows)
+    }
+    fn rows_read(&self) -> u64 {
+        self.chunks.rows_read
+    }
+}
+
+/// Counts the bytes read through it (for CSV progress).
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A CSV file (optionally gzip-compressed).
+pub struct CsvSource {
+    chunks: Rechunker,
+    bytes_read: Arc<AtomicU64>,
+    file_len: u64,
+}
+
+fn open_text(path: &Path, count: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>, DatasetError> {
+    let file = File::open(path).map_err(DatasetError::io("open", path))?;
+    let counted = Counting {
+        inner: BufReader::with_capacity(1 << 16, file),
+        count,
+    };
+    Ok(if is_gzip(path) {
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::read::MultiGzDecoder::new(counted),
+        ))
+    } else {
+        Box::new(counted)
+    })
+}
+
+/// The Arrow type a CSV column is parsed as for a table column: vectors are read as text.
+fn csv_type(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::Vector { .. } => DataType::Utf8,
+        ty => vela_engine::arrow_conv::arrow_type(ty),
+    }
+}
+
+fn csv_error(path: &Path, e: ArrowError, schema: &Schema, rows: u64) -> DatasetError {
+    let mut reason = match e {
+        ArrowError::ParseError(m) | ArrowError::CsvError(m) => m,
+        other => other.to_string(),
+    };
+    // arrow names columns by position ("for column 3"); add the name.
+    if let Some(at) = reason.find("for column ") {
+        let digits: String = reason[at + 11..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        if let Some(field) = digits
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| schema.fields().get(i))
+        {
+            let end = at + 11 + digits.len();
+            reason.insert_str(end, &format!(" (\"{}\")", field.name()));
+        }
+    }
+    if !reason.contains("line") {
+        reason = format!("after row {rows}: {reason}");
+    }
+    DatasetError::Csv {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+impl CsvSource {
+    /// Opens a CSV file. With `target`, columns take the table's types (matched by header name,
+    /// or by position without a header; columns the table lacks are read as text and reported by
+    /// the mapping); without it, types are inferred from the first `infer_rows` rows.
+    pub fn open(
+        path: &Path,
+        options: &CsvOptions,
+        target: Option<&TableSchema>,
+        decode_rows: usize,
+    ) -> Result<CsvSource, DatasetError> {
+        let file_len = check_regular_file(path)?;
+        let delimiter = options.delimiter.unwrap_or_else(|| {
+            let name = path.to_string_lossy().to_ascii_lowercase();
+            if name.ends_with(".tsv") || name.ends_with(".tsv.gz") {
+                b'\t'
+            } else {
+                b','
+            }
+        });
+        let format = arrow::csv::reader::Format::default()
+            .with_header(options.header)
+            .with_delimiter(delimiter);
+        let csv_err = |e: ArrowError| DatasetError::Csv {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let scratch = Arc::new(AtomicU64::new(0));
+        let schema: Schema = match target {
+            Some(table) if options.header => {
+                let (names, _) = format
+                    .infer_schema(open_text(path, scratch)?, Some(0))
+                    .map_err(csv_err)?;
+                Schema::new(
+                    names
+                        .fields()
+                        .iter()
+                        .map(|f| {
+                            let ty = table
+                                .column(f.name())
+                                .map_or(DataType::Utf8, |(_, c)| csv_type(c.ty));
+                            Field::new(f.name(), ty, true)
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            }
+            Some(table) => Schema::new(
+                table
+                    .columns
+                    .iter()
+                    .map(|c| Field::new(&c.name, csv_type(c.ty), true))
+                    .collect::<Vec<_>>(),
+            ),
+            None => {
+                let (inferred, _) = format
+                    .infer_schema(open_text(path, scratch)?, Some(options.infer_rows.max(1)))
+                    .map_err(csv_err)?;
+                Schema::new(
+                    inferred
+                        .fields()
+                        .iter()
+                        .map(|f| match f.data_type() {
+                            DataType::Null => Field::new(f.name(), DataType::Utf8, true),
+                            _ => f.as_ref().clone().with_nullable(true),
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            }
+        };
+        let schema = Arc::new(schema);
+        let bytes_read = Arc::new(AtomicU64::new(0));
+        let reader = arrow::csv::ReaderBuilder::new(schema.clone())
+            .with_header(options.header)
+            .with_delimiter(delimiter)
+            .with_batch_size(decode_rows.max(1))
+            .build(open_text(path, bytes_read.clone())?)
+            .map_err(csv_err)?;
+        let err_schema = schema.clone();
+        Ok(CsvSource {
+            chunks: Rechunker {
+                path: path.to_path_buf(),
+                schema,
+                inner: Box::new(reader),
+                pending: None,
+                rows_read: 0,
+                poisoned: false,
+                map_err: Box::new(move |path, e, rows| csv_error(path, e, &err_schema, rows)),
+            },
+            bytes_read,
+            file_len,
+        })
+    }
+}
+
+impl BatchSource for CsvSource {
+    fn path(&self) -> &Path {
+        &self.chunks.path
+    }
+    fn format(&self) -> Format {
+        Format::Csv
+    }
+    fn schema(&self) -> SchemaRef {
+        self.chunks.schema.clone()
+    }
+    fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError> {
+        self.chunks.next_batch(max_rows)
+    }
+    fn total_rows(&self) -> Option<u64> {
+        None
+    }
+    fn rows_read(&self) -> u64 {
+        self.chunks.rows_read
+    }
+    fn progress_bytes(&self) -> Option<(u64, u64)> {
+        Some((self.bytes_read.load(Ordering::Relaxed), self.file_len))
+    }
+}
+
+enum VecsInner {
+    F32(VecsReader<f32>, Vec<f32>),
+    U8(VecsReader<u8>, Vec<u8>),
+}
+
+/// An fvecs or bvecs file as `(id BIGINT = row number from 0, embedding FixedSizeList<Float32>)`
+/// batches (bvecs bytes converted to f32).
+pub struct VecsSource {
+    path: PathBuf,
+    format: Format,
+    inner: VecsInner,
+    dim: usize,
+    schema: SchemaRef,
+    rows_read: u64,
+    total_rows: u64,
+}
+
+impl VecsSource {
+    /// Opens an fvecs (`Format::Fvecs`) or bvecs (`Format::Bvecs`) file; an empty file is an
+    /// error (it has no dimension).
+    pub fn open(
+        path: &Path,
+        format: Format,
+        names: &VecsOptions,
+    ) -> Result<VecsSource, DatasetError> {
+        let file_len = check_regular_file(path)?;
+        let (inner, dim, component) = match format {
+            Format::Fvecs => {
+                let r = VecsReader::<f32>::open(path)?;
+                let dim = r.dim();
+                (VecsInner::F32(r, Vec::new()), dim, 4)
+            }
+            Format::Bvecs => {
+                let r = VecsReader::<u8>::open(path)?;
+                let dim = r.dim();
+                (VecsInner::U8(r, Vec::new()), dim, 1)
+            }
+            other => {
+                return Err(DatasetError::invalid(
+                    path,
+                    format!("{other} is not a vecs format"),
+                ))
+            }
+        };
+        let dim = dim.ok_or_else(|| DatasetError::invalid(path, "empty file: no vectors"))?;
+        let dim_i32 = i32::try_from(dim)
+            .map_err(|_| DatasetError::invalid(path, format!("dimension {dim} too large")))?;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(&names.id_column, DataType::Int64, false),
+            Field::new(
+                &names.vector_column,
+                DataType::FixedSizeList(
+                    Arc::new(Field::new("item", DataType::Float32, true)),
+                    dim_i32,
+                ),
+                false,
+            ),
+        ]));
+        let record = 4 + (dim as u64) * component;
+        Ok(VecsSource {
+            path: path.to_path_buf(),
+            format,
+            inner,
+            dim,
+            schema,
+            rows_read: 0,
+            total_rows: file_len / record,
+        })
+    }
+
+    /// The vectors' dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+}
+
+impl BatchSource for VecsSource {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+    fn format(&self) -> Format {
+        self.format
+    }
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError> {
+        let max_rows = max_rows.max(1);
+        let (n, values) = match &mut self.inner {
+            VecsInner::F32(r, buf) => {
+                buf.clear();
+                let n = r.read_batch(max_rows, buf)?;
+                (n, std::mem::take(buf))
+            }
+            VecsInner::U8(r, buf) => {
+                buf.clear();
+                let n = r.read_batch(max_rows, buf)?;
+                (n, buf.iter().map(|&b| f32::from(b)).collect())
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let first = self.rows_read;
+        let ids = Int64Array::from_iter_values((0..n as u64).map(|i| (first + i) as i64));
+        let item = Arc::new(Field::new("item", DataType::Float32, true));
+        let vectors = FixedSizeListArray::try_new(
+            item,
+            self.dim as i32,
+            Arc::new(Float32Array::from(values)),
+            None,
+        )
+        .map_err(|e| DatasetError::invalid(&self.path, e.to_string()))?;
+        let columns: Vec<ArrayRef> = vec![Arc::new(ids), Arc::new(vectors)];
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)
+            .map_err(|e| DatasetError::invalid(&self.path, e.to_string()))?;
+        self.rows_read += n as u64;
+        Ok(Some(batch))
+    }
+    fn total_rows(&self) -> Option<u64> {
+        Some(self.total_rows)
+    }
+    fn rows_read(&self) -> u64 {
+        self.rows_read
+    }
+}
+
+/// Batches already in memory (tests, `COPY ... FROM STDIN`-like callers), re-cut to the sizes
+/// asked for.
+pub struct MemorySource {
+    chunks: Rechunker,
+    total_rows: u64,
+}
+
+impl MemorySource {
+    /// A source over `batches`, all of schema `schema`; `path` only names it in errors.
+    pub fn new(path: &Path, schema: SchemaRef, batches: Vec<RecordBatch>) -> MemorySource {
+        let total_rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        MemorySource {
+            chunks: Rechunker {
+                path: path.to_path_buf(),
+                schema,
+                inner: Box::new(batches.into_iter().map(Ok)),
+                pending: None,
+                rows_read: 0,
+                poisoned: false,
+                map_err: Box::new(|path, e, _| DatasetError::invalid(path, e.to_string())),
+            },
+            total_rows,
+        }
+    }
+}
+
+impl BatchSource for MemorySource {
+    fn path(&self) -> &Path {
+        &self.chunks.path
+    }
+    fn format(&self) -> Format {
+        Format::Parquet
+    }
+    fn schema(&self) -> SchemaRef {
+        self.chunks.schema.clone()
+    }
+    fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError> {
+        self.chunks.next_batch(max_rows)
+    }
+    fn total_rows(&self) -> Option<u64> {
+        Some(self.total_rows)
+    }
+    fn rows_read(&self) -> u64 {
+        self.chunks.rows_read
+    }
+}
