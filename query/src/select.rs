@@ -144,17 +144,21 @@ pub fn bind_values(rows: &[Vec<Expr>], params: &mut ParamTypes) -> Result<QueryP
     let mut types = Vec::with_capacity(width);
     for c in 0..width {
         let col: Vec<SqlType> = bound.iter().filter_map(|r| r.get(c).map(|t| t.ty)).collect();
-        types.push(common_type(&col).ok_or_else(|| {
-            QueryError::mismatch(format!("VALUES types in column {} cannot be matched", c + 1))
-        })?);
+        // A column of untyped literals and parameters stays untyped: the INSERT target types it.
+        let ty = if col.iter().all(|t| t.is_untyped()) {
+            if col.contains(&SqlType::Unknown) { SqlType::Unknown } else { SqlType::Null }
+        } else {
+            common_type(&col).ok_or_else(|| {
+                QueryError::mismatch(format!("VALUES types in column {} cannot be matched", c + 1))
+            })?
+        };
+        types.push(ty);
     }
     let mut out_rows = Vec::with_capacity(bound.len());
     for row in bound {
         let mut out = Vec::with_capacity(width);
         for (t, ty) in row.into_iter().zip(&types) {
-            // Untyped literals stay text-like until an INSERT target types them.
-            let target = if *ty == SqlType::Text && t.ty == SqlType::Unknown { SqlType::Unknown } else { *ty };
-            out.push(coerce(t, target, params)?);
+            out.push(coerce(t, *ty, params)?);
         }
         out_rows.push(out);
     }

@@ -270,7 +270,9 @@ impl Session {
             Some(e) if self.still_valid(e)? => e.clone(),
             _ => self.bind(&s.ast)?,
         };
-        check_params(&entry.params, params)?;
+        if !matches!(entry.bound, Bound::Explain { analyze: false, .. }) {
+            check_params(&entry.params, params)?;
+        }
         self.run(&entry.bound, params)
     }
 

@@ -177,7 +177,7 @@ fn aggregate(
     let mut states: Vec<(Row, Vec<Accumulator>)> = Vec::new();
     if groups.is_empty() {
         states.push((Vec::new(), calls.iter().map(Accumulator::new).collect()));
-        index.insert(String::new(), 0);
+        index.insert(format!("{:?}", Vec::<Value>::new()), 0);
     }
     for row in &rows {
         let key_values = groups

@@ -699,8 +699,9 @@ pub fn bind_binary(op: BinaryOp, l: Typed, r: Typed, params: &mut ParamTypes) ->
             if !vec_ok(lt) || !vec_ok(rt) || (lt.is_untyped() && rt.is_untyped()) {
                 return Err(no_op(lt, rt));
             }
-            let ty = common_type(&[lt, rt]).ok_or_else(|| no_op(lt, rt))?;
-            let (a, c) = pair(l, r, ty, params)?;
+            // Untyped operands become `vector` without a dimension, so a mismatch is pgvector's
+            // "different vector dimensions" rather than a cast error.
+            let (a, c) = pair(l, r, SqlType::Vector(None), params)?;
             Ok(make(a, c, SqlType::Double))
         }
         BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod => {
@@ -710,7 +711,7 @@ pub fn bind_binary(op: BinaryOp, l: Typed, r: Typed, params: &mut ParamTypes) ->
                     return Err(no_op(lt, rt));
                 }
                 let ty = common_type(&[lt, rt]).ok_or_else(|| no_op(lt, rt))?;
-                let (a, c) = pair(l, r, ty, params)?;
+                let (a, c) = pair(l, r, SqlType::Vector(None), params)?;
                 return Ok(make(a, c, ty));
             }
             let num_ok = |t: SqlType| t.is_numeric() || t.is_untyped();
