@@ -95,7 +95,13 @@ impl HnswIndex {
             }
             match chosen {
                 Plan::Exact => exact_scan(&g, kernel, &q, k, &accept, s),
-                Plan::Graph { ef } => self.graph_search(&g, kernel, &q, ef, &accept, s),
+                // Unfiltered, no tombstones: a constant closure the compiler folds away.
+                Plan::Graph { ef } if opts.filter.is_none() && !has_deletes => {
+                    self.graph_search(&g, kernel, &q, ef, &mut |_| true, s)
+                }
+                Plan::Graph { ef } => {
+                    self.graph_search(&g, kernel, &q, ef, &mut |id| accept(id), s)
+                }
             }
             s.query = q;
             s.pool.clear();
@@ -146,7 +152,7 @@ impl HnswIndex {
         kernel: Kernel,
         q: &[f32],
         ef: usize,
-        accept: &dyn Fn(u32) -> bool,
+        accept: &mut impl FnMut(u32) -> bool,
         s: &mut Scratch,
     ) {
         s.results.clear();
@@ -163,7 +169,7 @@ impl HnswIndex {
         for layer in (1..=top).rev() {
             cur = greedy(g, kernel, q, cur, layer);
         }
-        search_layer(g, kernel, q, cur, ef, 0, &mut |id| accept(id), s);
+        search_layer(g, kernel, q, cur, ef, 0, accept, s);
     }
 }
 

@@ -140,7 +140,7 @@ pub(crate) fn search_layer(
     entry: Cand,
     ef: usize,
     layer: usize,
-    accept: &mut dyn FnMut(u32) -> bool,
+    accept: &mut impl FnMut(u32) -> bool,
     s: &mut Scratch,
 ) {
     let ef = ef.max(1);
