@@ -58,7 +58,7 @@ impl Drop for Inner {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use arrow::array::{FixedSizeListArray, Int64Array, StringArray};
+/// use arrow::array::{Array, FixedSizeListArray, Int64Array, StringArray};
 /// use arrow::datatypes::{DataType, Field, Float32Type, Schema};
 /// use arrow::record_batch::RecordBatch;
 /// use vela::{ColumnDef, ColumnType, Database, Key, Metric, ScalarType, TableSchema, VectorIndexDef};
