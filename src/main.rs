@@ -1,11 +1,11 @@
-//! The `vela` command: today it prints its version and what is not built yet.
+//! The `vela` command: a SQL shell on a Vela database (see `shell`).
 
-fn main() {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "./vela-data".to_string());
-    println!("vela {}", vela::VERSION);
-    println!("database directory: {dir}");
-    println!(
-        "The SQL shell is not built yet: the storage layer (WAL, RocksDB segment store) is; \
-         the vector index, engine, SQL front end and shell are in progress."
-    );
+mod shell;
+
+fn main() -> std::process::ExitCode {
+    let args = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    shell::main_with(args)
 }
