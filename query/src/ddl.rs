@@ -89,7 +89,9 @@ pub fn bind_create_table(ct: &CreateTable) -> Result<TableSchema> {
                     .iter()
                     .position(|c| c.name == cname)
                     .ok_or_else(|| {
-                        QueryError::UndefinedColumn(format!("{cname}\" named in key does not exist (column \"{cname}"))
+                        QueryError::UndefinedColumn(format!(
+                            "{cname}\" named in key does not exist (column \"{cname}"
+                        ))
                     })?;
                 set_pk(&mut primary_key, i)?;
                 if let Some(c) = columns.get_mut(i) {
@@ -108,14 +110,22 @@ pub fn bind_create_table(ct: &CreateTable) -> Result<TableSchema> {
     let options: &[SqlOption] = match &ct.table_options {
         CreateTableOptions::None => &[],
         CreateTableOptions::With(o) => o,
-        _ => return Err(QueryError::unsupported("table options other than WITH (...)")),
+        _ => {
+            return Err(QueryError::unsupported(
+                "table options other than WITH (...)",
+            ))
+        }
     };
     for o in options {
         match o {
-            SqlOption::KeyValue { key, value } if key.to_string().eq_ignore_ascii_case("shards") => {
+            SqlOption::KeyValue { key, value }
+                if key.to_string().eq_ignore_ascii_case("shards") =>
+            {
                 let n = option_number("shards", value)?;
                 shards = u32::try_from(n).map_err(|_| {
-                    QueryError::InvalidParameterValue(format!("shard count must be between 1 and 1024, not {n}"))
+                    QueryError::InvalidParameterValue(format!(
+                        "shard count must be between 1 and 1024, not {n}"
+                    ))
                 })?;
             }
             other => {
@@ -136,7 +146,9 @@ pub fn bind_create_table(ct: &CreateTable) -> Result<TableSchema> {
         vela_engine::catalog::SchemaError::DuplicateColumn(c) => {
             QueryError::DuplicateObject(format!("column \"{c}\" specified more than once"))
         }
-        vela_engine::catalog::SchemaError::PrimaryKeyType { .. } => QueryError::mismatch(e.to_string()),
+        vela_engine::catalog::SchemaError::PrimaryKeyType { .. } => {
+            QueryError::mismatch(e.to_string())
+        }
         other => QueryError::InvalidParameterValue(other.to_string()),
     })?;
     Ok(schema)
@@ -169,10 +181,14 @@ pub fn bind_create_index(ci: &CreateIndex, schema: &TableSchema) -> Result<Vecto
         Some(other) => return Err(QueryError::unsupported(format!("index method {other}"))),
     }
     if ci.unique || ci.predicate.is_some() || !ci.include.is_empty() {
-        return Err(QueryError::unsupported("UNIQUE, partial and INCLUDE indexes"));
+        return Err(QueryError::unsupported(
+            "UNIQUE, partial and INCLUDE indexes",
+        ));
     }
     let [col] = ci.columns.as_slice() else {
-        return Err(QueryError::unsupported("hnsw indexes on more than one column"));
+        return Err(QueryError::unsupported(
+            "hnsw indexes on more than one column",
+        ));
     };
     let Expr::Identifier(id) = &col.column.expr else {
         return Err(QueryError::unsupported("hnsw indexes on expressions"));
@@ -194,8 +210,15 @@ pub fn bind_create_index(ci: &CreateIndex, schema: &TableSchema) -> Result<Vecto
     let metric = opclass_metric(&opclass)?;
     let mut hnsw = HnswConfig::default();
     for w in &ci.with {
-        let Expr::BinaryOp { left, op: sqlparser::ast::BinaryOperator::Eq, right } = w else {
-            return Err(QueryError::InvalidParameterValue(format!("invalid index option {w}")));
+        let Expr::BinaryOp {
+            left,
+            op: sqlparser::ast::BinaryOperator::Eq,
+            right,
+        } = w
+        else {
+            return Err(QueryError::InvalidParameterValue(format!(
+                "invalid index option {w}"
+            )));
         };
         let key = left.to_string().to_ascii_lowercase();
         let n = option_number(&key, right)?;

@@ -66,11 +66,15 @@ impl Dialect for VelaDialect {
         for _ in 0..3 {
             parser.advance_token();
         }
-        Some(parser.parse_subexpr(precedence).map(|right| Expr::BinaryOp {
-            left: Box::new(expr.clone()),
-            op: BinaryOperator::Custom(L1_OPERATOR.to_string()),
-            right: Box::new(right),
-        }))
+        Some(
+            parser
+                .parse_subexpr(precedence)
+                .map(|right| Expr::BinaryOp {
+                    left: Box::new(expr.clone()),
+                    op: BinaryOperator::Custom(L1_OPERATOR.to_string()),
+                    right: Box::new(right),
+                }),
+        )
     }
 
     fn identifier_quote_style(&self, identifier: &str) -> Option<char> {
@@ -110,7 +114,8 @@ impl Dialect for VelaDialect {
         self.inner.is_interval_qualifier(kw)
     }
     fn is_custom_type_typed_string(&self, first_keyword: Keyword, qualified: bool) -> bool {
-        self.inner.is_custom_type_typed_string(first_keyword, qualified)
+        self.inner
+            .is_custom_type_typed_string(first_keyword, qualified)
     }
 
     delegate_bool! {

@@ -103,9 +103,9 @@ fn bind_assignments(
             .and_then(|p| p.as_ident())
             .map(ident_name)
             .unwrap_or_default();
-        let (i, def) = schema
-            .column(&col)
-            .ok_or_else(|| QueryError::UndefinedColumn(format!("{col}\" of relation \"{}", schema.name)))?;
+        let (i, def) = schema.column(&col).ok_or_else(|| {
+            QueryError::UndefinedColumn(format!("{col}\" of relation \"{}", schema.name))
+        })?;
         if out.iter().any(|(j, _)| *j == i) {
             return Err(QueryError::InvalidReference(format!(
                 "multiple assignments to same column \"{col}\""
@@ -151,7 +151,11 @@ pub fn bind_insert(ins: &Insert, ctx: &mut BindContext<'_>) -> Result<InsertPlan
     } else {
         let mut t = Vec::with_capacity(ins.columns.len());
         for c in &ins.columns {
-            let cname = c.0.last().and_then(|p| p.as_ident()).map(ident_name).unwrap_or_default();
+            let cname =
+                c.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(ident_name)
+                    .unwrap_or_default();
             let (i, _) = schema.column(&cname).ok_or_else(|| {
                 QueryError::UndefinedColumn(format!("{cname}\" of relation \"{}", schema.name))
             })?;
@@ -178,7 +182,9 @@ pub fn bind_insert(ins: &Insert, ctx: &mut BindContext<'_>) -> Result<InsertPlan
     }
     let targets: Vec<usize> = targets.into_iter().take(source.columns.len()).collect();
     for (c, &t) in source.columns.iter().zip(&targets) {
-        let Some(def) = schema.columns.get(t) else { continue };
+        let Some(def) = schema.columns.get(t) else {
+            continue;
+        };
         let want = SqlType::of_column(def.ty);
         let ok = c.ty == want
             || c.ty.is_untyped()
@@ -196,7 +202,10 @@ pub fn bind_insert(ins: &Insert, ctx: &mut BindContext<'_>) -> Result<InsertPlan
         Some(OnInsert::OnConflict(oc)) => {
             match &oc.conflict_target {
                 None => {}
-                Some(ConflictTarget::Columns { columns: cols, predicate: None }) => {
+                Some(ConflictTarget::Columns {
+                    columns: cols,
+                    predicate: None,
+                }) => {
                     let pk = &schema.primary_key_column().name;
                     if !(cols.len() == 1 && cols.first().map(ident_name).as_ref() == Some(pk)) {
                         return Err(QueryError::InvalidReference(
@@ -205,7 +214,9 @@ pub fn bind_insert(ins: &Insert, ctx: &mut BindContext<'_>) -> Result<InsertPlan
                     }
                 }
                 Some(_) => {
-                    return Err(QueryError::unsupported("ON CONFLICT ON CONSTRAINT or with a predicate"))
+                    return Err(QueryError::unsupported(
+                        "ON CONFLICT ON CONSTRAINT or with a predicate",
+                    ))
                 }
             }
             match &oc.action {
@@ -217,12 +228,16 @@ pub fn bind_insert(ins: &Insert, ctx: &mut BindContext<'_>) -> Result<InsertPlan
                         ));
                     }
                     let mut scope = table_scope(&schema, &schema.name);
-                    scope.columns.extend(table_scope(&schema, "excluded").columns);
+                    scope
+                        .columns
+                        .extend(table_scope(&schema, "excluded").columns);
                     let assignments = bind_assignments(&du.assignments, &schema, &scope, ctx)?;
                     let filter = du
                         .selection
                         .as_ref()
-                        .map(|w| Binder::new(&scope, ctx.params).bind_as(w, SqlType::Boolean, "WHERE"))
+                        .map(|w| {
+                            Binder::new(&scope, ctx.params).bind_as(w, SqlType::Boolean, "WHERE")
+                        })
                         .transpose()?;
                     OnConflict::DoUpdate {
                         assignments,
@@ -246,7 +261,9 @@ fn target_table(factor: &TableFactor) -> Result<(String, String)> {
     match factor {
         TableFactor::Table { name, alias, .. } => {
             let table = object_name(name)?;
-            let q = alias.as_ref().map_or(table.clone(), |a| ident_name(&a.name));
+            let q = alias
+                .as_ref()
+                .map_or(table.clone(), |a| ident_name(&a.name));
             Ok((table, q))
         }
         _ => Err(QueryError::unsupported("UPDATE/DELETE of a non-table")),
@@ -269,8 +286,14 @@ fn filtered_scan(schema: TableSchema, predicate: Option<BExpr>) -> Plan {
 
 /// Binds UPDATE.
 pub fn bind_update(up: &Update, ctx: &mut BindContext<'_>) -> Result<UpdatePlan> {
-    if up.from.is_some() || up.returning.is_some() || !up.table.joins.is_empty() || up.limit.is_some() {
-        return Err(QueryError::unsupported("UPDATE with FROM, joins, LIMIT or RETURNING"));
+    if up.from.is_some()
+        || up.returning.is_some()
+        || !up.table.joins.is_empty()
+        || up.limit.is_some()
+    {
+        return Err(QueryError::unsupported(
+            "UPDATE with FROM, joins, LIMIT or RETURNING",
+        ));
     }
     let (table, q) = target_table(&up.table.relation)?;
     let schema = lookup_table(ctx, &table)?;
@@ -290,8 +313,14 @@ pub fn bind_update(up: &Update, ctx: &mut BindContext<'_>) -> Result<UpdatePlan>
 
 /// Binds DELETE.
 pub fn bind_delete(del: &Delete, ctx: &mut BindContext<'_>) -> Result<DeletePlan> {
-    if del.using.is_some() || del.returning.is_some() || del.limit.is_some() || !del.tables.is_empty() {
-        return Err(QueryError::unsupported("DELETE with USING, LIMIT or RETURNING"));
+    if del.using.is_some()
+        || del.returning.is_some()
+        || del.limit.is_some()
+        || !del.tables.is_empty()
+    {
+        return Err(QueryError::unsupported(
+            "DELETE with USING, LIMIT or RETURNING",
+        ));
     }
     let from = match &del.from {
         FromTable::WithFromKeyword(f) | FromTable::WithoutKeyword(f) => f,
@@ -359,7 +388,9 @@ fn current_row(
         Key::BigInt(i) => Value::BigInt(*i),
         Key::Text(s) => Value::Text(s.clone()),
     });
-    Ok(source::point_lookup(ctx, schema, &key_expr, None)?.into_iter().next())
+    Ok(source::point_lookup(ctx, schema, &key_expr, None)?
+        .into_iter()
+        .next())
 }
 
 /// Runs INSERT: the operations to apply and the number of rows inserted or updated.
@@ -397,7 +428,13 @@ pub fn run_insert(plan: &InsertPlan, ctx: &mut ExecContext<'_>) -> Result<(Vec<W
             }
             (OnConflict::Error, Some(_)) => return Err(duplicate(schema, &key)),
             (OnConflict::DoNothing, Some(_)) => {}
-            (OnConflict::DoUpdate { assignments, filter }, Some(old)) => {
+            (
+                OnConflict::DoUpdate {
+                    assignments,
+                    filter,
+                },
+                Some(old),
+            ) => {
                 let mut both = old.clone();
                 both.extend(row.iter().cloned());
                 let ectx = EvalContext::new(ctx.params);
@@ -415,7 +452,9 @@ pub fn run_insert(plan: &InsertPlan, ctx: &mut ExecContext<'_>) -> Result<(Vec<W
                 }
                 let new_key = row_key(schema, &new)?;
                 if new_key != key {
-                    return Err(QueryError::unsupported("ON CONFLICT DO UPDATE of the primary key"));
+                    return Err(QueryError::unsupported(
+                        "ON CONFLICT DO UPDATE of the primary key",
+                    ));
                 }
                 written.insert(key, Some(new.clone()));
                 ops.push(WriteOp::Upsert(new));
@@ -441,7 +480,10 @@ pub fn run_update(plan: &UpdatePlan, ctx: &mut ExecContext<'_>) -> Result<(Vec<W
     let ectx = EvalContext::new(ctx.params);
     let mut ops = Vec::with_capacity(rows.len());
     let mut new_keys: HashMap<Key, ()> = HashMap::new();
-    let old_keys: Vec<Key> = rows.iter().map(|r| row_key(schema, r)).collect::<Result<_>>()?;
+    let old_keys: Vec<Key> = rows
+        .iter()
+        .map(|r| row_key(schema, r))
+        .collect::<Result<_>>()?;
     let count = rows.len() as u64;
     for (old, old_key) in rows.into_iter().zip(old_keys.iter()) {
         let mut new = old.clone();

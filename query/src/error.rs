@@ -76,7 +76,9 @@ pub enum QueryError {
     #[error("{message}")]
     InvalidRowCount { code: &'static str, message: String },
     /// NULL into a NOT NULL column (23502).
-    #[error("null value in column \"{column}\" of relation \"{table}\" violates not-null constraint")]
+    #[error(
+        "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
+    )]
     NotNullViolation { table: String, column: String },
     /// A duplicate primary key (23505).
     #[error("duplicate key value violates unique constraint \"{table}_pkey\": Key ({column})=({key}) already exists")]

@@ -29,7 +29,9 @@ pub mod statement;
 pub mod types;
 pub mod vector;
 
-pub use engine::{Engine, Row, RowPredicate, SearchHit, SearchRequest, Synchronous, TableWrite, WriteOp};
+pub use engine::{
+    Engine, Row, RowPredicate, SearchHit, SearchRequest, Synchronous, TableWrite, WriteOp,
+};
 pub use error::{QueryError, Result};
 pub use exec::batch::cell_text;
 pub use memory::MemoryEngine;

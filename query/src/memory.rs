@@ -11,7 +11,9 @@ use parking_lot::RwLock;
 use vela_engine::catalog::{Key, TableSchema, Value, VectorIndexDef};
 use vela_engine::Metric;
 
-use crate::engine::{row_key, Engine, Row, RowPredicate, SearchHit, SearchRequest, TableWrite, WriteOp};
+use crate::engine::{
+    row_key, Engine, Row, RowPredicate, SearchHit, SearchRequest, TableWrite, WriteOp,
+};
 use crate::error::{QueryError, Result};
 use crate::vector;
 
@@ -119,7 +121,9 @@ impl Engine for MemoryEngine {
         let mut changed = 0u64;
         for write in writes {
             if !staged.contains_key(&write.table) {
-                let t = tables.get(&write.table).ok_or_else(|| undefined(&write.table))?;
+                let t = tables
+                    .get(&write.table)
+                    .ok_or_else(|| undefined(&write.table))?;
                 staged.insert(write.table.clone(), t.clone());
             }
             let t = staged

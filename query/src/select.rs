@@ -8,8 +8,8 @@
 //! set operations and CTEs are `0A000`.
 
 use sqlparser::ast::{
-    Distinct, Expr, GroupByExpr, LimitClause, OrderByExpr, OrderByKind, OrderBySort, Query,
-    Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableFactor, Value as AstValue,
+    Distinct, Expr, GroupByExpr, LimitClause, OrderByExpr, OrderByKind, OrderBySort, Query, Select,
+    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableFactor, Value as AstValue,
 };
 
 use crate::engine::Engine;
@@ -107,14 +107,16 @@ fn bind_count(e: &Expr, ctx: &mut BindContext<'_>, what: &str) -> Result<BExpr> 
         }
     }
     let t = bind_constant(e, ctx.params).map_err(|err| match err {
-        QueryError::UndefinedColumn(_) | QueryError::AmbiguousColumn(_) => QueryError::InvalidReference(
-            format!("argument of {what} must not contain variables"),
-        ),
+        QueryError::UndefinedColumn(_) | QueryError::AmbiguousColumn(_) => {
+            QueryError::InvalidReference(format!("argument of {what} must not contain variables"))
+        }
         other => other,
     })?;
     let ty = t.ty;
     coerce(t, SqlType::BigInt, ctx.params).map_err(|_| {
-        QueryError::mismatch(format!("argument of {what} must be type bigint, not type {ty}"))
+        QueryError::mismatch(format!(
+            "argument of {what} must be type bigint, not type {ty}"
+        ))
     })
 }
 
@@ -143,13 +145,23 @@ pub fn bind_values(rows: &[Vec<Expr>], params: &mut ParamTypes) -> Result<QueryP
     }
     let mut types = Vec::with_capacity(width);
     for c in 0..width {
-        let col: Vec<SqlType> = bound.iter().filter_map(|r| r.get(c).map(|t| t.ty)).collect();
+        let col: Vec<SqlType> = bound
+            .iter()
+            .filter_map(|r| r.get(c).map(|t| t.ty))
+            .collect();
         // A column of untyped literals and parameters stays untyped: the INSERT target types it.
         let ty = if col.iter().all(|t| t.is_untyped()) {
-            if col.contains(&SqlType::Unknown) { SqlType::Unknown } else { SqlType::Null }
+            if col.contains(&SqlType::Unknown) {
+                SqlType::Unknown
+            } else {
+                SqlType::Null
+            }
         } else {
             common_type(&col).ok_or_else(|| {
-                QueryError::mismatch(format!("VALUES types in column {} cannot be matched", c + 1))
+                QueryError::mismatch(format!(
+                    "VALUES types in column {} cannot be matched",
+                    c + 1
+                ))
             })?
         };
         types.push(ty);
@@ -197,10 +209,15 @@ fn bind_from(select: &Select, ctx: &mut BindContext<'_>) -> Result<(Plan, Scope)
                     .table(&table)?
                     .ok_or_else(|| QueryError::UndefinedTable(table.clone()))?;
                 let qualifier = alias.as_ref().map_or(table, |a| ident_name(&a.name));
-                let renames = alias.as_ref().map(|a| a.columns.clone()).unwrap_or_default();
+                let renames = alias
+                    .as_ref()
+                    .map(|a| a.columns.clone())
+                    .unwrap_or_default();
                 let mut scope = Scope::default();
                 for (i, c) in schema.columns.iter().enumerate() {
-                    let name = renames.get(i).map_or(c.name.clone(), |r| ident_name(&r.name));
+                    let name = renames
+                        .get(i)
+                        .map_or(c.name.clone(), |r| ident_name(&r.name));
                     scope.columns.push(ScopeColumn {
                         qualifier: Some(qualifier.clone()),
                         name,
@@ -223,10 +240,15 @@ fn bind_from(select: &Select, ctx: &mut BindContext<'_>) -> Result<(Plan, Scope)
             } => {
                 let inner = bind_query(subquery, ctx)?;
                 let qualifier = alias.as_ref().map(|a| ident_name(&a.name));
-                let renames = alias.as_ref().map(|a| a.columns.clone()).unwrap_or_default();
+                let renames = alias
+                    .as_ref()
+                    .map(|a| a.columns.clone())
+                    .unwrap_or_default();
                 let mut scope = Scope::default();
                 for (i, c) in inner.columns.iter().enumerate() {
-                    let name = renames.get(i).map_or(c.name.clone(), |r| ident_name(&r.name));
+                    let name = renames
+                        .get(i)
+                        .map_or(c.name.clone(), |r| ident_name(&r.name));
                     scope.columns.push(ScopeColumn {
                         qualifier: qualifier.clone(),
                         name,
@@ -266,7 +288,9 @@ fn default_name(e: &Expr) -> String {
             .last()
             .and_then(|p| p.as_ident())
             .map_or("?column?".into(), |i| i.value.to_lowercase()),
-        Expr::Cast { expr, data_type, .. } => match expr.as_ref() {
+        Expr::Cast {
+            expr, data_type, ..
+        } => match expr.as_ref() {
             Expr::Value(_) => data_type.to_string().to_lowercase(),
             inner => default_name(inner),
         },
@@ -281,7 +305,9 @@ fn expand_projection(select: &Select, scope: &Scope) -> Result<Vec<(Expr, String
     for item in &select.projection {
         match item {
             SelectItem::UnnamedExpr(e) => items.push((e.clone(), default_name(e))),
-            SelectItem::ExprWithAlias { expr, alias } => items.push((expr.clone(), ident_name(alias))),
+            SelectItem::ExprWithAlias { expr, alias } => {
+                items.push((expr.clone(), ident_name(alias)))
+            }
             SelectItem::Wildcard(_) => {
                 if scope.columns.is_empty() {
                     return Err(QueryError::InvalidReference(
@@ -294,8 +320,11 @@ fn expand_projection(select: &Select, scope: &Scope) -> Result<Vec<(Expr, String
             }
             SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) => {
                 let q = object_name(name)?;
-                let cols: Vec<&ScopeColumn> =
-                    scope.columns.iter().filter(|c| c.qualifier.as_deref() == Some(&q)).collect();
+                let cols: Vec<&ScopeColumn> = scope
+                    .columns
+                    .iter()
+                    .filter(|c| c.qualifier.as_deref() == Some(&q))
+                    .collect();
                 if cols.is_empty() {
                     return Err(QueryError::UndefinedTable(format!(
                         "{q}\" (missing FROM-clause entry for table \"{q}"
@@ -346,7 +375,11 @@ fn bind_select(
     let items = expand_projection(select, &scope)?;
     let group_asts = match &select.group_by {
         GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => exprs.clone(),
-        _ => return Err(QueryError::unsupported("GROUP BY ALL and grouping modifiers")),
+        _ => {
+            return Err(QueryError::unsupported(
+                "GROUP BY ALL and grouping modifiers",
+            ))
+        }
     };
     let aggregating = !group_asts.is_empty()
         || select.having.is_some()
@@ -362,20 +395,30 @@ fn bind_select(
         let agg_scope = Scope::default();
         for (e, name) in &items {
             let t = Binder::with_aggregates(&agg_scope, ctx.params, &mut agg).bind(e)?;
-            columns.push(OutputColumn { name: name.clone(), ty: t.ty });
+            columns.push(OutputColumn {
+                name: name.clone(),
+                ty: t.ty,
+            });
             exprs.push(t.expr);
         }
         let having = match &select.having {
             Some(h) => Some(
-                Binder::with_aggregates(&agg_scope, ctx.params, &mut agg)
-                    .bind_as(h, SqlType::Boolean, "HAVING")?,
+                Binder::with_aggregates(&agg_scope, ctx.params, &mut agg).bind_as(
+                    h,
+                    SqlType::Boolean,
+                    "HAVING",
+                )?,
             ),
             None => None,
         };
         for o in order_by {
-            let key = bind_sort_key(o, &items, &exprs, |e, params| {
-                Binder::with_aggregates(&agg_scope, params, &mut agg).bind(e)
-            }, ctx.params)?;
+            let key = bind_sort_key(
+                o,
+                &items,
+                &exprs,
+                |e, params| Binder::with_aggregates(&agg_scope, params, &mut agg).bind(e),
+                ctx.params,
+            )?;
             sort_keys.push(key);
         }
         plan = Plan::Aggregate {
@@ -392,11 +435,20 @@ fn bind_select(
     } else {
         for (e, name) in &items {
             let t = Binder::new(&scope, ctx.params).bind(e)?;
-            columns.push(OutputColumn { name: name.clone(), ty: t.ty });
+            columns.push(OutputColumn {
+                name: name.clone(),
+                ty: t.ty,
+            });
             exprs.push(t.expr);
         }
         for o in order_by {
-            let key = bind_sort_key(o, &items, &exprs, |e, params| Binder::new(&scope, params).bind(e), ctx.params)?;
+            let key = bind_sort_key(
+                o,
+                &items,
+                &exprs,
+                |e, params| Binder::new(&scope, params).bind(e),
+                ctx.params,
+            )?;
             sort_keys.push(key);
         }
     }
@@ -438,7 +490,11 @@ fn bind_select(
 
 /// GROUP BY items may be positions (`GROUP BY 1`) or output aliases; both become the select
 /// item's expression.
-fn resolve_group_by(group_asts: Vec<Expr>, items: &[(Expr, String)], scope: &Scope) -> Result<Vec<Expr>> {
+fn resolve_group_by(
+    group_asts: Vec<Expr>,
+    items: &[(Expr, String)],
+    scope: &Scope,
+) -> Result<Vec<Expr>> {
     group_asts
         .into_iter()
         .map(|g| {
@@ -498,7 +554,9 @@ fn bind_sort_key(
         let alias = match &o.expr {
             Expr::Identifier(id) => {
                 let name = ident_name(id);
-                items.iter().position(|(e, n)| *n == name && !matches!(e, Expr::Identifier(i) if ident_name(i) == name))
+                items.iter().position(|(e, n)| {
+                    *n == name && !matches!(e, Expr::Identifier(i) if ident_name(i) == name)
+                })
             }
             _ => None,
         };

@@ -231,7 +231,10 @@ impl Session {
     fn try_bind_cacheable(&self, ast: &Statement) -> Option<BoundEntry> {
         if !matches!(
             ast,
-            Statement::Query(_) | Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)
+            Statement::Query(_)
+                | Statement::Insert(_)
+                | Statement::Update(_)
+                | Statement::Delete(_)
         ) {
             return None;
         }
@@ -510,9 +513,21 @@ impl Session {
             stats: None,
         };
         let (table, (ops, count), tag) = match bound {
-            Bound::Insert(p) => (&p.schema.name, crate::dml::run_insert(p, &mut ctx)?, "INSERT 0"),
-            Bound::Update(p) => (&p.schema.name, crate::dml::run_update(p, &mut ctx)?, "UPDATE"),
-            Bound::Delete(p) => (&p.schema.name, crate::dml::run_delete(p, &mut ctx)?, "DELETE"),
+            Bound::Insert(p) => (
+                &p.schema.name,
+                crate::dml::run_insert(p, &mut ctx)?,
+                "INSERT 0",
+            ),
+            Bound::Update(p) => (
+                &p.schema.name,
+                crate::dml::run_update(p, &mut ctx)?,
+                "UPDATE",
+            ),
+            Bound::Delete(p) => (
+                &p.schema.name,
+                crate::dml::run_delete(p, &mut ctx)?,
+                "DELETE",
+            ),
             _ => return Err(QueryError::Internal("not DML".into())),
         };
         let writes: Vec<TableWrite> = ops
@@ -540,7 +555,12 @@ impl Session {
         Ok(StatementResult::command(format!("{tag} {count}"), count))
     }
 
-    fn explain(&mut self, analyze: bool, inner: &Bound, params: &[Value]) -> Result<StatementResult> {
+    fn explain(
+        &mut self,
+        analyze: bool,
+        inner: &Bound,
+        params: &[Value],
+    ) -> Result<StatementResult> {
         let (plan, columns) = match inner {
             Bound::Query(q) => (&q.root, &q.columns),
             Bound::Update(u) => {
@@ -552,7 +572,8 @@ impl Session {
                 return StatementResult::text_column("EXPLAIN", "QUERY PLAN", lines);
             }
             Bound::Insert(i) => {
-                let lines = prefix_lines("Insert on", &i.schema.name, explain(&i.source.root, None));
+                let lines =
+                    prefix_lines("Insert on", &i.schema.name, explain(&i.source.root, None));
                 return StatementResult::text_column("EXPLAIN", "QUERY PLAN", lines);
             }
             _ => return Err(QueryError::unsupported("EXPLAIN of this statement")),
@@ -608,9 +629,17 @@ impl Session {
                 self.settings.synchronous = mode;
             }
             // Accepted and ignored for compatibility with pgvector scripts and drivers.
-            "client_encoding" | "search_path" | "statement_timeout" | "hnsw.iterative_scan"
-            | "maintenance_work_mem" | "max_parallel_maintenance_workers" | "work_mem"
-            | "enable_seqscan" | "application_name" | "datestyle" | "timezone" => {}
+            "client_encoding"
+            | "search_path"
+            | "statement_timeout"
+            | "hnsw.iterative_scan"
+            | "maintenance_work_mem"
+            | "max_parallel_maintenance_workers"
+            | "work_mem"
+            | "enable_seqscan"
+            | "application_name"
+            | "datestyle"
+            | "timezone" => {}
             other => {
                 return Err(QueryError::UndefinedObject(format!(
                     "unrecognized configuration parameter \"{other}\""
@@ -656,7 +685,10 @@ fn check_params(types: &ParamTypes, params: &[Value]) -> Result<()> {
     Ok(())
 }
 
-fn query_result(columns: &[OutputColumn], rows: Vec<crate::engine::Row>) -> Result<StatementResult> {
+fn query_result(
+    columns: &[OutputColumn],
+    rows: Vec<crate::engine::Row>,
+) -> Result<StatementResult> {
     let n = rows.len() as u64;
     let (schema, batches) = rows_to_batches(columns, &rows)?;
     Ok(StatementResult {

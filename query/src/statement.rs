@@ -4,9 +4,7 @@
 //! [`crate::ddl`]); this file dispatches and handles the small ones (SET/RESET/SHOW, transactions,
 //! EXPLAIN, PREPARE/EXECUTE/DEALLOCATE). Anything else is `0A000`, never a panic.
 
-use sqlparser::ast::{
-    ObjectType, Reset, Set, Statement, Value as AstValue,
-};
+use sqlparser::ast::{ObjectType, Reset, Set, Statement, Value as AstValue};
 use vela_engine::catalog::{TableSchema, VectorIndexDef};
 
 use crate::ddl::{bind_create_index, bind_create_table};
@@ -233,9 +231,7 @@ pub fn bind_statement(stmt: &Statement, ctx: &mut BindContext<'_>) -> Result<Bou
             savepoint: None,
         } => Bound::Rollback,
         Statement::Explain {
-            analyze,
-            statement,
-            ..
+            analyze, statement, ..
         } => Bound::Explain {
             analyze: *analyze,
             inner: Box::new(bind_statement(statement, ctx)?),
@@ -268,7 +264,11 @@ pub fn bind_statement(stmt: &Statement, ctx: &mut BindContext<'_>) -> Result<Bou
         }
         other => {
             let text = other.to_string();
-            let head: String = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            let head: String = text
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
             return Err(QueryError::unsupported(head));
         }
     })

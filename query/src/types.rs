@@ -116,9 +116,12 @@ pub fn resolve_ast_type(ty: &AstType) -> Result<SqlType> {
         | T::Float32
         | T::Numeric(_)
         | T::Decimal(_) => SqlType::Double,
-        T::Text | T::Varchar(_) | T::CharVarying(_) | T::Char(_) | T::Character(_) | T::String(_) => {
-            SqlType::Text
-        }
+        T::Text
+        | T::Varchar(_)
+        | T::CharVarying(_)
+        | T::Char(_)
+        | T::Character(_)
+        | T::String(_) => SqlType::Text,
         T::Boolean | T::Bool => SqlType::Boolean,
         T::Timestamp(_, _) | T::Datetime(_) => SqlType::Timestamp,
         T::Custom(name, modifiers) => {

@@ -136,7 +136,10 @@ pub fn l2_distance(a: &[f32], b: &[f32]) -> Result<f64> {
 /// Inner product (`inner_product`); `<#>` is its negation.
 pub fn inner_product(a: &[f32], b: &[f32]) -> Result<f64> {
     check_same_dims(a, b)?;
-    Ok(a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum())
+    Ok(a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum())
 }
 
 /// Cosine distance, `<=>`: `1 - cos`, NaN when either norm is zero, clamped to `[0, 2]`.
@@ -161,8 +164,7 @@ pub fn cosine_distance(a: &[f32], b: &[f32]) -> Result<f64> {
 /// Manhattan distance, `<+>`.
 pub fn l1_distance(a: &[f32], b: &[f32]) -> Result<f64> {
     check_same_dims(a, b)?;
-    Ok(a
-        .iter()
+    Ok(a.iter()
         .zip(b)
         .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
         .sum())
@@ -170,7 +172,10 @@ pub fn l1_distance(a: &[f32], b: &[f32]) -> Result<f64> {
 
 /// Euclidean norm (`vector_norm`).
 pub fn norm(a: &[f32]) -> f64 {
-    a.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt()
+    a.iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// Element-wise arithmetic on two vectors, with pgvector's overflow check.
@@ -192,7 +197,10 @@ mod tests {
     #[test]
     fn parses_pgvector_literals() {
         assert_eq!(parse_vector("[1,2,3]").unwrap(), vec![1.0, 2.0, 3.0]);
-        assert_eq!(parse_vector("  [ 1 , -2.5 ,3e1 ]  ").unwrap(), vec![1.0, -2.5, 30.0]);
+        assert_eq!(
+            parse_vector("  [ 1 , -2.5 ,3e1 ]  ").unwrap(),
+            vec![1.0, -2.5, 30.0]
+        );
         assert_eq!(parse_vector("[1.5]").unwrap(), vec![1.5]);
     }
 

@@ -70,7 +70,10 @@ pub fn arrow_schema(columns: &[OutputColumn], types: &[SqlType]) -> SchemaRef {
 }
 
 /// Builds batches of at most [`BATCH_ROWS`] rows; an empty result gives no batches but a schema.
-pub fn rows_to_batches(columns: &[OutputColumn], rows: &[Row]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+pub fn rows_to_batches(
+    columns: &[OutputColumn],
+    rows: &[Row],
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let types = resolve_types(columns, rows)?;
     let schema = arrow_schema(columns, &types);
     let mut batches = Vec::new();
@@ -188,7 +191,12 @@ pub fn cell_text(array: &dyn Array, row: usize) -> Option<String> {
     Some(match array.data_type() {
         DataType::Int64 => array.as_primitive::<Int64Type>().value(row).to_string(),
         DataType::Float64 => format_float(array.as_primitive::<Float64Type>().value(row), false),
-        DataType::Boolean => if array.as_boolean().value(row) { "t" } else { "f" }.to_string(),
+        DataType::Boolean => if array.as_boolean().value(row) {
+            "t"
+        } else {
+            "f"
+        }
+        .to_string(),
         DataType::Utf8 => array.as_string::<i32>().value(row).to_string(),
         DataType::Timestamp(_, _) => {
             format_timestamp(array.as_primitive::<TimestampMicrosecondType>().value(row))

@@ -64,7 +64,12 @@ pub fn execute(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
 }
 
 /// Evaluates a LIMIT/OFFSET-like count: a non-negative integer or NULL (no limit).
-pub fn eval_count(e: &crate::expr::BExpr, ctx: &ExecContext<'_>, what: &str, code: &'static str) -> Result<Option<usize>> {
+pub fn eval_count(
+    e: &crate::expr::BExpr,
+    ctx: &ExecContext<'_>,
+    what: &str,
+    code: &'static str,
+) -> Result<Option<usize>> {
     match eval(e, &[], &ctx.eval_ctx())? {
         Value::Null => Ok(None),
         Value::BigInt(n) if n < 0 => Err(QueryError::InvalidRowCount {

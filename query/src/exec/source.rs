@@ -77,7 +77,11 @@ fn filter_rows(rows: Vec<Row>, filter: Option<&BExpr>, ectx: &EvalContext<'_>) -
 }
 
 /// Every row of the table for which `filter` holds.
-pub fn scan(ctx: &ExecContext<'_>, schema: &TableSchema, filter: Option<&BExpr>) -> Result<Vec<Row>> {
+pub fn scan(
+    ctx: &ExecContext<'_>,
+    schema: &TableSchema,
+    filter: Option<&BExpr>,
+) -> Result<Vec<Row>> {
     let ectx = EvalContext::new(ctx.params);
     if has_pending(ctx, &schema.name) {
         let rows = overlay(ctx, schema, ctx.engine.scan(&schema.name, None)?)?;

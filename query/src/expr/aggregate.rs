@@ -49,10 +49,7 @@ impl AggFunc {
     /// The result type for an argument type; `42883` when the aggregate does not apply.
     pub fn result_type(self, arg: SqlType) -> Result<SqlType> {
         let bad = || {
-            QueryError::UndefinedFunction(format!(
-                "function {}({arg}) does not exist",
-                self.name()
-            ))
+            QueryError::UndefinedFunction(format!("function {}({arg}) does not exist", self.name()))
         };
         Ok(match self {
             AggFunc::CountStar | AggFunc::Count => SqlType::BigInt,
@@ -63,7 +60,9 @@ impl AggFunc {
                 _ => return Err(bad()),
             },
             AggFunc::Avg => match arg {
-                SqlType::BigInt | SqlType::Double | SqlType::Unknown | SqlType::Null => SqlType::Double,
+                SqlType::BigInt | SqlType::Double | SqlType::Unknown | SqlType::Null => {
+                    SqlType::Double
+                }
                 SqlType::Vector(d) => SqlType::Vector(d),
                 _ => return Err(bad()),
             },
@@ -173,7 +172,11 @@ impl Accumulator {
         Ok(match self.func {
             AggFunc::Sum | AggFunc::Avg => {
                 if let Some(sum) = &self.vec_sum {
-                    let div = if self.func == AggFunc::Avg { self.count as f64 } else { 1.0 };
+                    let div = if self.func == AggFunc::Avg {
+                        self.count as f64
+                    } else {
+                        1.0
+                    };
                     let out: Vec<f32> = sum.iter().map(|s| (s / div) as f32).collect();
                     if out.iter().any(|x| !x.is_finite()) {
                         return Err(QueryError::NumericOutOfRange(
@@ -184,9 +187,11 @@ impl Accumulator {
                 } else if self.func == AggFunc::Avg {
                     Value::Double(self.float_sum / self.count as f64)
                 } else if ty == SqlType::BigInt {
-                    Value::BigInt(i64::try_from(self.int_sum).map_err(|_| {
-                        QueryError::NumericOutOfRange("bigint out of range".into())
-                    })?)
+                    Value::BigInt(
+                        i64::try_from(self.int_sum).map_err(|_| {
+                            QueryError::NumericOutOfRange("bigint out of range".into())
+                        })?,
+                    )
                 } else {
                     Value::Double(self.float_sum)
                 }

@@ -156,7 +156,11 @@ impl<'a> Binder<'a> {
     }
 
     /// A binder in aggregate mode.
-    pub fn with_aggregates(scope: &'a Scope, params: &'a mut ParamTypes, agg: &'a mut AggState) -> Self {
+    pub fn with_aggregates(
+        scope: &'a Scope,
+        params: &'a mut ParamTypes,
+        agg: &'a mut AggState,
+    ) -> Self {
         Binder {
             scope,
             params,
@@ -206,13 +210,23 @@ impl<'a> Binder<'a> {
                     SqlType::Boolean,
                 ))
             }
-            Expr::IsTrue(inner) | Expr::IsFalse(inner) | Expr::IsNotTrue(inner) | Expr::IsNotFalse(inner) => {
+            Expr::IsTrue(inner)
+            | Expr::IsFalse(inner)
+            | Expr::IsNotTrue(inner)
+            | Expr::IsNotFalse(inner) => {
                 let t = self.bind_as(inner, SqlType::Boolean, "IS TRUE")?;
                 let want = matches!(e, Expr::IsTrue(_) | Expr::IsNotFalse(_));
-                let eq = BExpr::Binary(BinaryOp::Eq, Box::new(t), Box::new(BExpr::Literal(Value::Boolean(want))));
+                let eq = BExpr::Binary(
+                    BinaryOp::Eq,
+                    Box::new(t),
+                    Box::new(BExpr::Literal(Value::Boolean(want))),
+                );
                 let null_ok = matches!(e, Expr::IsNotTrue(_) | Expr::IsNotFalse(_));
                 Ok(Typed::new(
-                    BExpr::Func(ScalarFunc::Coalesce, vec![eq, BExpr::Literal(Value::Boolean(null_ok))]),
+                    BExpr::Func(
+                        ScalarFunc::Coalesce,
+                        vec![eq, BExpr::Literal(Value::Boolean(null_ok))],
+                    ),
                     SqlType::Boolean,
                 ))
             }
@@ -312,7 +326,12 @@ impl<'a> Binder<'a> {
             Some((i, ty)) => Ok(Typed::new(BExpr::Column(i), ty)),
             None => {
                 if let Some(q) = qualifier {
-                    if !self.scope.columns.iter().any(|c| c.qualifier.as_deref() == Some(q)) {
+                    if !self
+                        .scope
+                        .columns
+                        .iter()
+                        .any(|c| c.qualifier.as_deref() == Some(q))
+                    {
                         return Err(QueryError::UndefinedTable(format!(
                             "{q}\" (missing FROM-clause entry for table \"{q}"
                         )));
@@ -347,10 +366,13 @@ impl<'a> Binder<'a> {
             | AstValue::UnicodeStringLiteral(s) => {
                 Typed::new(BExpr::Literal(Value::Text(s.clone())), SqlType::Unknown)
             }
-            AstValue::DollarQuotedString(s) => {
-                Typed::new(BExpr::Literal(Value::Text(s.value.clone())), SqlType::Unknown)
+            AstValue::DollarQuotedString(s) => Typed::new(
+                BExpr::Literal(Value::Text(s.value.clone())),
+                SqlType::Unknown,
+            ),
+            AstValue::Boolean(b) => {
+                Typed::new(BExpr::Literal(Value::Boolean(*b)), SqlType::Boolean)
             }
-            AstValue::Boolean(b) => Typed::new(BExpr::Literal(Value::Boolean(*b)), SqlType::Boolean),
             AstValue::Null => Typed::new(BExpr::Literal(Value::Null), SqlType::Null),
             AstValue::Placeholder(p) => {
                 let index = p
@@ -358,10 +380,17 @@ impl<'a> Binder<'a> {
                     .and_then(|n| n.parse::<usize>().ok())
                     .filter(|n| (1..=MAX_PARAMS).contains(n))
                     .ok_or_else(|| {
-                        QueryError::unsupported(format!("parameter placeholder {p} (use $1, $2, ...)"))
+                        QueryError::unsupported(format!(
+                            "parameter placeholder {p} (use $1, $2, ...)"
+                        ))
                     })?;
                 self.params.note(index - 1, SqlType::Unknown);
-                let ty = self.params.types.get(index - 1).copied().unwrap_or(SqlType::Unknown);
+                let ty = self
+                    .params
+                    .types
+                    .get(index - 1)
+                    .copied()
+                    .unwrap_or(SqlType::Unknown);
                 if ty == SqlType::Unknown {
                     Typed::new(BExpr::Param(index - 1), SqlType::Unknown)
                 } else {
@@ -376,10 +405,12 @@ impl<'a> Binder<'a> {
         let t = self.bind(expr)?;
         match op {
             UnaryOperator::Not => {
-                let e = coerce(t, SqlType::Boolean, self.params).map_err(|_| {
-                    QueryError::mismatch("argument of NOT must be type boolean")
-                })?;
-                Ok(Typed::new(BExpr::Unary(UnaryOp::Not, Box::new(e)), SqlType::Boolean))
+                let e = coerce(t, SqlType::Boolean, self.params)
+                    .map_err(|_| QueryError::mismatch("argument of NOT must be type boolean"))?;
+                Ok(Typed::new(
+                    BExpr::Unary(UnaryOp::Not, Box::new(e)),
+                    SqlType::Boolean,
+                ))
             }
             UnaryOperator::Minus | UnaryOperator::Plus => {
                 let ty = match t.ty {
@@ -414,7 +445,10 @@ impl<'a> Binder<'a> {
 
     fn in_list(&mut self, expr: &Expr, list: &[Expr], negated: bool) -> Result<Typed> {
         let head = self.bind(expr)?;
-        let items = list.iter().map(|e| self.bind(e)).collect::<Result<Vec<_>>>()?;
+        let items = list
+            .iter()
+            .map(|e| self.bind(e))
+            .collect::<Result<Vec<_>>>()?;
         let mut types = vec![head.ty];
         types.extend(items.iter().map(|t| t.ty));
         let ty = comparable_type(&types)?;
@@ -491,7 +525,13 @@ impl<'a> Binder<'a> {
         let otherwise = otherwise
             .map(|o| coerce(o, ty, self.params).map(Box::new))
             .transpose()?;
-        Ok(Typed::new(BExpr::Case { branches, otherwise }, ty))
+        Ok(Typed::new(
+            BExpr::Case {
+                branches,
+                otherwise,
+            },
+            ty,
+        ))
     }
 
     fn function(&mut self, f: &ast::Function) -> Result<Typed> {
@@ -500,7 +540,9 @@ impl<'a> Binder<'a> {
             return Err(QueryError::unsupported("window functions"));
         }
         if f.filter.is_some() || !f.within_group.is_empty() {
-            return Err(QueryError::unsupported(format!("{name} with FILTER or WITHIN GROUP")));
+            return Err(QueryError::unsupported(format!(
+                "{name} with FILTER or WITHIN GROUP"
+            )));
         }
         let (args, distinct, star) = match &f.args {
             FunctionArguments::None => (Vec::new(), false, false),
@@ -511,7 +553,8 @@ impl<'a> Binder<'a> {
                 if !list.clauses.is_empty() {
                     return Err(QueryError::unsupported(format!("clauses in {name}(...)")));
                 }
-                let distinct = matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct));
+                let distinct =
+                    matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct));
                 let mut args = Vec::new();
                 let mut star = false;
                 for a in &list.args {
@@ -536,7 +579,10 @@ impl<'a> Binder<'a> {
                 "function {name}(*) does not exist"
             )));
         }
-        let bound = args.iter().map(|a| self.bind(a)).collect::<Result<Vec<_>>>()?;
+        let bound = args
+            .iter()
+            .map(|a| self.bind(a))
+            .collect::<Result<Vec<_>>>()?;
         let types: Vec<SqlType> = bound.iter().map(|t| t.ty).collect();
         let sig = ScalarFunc::resolve(&name, &types)?;
         let mut out = Vec::with_capacity(bound.len());
@@ -646,10 +692,7 @@ fn binary_op(op: &BinaryOperator) -> Result<BinaryOp> {
 fn comparable_type(types: &[SqlType]) -> Result<SqlType> {
     let ty = common_type(types).ok_or_else(|| {
         let names: Vec<String> = types.iter().map(|t| t.to_string()).collect();
-        QueryError::UndefinedFunction(format!(
-            "operator does not exist: {}",
-            names.join(" = ")
-        ))
+        QueryError::UndefinedFunction(format!("operator does not exist: {}", names.join(" = ")))
     })?;
     Ok(ty)
 }
@@ -657,15 +700,13 @@ fn comparable_type(types: &[SqlType]) -> Result<SqlType> {
 /// Types a binary operator application.
 pub fn bind_binary(op: BinaryOp, l: Typed, r: Typed, params: &mut ParamTypes) -> Result<Typed> {
     let no_op = |l: SqlType, r: SqlType| {
-        QueryError::UndefinedFunction(format!(
-            "operator does not exist: {l} {} {r}",
-            op.symbol()
-        ))
+        QueryError::UndefinedFunction(format!("operator does not exist: {l} {} {r}", op.symbol()))
     };
     let (lt, rt) = (l.ty, r.ty);
-    let pair = |l: Typed, r: Typed, ty: SqlType, params: &mut ParamTypes| -> Result<(BExpr, BExpr)> {
-        Ok((coerce(l, ty, params)?, coerce(r, ty, params)?))
-    };
+    let pair =
+        |l: Typed, r: Typed, ty: SqlType, params: &mut ParamTypes| -> Result<(BExpr, BExpr)> {
+            Ok((coerce(l, ty, params)?, coerce(r, ty, params)?))
+        };
     let make = |a: BExpr, b: BExpr, ty| Typed::new(BExpr::Binary(op, Box::new(a), Box::new(b)), ty);
     match op {
         BinaryOp::And | BinaryOp::Or => {
@@ -681,7 +722,12 @@ pub fn bind_binary(op: BinaryOp, l: Typed, r: Typed, params: &mut ParamTypes) ->
             let (a, c) = pair(l, r, b, params)?;
             Ok(make(a, c, b))
         }
-        BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq => {
+        BinaryOp::Eq
+        | BinaryOp::NotEq
+        | BinaryOp::Lt
+        | BinaryOp::LtEq
+        | BinaryOp::Gt
+        | BinaryOp::GtEq => {
             let ty = common_type(&[lt, rt]).ok_or_else(|| no_op(lt, rt))?;
             let (a, c) = pair(l, r, ty, params)?;
             Ok(make(a, c, SqlType::Boolean))
@@ -690,11 +736,22 @@ pub fn bind_binary(op: BinaryOp, l: Typed, r: Typed, params: &mut ParamTypes) ->
             if lt.is_vector() || rt.is_vector() {
                 return Err(no_op(lt, rt));
             }
-            let a = if lt == SqlType::Text || lt.is_untyped() { coerce(l, SqlType::Text, params)? } else { BExpr::Cast(Box::new(l.expr), SqlType::Text) };
-            let c = if rt == SqlType::Text || rt.is_untyped() { coerce(r, SqlType::Text, params)? } else { BExpr::Cast(Box::new(r.expr), SqlType::Text) };
+            let a = if lt == SqlType::Text || lt.is_untyped() {
+                coerce(l, SqlType::Text, params)?
+            } else {
+                BExpr::Cast(Box::new(l.expr), SqlType::Text)
+            };
+            let c = if rt == SqlType::Text || rt.is_untyped() {
+                coerce(r, SqlType::Text, params)?
+            } else {
+                BExpr::Cast(Box::new(r.expr), SqlType::Text)
+            };
             Ok(make(a, c, SqlType::Text))
         }
-        BinaryOp::L2Distance | BinaryOp::CosineDistance | BinaryOp::NegInnerProduct | BinaryOp::L1Distance => {
+        BinaryOp::L2Distance
+        | BinaryOp::CosineDistance
+        | BinaryOp::NegInnerProduct
+        | BinaryOp::L1Distance => {
             let vec_ok = |t: SqlType| t.is_vector() || t.is_untyped();
             if !vec_ok(lt) || !vec_ok(rt) || (lt.is_untyped() && rt.is_untyped()) {
                 return Err(no_op(lt, rt));

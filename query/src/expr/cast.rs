@@ -11,12 +11,8 @@ use crate::vector;
 
 /// Converts a value to `target`. NULL stays NULL.
 pub fn cast_value(value: Value, target: SqlType) -> Result<Value> {
-    let cannot = |v: &Value| {
-        QueryError::mismatch(format!(
-            "cannot cast type {} to {target}",
-            value_type(v)
-        ))
-    };
+    let cannot =
+        |v: &Value| QueryError::mismatch(format!("cannot cast type {} to {target}", value_type(v)));
     Ok(match (value, target) {
         (Value::Null, _) => Value::Null,
         (v, SqlType::Unknown | SqlType::Null) => v,
@@ -95,7 +91,7 @@ pub fn value_to_text(v: &Value) -> String {
 
 fn double_to_bigint(d: f64) -> Result<i64> {
     let r = d.round();
-    if !r.is_finite() || r < -9.223_372_036_854_776e18 || r >= 9.223_372_036_854_776e18 {
+    if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&r) {
         return Err(QueryError::NumericOutOfRange("bigint out of range".into()));
     }
     Ok(r as i64)
@@ -234,7 +230,11 @@ mod tests {
 
     #[test]
     fn timestamps_round_trip() {
-        for s in ["1970-01-01 00:00:00", "2024-02-29 13:45:07.25", "1969-12-31 23:59:59"] {
+        for s in [
+            "1970-01-01 00:00:00",
+            "2024-02-29 13:45:07.25",
+            "1969-12-31 23:59:59",
+        ] {
             let t = parse_timestamp(s).unwrap();
             assert_eq!(format_timestamp(t), s);
         }
@@ -254,11 +254,15 @@ mod tests {
             Value::BigInt(3)
         );
         assert_eq!(
-            cast_value(Value::Double(1e300), SqlType::BigInt).unwrap_err().code(),
+            cast_value(Value::Double(1e300), SqlType::BigInt)
+                .unwrap_err()
+                .code(),
             "22003"
         );
         assert_eq!(
-            cast_value(Value::Text("x".into()), SqlType::BigInt).unwrap_err().code(),
+            cast_value(Value::Text("x".into()), SqlType::BigInt)
+                .unwrap_err()
+                .code(),
             "22P02"
         );
         let err = cast_value(Value::Text("[1,2]".into()), SqlType::Vector(Some(3))).unwrap_err();

@@ -190,7 +190,9 @@ fn eval_binary(
             return match row.get(*i) {
                 Some(Value::Vector(v)) => distance(op, v, q).map(Value::Double),
                 Some(Value::Null) => Ok(Value::Null),
-                _ => Err(QueryError::Internal("distance on a non-vector column".into())),
+                _ => Err(QueryError::Internal(
+                    "distance on a non-vector column".into(),
+                )),
             };
         }
     }
@@ -263,7 +265,9 @@ fn arithmetic(op: BinaryOp, a: Value, b: Value) -> Result<Value> {
                 BinaryOp::Add => x + y,
                 BinaryOp::Sub => x - y,
                 BinaryOp::Mul => x * y,
-                BinaryOp::Div | BinaryOp::Mod if y == 0.0 => return Err(QueryError::DivisionByZero),
+                BinaryOp::Div | BinaryOp::Mod if y == 0.0 => {
+                    return Err(QueryError::DivisionByZero)
+                }
                 BinaryOp::Div => x / y,
                 BinaryOp::Mod => x % y,
                 _ => return Err(QueryError::Internal(format!("{op:?} on double"))),
@@ -386,7 +390,10 @@ mod tests {
 
     #[test]
     fn three_valued_logic() {
-        assert_eq!(and3(Value::Null, Value::Boolean(false)), Value::Boolean(false));
+        assert_eq!(
+            and3(Value::Null, Value::Boolean(false)),
+            Value::Boolean(false)
+        );
         assert_eq!(or3(Value::Null, Value::Boolean(true)), Value::Boolean(true));
         assert_eq!(and3(Value::Null, Value::Boolean(true)), Value::Null);
     }

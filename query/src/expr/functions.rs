@@ -76,18 +76,26 @@ impl ScalarFunc {
         let sig = |func, args: Vec<SqlType>, result| Signature { func, args, result };
         let lower = name.to_ascii_lowercase();
         Ok(match (lower.as_str(), arg_types) {
-            ("l2_distance", [a, b]) if vec_arg(*a) && vec_arg(*b) => {
-                sig(ScalarFunc::L2Distance, vec![vector, vector], SqlType::Double)
-            }
-            ("cosine_distance", [a, b]) if vec_arg(*a) && vec_arg(*b) => {
-                sig(ScalarFunc::CosineDistance, vec![vector, vector], SqlType::Double)
-            }
-            ("inner_product", [a, b]) if vec_arg(*a) && vec_arg(*b) => {
-                sig(ScalarFunc::InnerProduct, vec![vector, vector], SqlType::Double)
-            }
-            ("l1_distance", [a, b]) if vec_arg(*a) && vec_arg(*b) => {
-                sig(ScalarFunc::L1Distance, vec![vector, vector], SqlType::Double)
-            }
+            ("l2_distance", [a, b]) if vec_arg(*a) && vec_arg(*b) => sig(
+                ScalarFunc::L2Distance,
+                vec![vector, vector],
+                SqlType::Double,
+            ),
+            ("cosine_distance", [a, b]) if vec_arg(*a) && vec_arg(*b) => sig(
+                ScalarFunc::CosineDistance,
+                vec![vector, vector],
+                SqlType::Double,
+            ),
+            ("inner_product", [a, b]) if vec_arg(*a) && vec_arg(*b) => sig(
+                ScalarFunc::InnerProduct,
+                vec![vector, vector],
+                SqlType::Double,
+            ),
+            ("l1_distance", [a, b]) if vec_arg(*a) && vec_arg(*b) => sig(
+                ScalarFunc::L1Distance,
+                vec![vector, vector],
+                SqlType::Double,
+            ),
             ("vector_dims", [a]) if vec_arg(*a) => {
                 sig(ScalarFunc::VectorDims, vec![vector], SqlType::BigInt)
             }
@@ -95,20 +103,34 @@ impl ScalarFunc {
                 sig(ScalarFunc::VectorNorm, vec![vector], SqlType::Double)
             }
             ("abs", [a]) if num_arg(*a) => {
-                let t = if *a == SqlType::BigInt { SqlType::BigInt } else { SqlType::Double };
+                let t = if *a == SqlType::BigInt {
+                    SqlType::BigInt
+                } else {
+                    SqlType::Double
+                };
                 sig(ScalarFunc::Abs, vec![t], t)
             }
-            ("lower", [a]) if text_arg(*a) => sig(ScalarFunc::Lower, vec![SqlType::Text], SqlType::Text),
-            ("upper", [a]) if text_arg(*a) => sig(ScalarFunc::Upper, vec![SqlType::Text], SqlType::Text),
+            ("lower", [a]) if text_arg(*a) => {
+                sig(ScalarFunc::Lower, vec![SqlType::Text], SqlType::Text)
+            }
+            ("upper", [a]) if text_arg(*a) => {
+                sig(ScalarFunc::Upper, vec![SqlType::Text], SqlType::Text)
+            }
             ("length" | "char_length", [a]) if text_arg(*a) => {
                 sig(ScalarFunc::Length, vec![SqlType::Text], SqlType::BigInt)
             }
-            ("round", [a]) if num_arg(*a) => sig(ScalarFunc::Round, vec![SqlType::Double], SqlType::Double),
-            ("floor", [a]) if num_arg(*a) => sig(ScalarFunc::Floor, vec![SqlType::Double], SqlType::Double),
+            ("round", [a]) if num_arg(*a) => {
+                sig(ScalarFunc::Round, vec![SqlType::Double], SqlType::Double)
+            }
+            ("floor", [a]) if num_arg(*a) => {
+                sig(ScalarFunc::Floor, vec![SqlType::Double], SqlType::Double)
+            }
             ("ceil" | "ceiling", [a]) if num_arg(*a) => {
                 sig(ScalarFunc::Ceil, vec![SqlType::Double], SqlType::Double)
             }
-            ("sqrt", [a]) if num_arg(*a) => sig(ScalarFunc::Sqrt, vec![SqlType::Double], SqlType::Double),
+            ("sqrt", [a]) if num_arg(*a) => {
+                sig(ScalarFunc::Sqrt, vec![SqlType::Double], SqlType::Double)
+            }
             ("coalesce", args) if !args.is_empty() => {
                 let ty = common_type(args).ok_or_else(|| {
                     QueryError::mismatch("COALESCE types cannot be matched".to_string())
@@ -117,18 +139,18 @@ impl ScalarFunc {
             }
             _ => return Err(no_such()),
         })
-        .map(|s| {
-            debug_assert_eq!(s.args.len(), n);
-            s
-        })
+        .inspect(|s| debug_assert_eq!(s.args.len(), n))
     }
 
     /// Evaluates the function on already-coerced arguments.
     pub fn eval(self, args: Vec<Value>) -> Result<Value> {
         if self == ScalarFunc::Coalesce {
-            return Ok(args.into_iter().find(|v| *v != Value::Null).unwrap_or(Value::Null));
+            return Ok(args
+                .into_iter()
+                .find(|v| *v != Value::Null)
+                .unwrap_or(Value::Null));
         }
-        if args.iter().any(|v| *v == Value::Null) {
+        if args.contains(&Value::Null) {
             return Ok(Value::Null);
         }
         let wrong = || QueryError::Internal(format!("bad arguments to {}", self.name()));
@@ -161,13 +183,15 @@ impl ScalarFunc {
                 Some(Value::Vector(a)) => Value::Double(vector::norm(a)),
                 _ => return Err(wrong()),
             },
-            ScalarFunc::Abs => match args.first() {
-                Some(Value::BigInt(i)) => Value::BigInt(i.checked_abs().ok_or_else(|| {
-                    QueryError::NumericOutOfRange("bigint out of range".into())
-                })?),
-                Some(Value::Double(d)) => Value::Double(d.abs()),
-                _ => return Err(wrong()),
-            },
+            ScalarFunc::Abs => {
+                match args.first() {
+                    Some(Value::BigInt(i)) => Value::BigInt(i.checked_abs().ok_or_else(|| {
+                        QueryError::NumericOutOfRange("bigint out of range".into())
+                    })?),
+                    Some(Value::Double(d)) => Value::Double(d.abs()),
+                    _ => return Err(wrong()),
+                }
+            }
             ScalarFunc::Lower | ScalarFunc::Upper | ScalarFunc::Length => match args.first() {
                 Some(Value::Text(s)) => match self {
                     ScalarFunc::Lower => Value::Text(s.to_lowercase()),
@@ -210,10 +234,18 @@ pub fn common_type(types: &[SqlType]) -> Option<SqlType> {
             (a, SqlType::Null) => a,
             (SqlType::Unknown, b) => b,
             (a, SqlType::Unknown) => a,
-            (SqlType::BigInt, SqlType::Double) | (SqlType::Double, SqlType::BigInt) => SqlType::Double,
-            (SqlType::Vector(a), SqlType::Vector(b)) => SqlType::Vector(if a == b { a } else { None }),
+            (SqlType::BigInt, SqlType::Double) | (SqlType::Double, SqlType::BigInt) => {
+                SqlType::Double
+            }
+            (SqlType::Vector(a), SqlType::Vector(b)) => {
+                SqlType::Vector(if a == b { a } else { None })
+            }
             _ => return None,
         };
     }
-    Some(if acc == SqlType::Unknown { SqlType::Text } else { acc })
+    Some(if acc == SqlType::Unknown {
+        SqlType::Text
+    } else {
+        acc
+    })
 }

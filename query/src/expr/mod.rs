@@ -244,14 +244,24 @@ impl fmt::Display for ExprDisplay<'_> {
             BExpr::Unary(UnaryOp::Not, e) => write!(f, "(NOT {})", sub(e)),
             BExpr::Binary(op, l, r) => write!(f, "({} {} {})", sub(l), op.symbol(), sub(r)),
             BExpr::IsNull { expr, negated } => {
-                write!(f, "({} IS {}NULL)", sub(expr), if *negated { "NOT " } else { "" })
+                write!(
+                    f,
+                    "({} IS {}NULL)",
+                    sub(expr),
+                    if *negated { "NOT " } else { "" }
+                )
             }
             BExpr::InList {
                 expr,
                 list,
                 negated,
             } => {
-                write!(f, "({} {}IN (", sub(expr), if *negated { "NOT " } else { "" })?;
+                write!(
+                    f,
+                    "({} {}IN (",
+                    sub(expr),
+                    if *negated { "NOT " } else { "" }
+                )?;
                 for (i, e) in list.iter().enumerate() {
                     if i > 0 {
                         f.write_str(", ")?;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::Plan;
-use crate::expr::{ExprDisplay, BExpr};
+use crate::expr::{BExpr, ExprDisplay};
 
 /// What the executor measured for one node.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

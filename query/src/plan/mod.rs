@@ -38,7 +38,10 @@ pub enum Plan {
     /// A single row with no columns (`SELECT 1`).
     OneRow,
     /// Literal rows (`VALUES (...), (...)`).
-    Values { rows: Vec<Vec<BExpr>>, names: Vec<String> },
+    Values {
+        rows: Vec<Vec<BExpr>>,
+        names: Vec<String>,
+    },
     /// Every row of a table for which `filter` holds (the filter is pushed into the engine).
     Scan {
         schema: TableSchema,
@@ -86,7 +89,9 @@ pub enum Plan {
         offset: Option<BExpr>,
     },
     /// Drops duplicate rows, keeping the first of each.
-    Distinct { input: Box<Plan> },
+    Distinct {
+        input: Box<Plan>,
+    },
 }
 
 impl Plan {
@@ -118,7 +123,11 @@ impl Plan {
                     .collect();
                 for c in calls {
                     let arg = match &c.arg {
-                        Some(a) => crate::expr::ExprDisplay { expr: a, names: &names }.to_string(),
+                        Some(a) => crate::expr::ExprDisplay {
+                            expr: a,
+                            names: &names,
+                        }
+                        .to_string(),
                         None => "*".into(),
                     };
                     let distinct = if c.distinct { "DISTINCT " } else { "" };

@@ -36,7 +36,13 @@ pub fn optimize(plan: Plan) -> Plan {
         } => {
             let input = optimize(*input);
             let input = match (&limit, input) {
-                (Some(l), Plan::Sort { input: sorted, keys }) => Plan::Sort {
+                (
+                    Some(l),
+                    Plan::Sort {
+                        input: sorted,
+                        keys,
+                    },
+                ) => Plan::Sort {
                     input: Box::new(vector_search(*sorted, &keys, l, offset.as_ref())),
                     keys,
                 },
