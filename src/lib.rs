@@ -7,9 +7,12 @@
 
 mod database;
 mod error;
+mod sql;
 
 pub use database::{Database, Options};
 pub use error::{Error, Result};
+pub use sql::{Connection, EngineAdapter, SqlError};
+pub use vela_query::{PreparedStatement, StatementResult};
 pub use vela_engine::{
     ColumnDef, ColumnType, EngineMetrics, EngineOptions, HnswConfig, Key, Metric, Op, Row,
     RowPredicate, ScalarType, SearchHit, SearchRequest, TableMetrics, TableSchema, Value,

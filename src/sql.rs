@@ -1,0 +1,240 @@
+//! SQL on the embedded database: the glue between the query layer (`vela-query`) and the engine.
+//!
+//! [`EngineAdapter`] implements the query layer's narrow `Engine` trait over a [`Database`]
+//! (thin: catalog calls map one to one, a write batch becomes one engine write per table, rows
+//! are copied out of the engine's `Arc<Row>`s, `TRUNCATE` deletes every key in one batch).
+//! [`Connection`] is a SQL session (settings, transaction, prepared statements, plan cache);
+//! [`Database::execute`] and [`Database::query`] run SQL on a fresh connection each call.
+//! Errors are [`SqlError`]s (`vela_query::QueryError`) with a SQLSTATE code; engine errors keep the
+//! facade's code ([`crate::Error::code`]).
+
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use vela_engine::{Key, Op, SearchRequest as EngineSearch, TableSchema, Value, VectorIndexDef};
+use vela_query::{
+    Engine as SqlEngine, PreparedStatement, Row, RowPredicate, SearchHit, SearchRequest, Session,
+    StatementResult, Synchronous, TableWrite, WriteOp,
+};
+use vela_storage::Durability;
+
+use crate::{Database, Error};
+
+/// The error of every SQL entry point: a message with a SQLSTATE code (`err.code()`,
+/// `err.report()` for `ERROR 42703: column "emb" does not exist`).
+pub use vela_query::QueryError as SqlError;
+
+fn convert(e: Error) -> SqlError {
+    SqlError::Engine {
+        code: e.code(),
+        message: e.to_string(),
+    }
+}
+
+/// The query layer's view of a [`Database`].
+#[derive(Debug, Clone)]
+pub struct EngineAdapter {
+    db: Database,
+}
+
+impl EngineAdapter {
+    /// An adapter over `db`.
+    pub fn new(db: Database) -> Self {
+        EngineAdapter { db }
+    }
+}
+
+impl SqlEngine for EngineAdapter {
+    fn table_names(&self) -> vela_query::Result<Vec<String>> {
+        let mut names: Vec<String> = self.db.tables().into_iter().map(|t| t.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn table(&self, name: &str) -> vela_query::Result<Option<TableSchema>> {
+        match self.db.schema(name) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.code() == "42P01" => Ok(None),
+            Err(e) => Err(convert(e)),
+        }
+    }
+
+    fn create_table(&self, schema: TableSchema) -> vela_query::Result<()> {
+        self.db.create_table(schema).map_err(convert)
+    }
+
+    fn drop_table(&self, name: &str) -> vela_query::Result<()> {
+        self.db.drop_table(name).map_err(convert)
+    }
+
+    fn create_index(&self, table: &str, index: VectorIndexDef) -> vela_query::Result<()> {
+        self.db.create_index(table, index).map_err(convert)
+    }
+
+    fn drop_index(&self, table: &str, index: &str) -> vela_query::Result<()> {
+        self.db.drop_index(table, index).map_err(convert)
+    }
+
+    fn truncate(&self, table: &str) -> vela_query::Result<()> {
+        let keys: Vec<Key> = self
+            .db
+            .scan(table, None)
+            .map_err(convert)?
+            .iter()
+            .map(|r| r.key.clone())
+            .collect();
+        if !keys.is_empty() {
+            self.db.delete_keys(table, keys).map_err(convert)?;
+        }
+        Ok(())
+    }
+
+    /// One engine write per run of consecutive operations on the same table: a statement's
+    /// writes (always one table) are atomic; a transaction spanning tables is atomic per table.
+    fn write(&self, writes: Vec<TableWrite>) -> vela_query::Result<u64> {
+        let mut changed = 0u64;
+        let mut current: Option<(String, Vec<Op>)> = None;
+        let flush = |batch: Option<(String, Vec<Op>)>| -> vela_query::Result<u64> {
+            match batch {
+                Some((table, ops)) if !ops.is_empty() => {
+                    let out = self.db.write(&table, ops).map_err(convert)?;
+                    Ok(out.inserted + out.updated + out.deleted)
+                }
+                _ => Ok(0),
+            }
+        };
+        for w in writes {
+            let op = match w.op {
+                WriteOp::Insert(row) => Op::Insert(row),
+                WriteOp::Upsert(row) => Op::Upsert(row),
+                WriteOp::Delete(key) => Op::Delete(key),
+            };
+            match current.as_mut() {
+                Some((table, ops)) if *table == w.table => ops.push(op),
+                _ => {
+                    changed += flush(current.take())?;
+                    current = Some((w.table, vec![op]));
+                }
+            }
+        }
+        changed += flush(current)?;
+        Ok(changed)
+    }
+
+    fn scan(&self, table: &str, filter: Option<&RowPredicate<'_>>) -> vela_query::Result<Vec<Row>> {
+        let filter = filter.map(|f| f as &(dyn Fn(&[Value]) -> bool + Sync));
+        Ok(self
+            .db
+            .scan(table, filter)
+            .map_err(convert)?
+            .iter()
+            .map(|r| r.values.clone())
+            .collect())
+    }
+
+    fn get(&self, table: &str, key: &Key) -> vela_query::Result<Option<Row>> {
+        Ok(self
+            .db
+            .get(table, key.clone())
+            .map_err(convert)?
+            .map(|r| r.values.clone()))
+    }
+
+    fn search(&self, request: &SearchRequest<'_>) -> vela_query::Result<Vec<SearchHit>> {
+        let mut req = EngineSearch::new(request.column, request.query, request.k);
+        req.ef = request.ef_search;
+        req.metric = Some(request.metric);
+        req.filter = request
+            .filter
+            .map(|f| f as &(dyn Fn(&[Value]) -> bool + Sync));
+        Ok(self
+            .db
+            .search_with(request.table, &req)
+            .map_err(convert)?
+            .into_iter()
+            .map(|h| SearchHit {
+                row: h.row.values.clone(),
+                distance: h.distance,
+            })
+            .collect())
+    }
+
+    fn set_synchronous(&self, mode: Synchronous) -> vela_query::Result<()> {
+        self.db.set_durability(match mode {
+            Synchronous::Full => Durability::Full,
+            Synchronous::Normal => Durability::Normal,
+            Synchronous::Off => Durability::Off,
+        });
+        Ok(())
+    }
+}
+
+/// A SQL session on a [`Database`]: `SET`, transactions and prepared statements last as long as
+/// the connection. Not `Sync`; open one per thread.
+pub struct Connection {
+    session: Session,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("in_transaction", &self.session.in_transaction())
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Runs every `;`-separated statement of `sql` with `params` as `$1..$n`; one result per
+    /// statement (Arrow batches, a psql-style tag such as `INSERT 0 3`, rows affected).
+    pub fn execute(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<StatementResult>, SqlError> {
+        self.session.execute(sql, params)
+    }
+
+    /// Runs `sql` and returns the last statement's rows.
+    pub fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<RecordBatch>, SqlError> {
+        self.session.query(sql, params)
+    }
+
+    /// Parses and plans `sql` once for repeated [`Connection::execute_prepared`] calls.
+    pub fn prepare(&mut self, sql: &str) -> Result<PreparedStatement, SqlError> {
+        self.session.prepare(sql)
+    }
+
+    /// Runs a prepared statement with new parameters.
+    pub fn execute_prepared(
+        &mut self,
+        statement: &PreparedStatement,
+        params: &[Value],
+    ) -> Result<Vec<StatementResult>, SqlError> {
+        self.session.execute_prepared(statement, params)
+    }
+
+    /// Whether a transaction is open (`BEGIN` without `COMMIT`/`ROLLBACK` yet).
+    pub fn in_transaction(&self) -> bool {
+        self.session.in_transaction()
+    }
+}
+
+impl Database {
+    /// A new SQL session on this database.
+    pub fn connect(&self) -> Connection {
+        Connection {
+            session: Session::new(Arc::new(EngineAdapter::new(self.clone()))),
+        }
+    }
+
+    /// Runs SQL on a fresh connection (settings and transactions do not carry over between
+    /// calls; use [`Database::connect`] for that). One result per statement.
+    pub fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<StatementResult>, SqlError> {
+        self.connect().execute(sql, params)
+    }
+
+    /// Runs SQL on a fresh connection and returns the last statement's rows.
+    pub fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<RecordBatch>, SqlError> {
+        self.connect().query(sql, params)
+    }
+}
