@@ -18,7 +18,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
@@ -28,6 +28,9 @@ use super::options::Durability;
 use super::writer::{ActiveWriter, FileMeta, Poison, QueuedFrame};
 use super::Lsn;
 use crate::error::{Result, StorageError};
+
+/// Upper bound on how long a `Full` leader waits for the previous group's writers.
+const GATHER_MAX: Duration = Duration::from_micros(500);
 
 /// A position in the log: the last LSN up to it, and where its data ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,7 +60,16 @@ pub(crate) struct State {
     pub next_lsn: Lsn,
     pub queue: Vec<QueuedFrame>,
     pub queue_bytes: usize,
+    /// `append`/`append_batch` calls with frames in `queue`.
+    pub queue_calls: usize,
     pub leader_active: bool,
+    /// A `Full` leader is waiting for the writers of the previous round to re-enqueue.
+    pub gathering: bool,
+    /// How many calls the next `Full` group should wait for: the size of the last group plus
+    /// the calls that queued while it was being committed (the number of active writers).
+    pub gather_target: usize,
+    /// Moving average of a `Full` group's write + fsync time; bounds the gathering wait.
+    pub commit_ewma: Duration,
     /// Everything up to here is acknowledged (written; and synced under `Full`). Readers see
     /// exactly the entries up to `acked.lsn`.
     pub acked: Pos,
@@ -84,6 +96,8 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     /// Appenders wait here for their group (or for queue space).
     pub commit_cv: Condvar,
+    /// A gathering leader waits here for more calls to enqueue.
+    pub gather_cv: Condvar,
     /// Readers wait here for new acknowledged entries.
     pub append_cv: Condvar,
     /// The syncer waits here for its period, a durability change or close.
@@ -162,6 +176,10 @@ impl Shared {
             });
         }
         st.queue_bytes += bytes;
+        st.queue_calls += 1;
+        if st.gathering && st.queue_calls >= st.gather_target {
+            self.gather_cv.notify_one();
+        }
         loop {
             if st.acked.lsn >= last {
                 return Ok((first..=last).collect());
@@ -177,18 +195,52 @@ impl Shared {
         }
     }
 
+    /// Under `Full`, gives the writers of the previous group (woken a moment ago, about to
+    /// append again) a short chance to join this group before it is taken. Without this,
+    /// closed-loop writers split into two alternating half-groups, halving what one fsync
+    /// carries. The wait ends as soon as `gather_target` calls are queued, and lasts at most
+    /// half a typical commit (capped at `GATHER_MAX`), so it costs a lone writer nothing (its
+    /// target is 1) and anyone else a bounded fraction of one fsync.
+    fn gather(&self, st: &mut MutexGuard<'_, State>) {
+        if st.queue_calls >= st.gather_target {
+            return;
+        }
+        let wait = (st.commit_ewma / 2).min(GATHER_MAX);
+        let Some(deadline) = Instant::now().checked_add(wait) else {
+            return;
+        };
+        st.gathering = true;
+        while st.queue_calls < st.gather_target && st.poison.is_none() {
+            if self.gather_cv.wait_until(st, deadline).timed_out() {
+                break;
+            }
+        }
+        st.gathering = false;
+    }
+
     /// Writes (and, under `Full`, fsyncs) everything queued as one group, then publishes.
     fn lead(&self, st: &mut MutexGuard<'_, State>) {
-        let mut frames = std::mem::take(&mut st.queue);
-        st.queue_bytes = 0;
         st.leader_active = true;
         let sync = st.durability == Durability::Full;
+        if sync {
+            self.gather(st);
+        }
+        let mut frames = std::mem::take(&mut st.queue);
+        let group_calls = std::mem::take(&mut st.queue_calls);
+        st.queue_bytes = 0;
         // Queue space was freed.
         self.commit_cv.notify_all();
+        let started = Instant::now();
         let (outcome, result) = MutexGuard::unlocked(st, || {
             let mut w = self.writer.lock();
             w.write_group(&*self.fs, &self.dir, &mut frames, self.max_file_bytes, sync)
         });
+        if sync {
+            st.commit_ewma = (st.commit_ewma * 7 + started.elapsed()) / 8;
+            st.gather_target = group_calls + st.queue_calls;
+        } else {
+            st.gather_target = 0;
+        }
         st.leader_active = false;
         st.stats.fsyncs += outcome.fsyncs;
         for (meta, file) in outcome.new_files {
