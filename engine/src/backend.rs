@@ -52,6 +52,10 @@ impl StoreWrite {
     }
 }
 
+/// The callback of [`StoreBackend::scan_prefix`]: gets each key and value, returns whether to
+/// go on.
+pub type ScanFn<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
+
 /// The write-ahead log as the engine sees it.
 pub trait LogBackend: Send + Sync {
     /// Appends one entry; returns its LSN.
@@ -78,7 +82,7 @@ pub trait StoreBackend: Send + Sync {
         &self,
         cf: Cf,
         prefix: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        f: &mut ScanFn<'_>,
     ) -> Result<()>;
     /// Makes everything written durable and records `lsn` as flushed.
     fn flush(&self, lsn: u64) -> Result<()>;
@@ -243,7 +247,7 @@ impl StoreBackend for MemStore {
         &self,
         cf: Cf,
         prefix: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        f: &mut ScanFn<'_>,
     ) -> Result<()> {
         let items: Vec<(Vec<u8>, Vec<u8>)> = self
             .inner

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use vela_storage::{DataDir, DirLock, SegmentStore, StoreOptions, Wal, WalOptions};
 
-use crate::backend::{Cf, LogBackend, StoreBackend, StoreWrite};
+use crate::backend::{Cf, LogBackend, ScanFn, StoreBackend, StoreWrite};
 use crate::error::Result;
 
 /// [`LogBackend`] over the storage layer's WAL.
@@ -75,7 +75,7 @@ impl StoreBackend for RocksStore {
         &self,
         c: Cf,
         prefix: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        f: &mut ScanFn<'_>,
     ) -> Result<()> {
         for item in self.0.iter_prefix(cf(c), prefix)? {
             let (k, v) = item?;
