@@ -45,6 +45,8 @@ fn catalog_key(table_id: u64) -> Vec<u8> {
 }
 /// Size of one segment blob chunk in the `index` column family.
 const CHUNK_BYTES: usize = 4 << 20;
+/// Store operations gathered per write during replay.
+const REPLAY_BATCH_OPS: usize = 16_384;
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -90,6 +92,10 @@ pub(crate) struct Inner {
     applied: Mutex<u64>,
     turn: Condvar,
     poisoned: Mutex<Option<EngineError>>,
+    /// `Some` while replaying: store writes are gathered into large batches.
+    replay_buf: Mutex<Option<StoreWrite>>,
+    /// Highest LSN handed to `apply` (lock-free copy for maintenance batches' LSN hint).
+    last_lsn: AtomicU64,
     closed: AtomicBool,
     checkpoints: AtomicU64,
     replayed: AtomicU64,
@@ -155,6 +161,8 @@ impl Engine {
             applied: Mutex::new(applied),
             turn: Condvar::new(),
             poisoned: Mutex::new(None),
+            replay_buf: Mutex::new(None),
+            last_lsn: AtomicU64::new(applied),
             closed: AtomicBool::new(false),
             checkpoints: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
@@ -430,13 +438,49 @@ impl Inner {
     }
 
     /// Applies one logged record (live or during replay). Deterministic given the state.
+    /// Writes a store batch, or (during replay) appends it to the replay buffer, which is
+    /// written in large batches: replay is dominated by per-batch store overhead otherwise.
+    /// Batches stay in LSN order, so a crash during replay still leaves a prefix.
+    fn store_write(&self, batch: StoreWrite) -> Result<()> {
+        let mut buf = self.replay_buf.lock();
+        let Some(pending) = buf.as_mut() else {
+            drop(buf);
+            return self.store.write(batch);
+        };
+        pending.lsn = pending.lsn.max(batch.lsn);
+        pending.ops.extend(batch.ops);
+        if pending.ops.len() >= REPLAY_BATCH_OPS {
+            let full = std::mem::take(pending);
+            drop(buf);
+            self.store.write(full)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what the replay buffer holds.
+    fn flush_replay_buf(&self) -> Result<()> {
+        let pending = self.replay_buf.lock().as_mut().map(std::mem::take);
+        match pending {
+            Some(p) if !p.ops.is_empty() => self.store.write(p),
+            _ => Ok(()),
+        }
+    }
+
     fn apply(&self, lsn: u64, rec: LogRecord) -> Result<WriteOutcome> {
-        let mut batch = StoreWrite::default();
+        self.last_lsn.fetch_max(lsn, Ordering::Relaxed);
+        if !matches!(rec, LogRecord::Write { .. }) {
+            // DDL reads the store (drop table scans its keys): make it complete first.
+            self.flush_replay_buf()?;
+        }
+        let mut batch = StoreWrite {
+            lsn,
+            ..StoreWrite::default()
+        };
         batch.put(Cf::Rows, APPLIED_KEY.to_vec(), lsn.to_be_bytes().to_vec());
         match rec {
             LogRecord::Write { table_id, ops } => {
                 let Some(t) = self.table_by_id(table_id) else {
-                    self.store.write(batch)?;
+                    self.store_write(batch)?;
                     return Err(EngineError::UnknownTable(format!("#{table_id}")));
                 };
                 inc(&t.counters.batches, 1);
@@ -448,12 +492,12 @@ impl Inner {
                     Ok(p) => p,
                     Err(e) => {
                         inc(&t.counters.batches_rejected, 1);
-                        self.store.write(batch)?;
+                        self.store_write(batch)?;
                         return Err(e);
                     }
                 };
                 t.store_ops(&changes, &mut batch);
-                self.store.write(batch)?;
+                self.store_write(batch)?;
                 let sealed = t.publish(changes, self.opts.seal_rows)?;
                 inc(&t.counters.rows_inserted, outcome.inserted);
                 inc(&t.counters.rows_updated, outcome.updated);
@@ -466,14 +510,14 @@ impl Inner {
             }
             LogRecord::CreateTable(schema) => {
                 if self.tables.read().contains_key(&schema.name) {
-                    self.store.write(batch)?;
+                    self.store_write(batch)?;
                     return Err(EngineError::TableExists(schema.name));
                 }
                 let json = serde_json::to_vec(&schema)
                     .map_err(|e| EngineError::Corrupt(format!("schema JSON: {e}")))?;
                 batch.put(Cf::Rows, catalog_key(lsn), json);
                 let table = Arc::new(Table::new(lsn, schema)?);
-                self.store.write(batch)?;
+                self.store_write(batch)?;
                 self.tables.write().insert(table.schema.name.clone(), table);
                 Ok(WriteOutcome {
                     lsn,
@@ -482,12 +526,12 @@ impl Inner {
             }
             LogRecord::DropTable { table_id } => {
                 let Some(t) = self.table_by_id(table_id) else {
-                    self.store.write(batch)?;
+                    self.store_write(batch)?;
                     return Err(EngineError::UnknownTable(format!("#{table_id}")));
                 };
                 batch.delete(Cf::Rows, catalog_key(table_id));
                 self.delete_table_data(table_id, &mut batch, true)?;
-                self.store.write(batch)?;
+                self.store_write(batch)?;
                 self.tables.write().remove(&t.schema.name);
                 Ok(WriteOutcome {
                     lsn,
@@ -541,12 +585,12 @@ impl Inner {
         change: impl FnOnce(&mut TableSchema) -> Result<()>,
     ) -> Result<WriteOutcome> {
         let Some(old) = self.table_by_id(table_id) else {
-            self.store.write(batch)?;
+            self.store_write(batch)?;
             return Err(EngineError::UnknownTable(format!("#{table_id}")));
         };
         let mut schema = old.schema.clone();
         if let Err(e) = change(&mut schema).and_then(|_| Ok(schema.validate()?)) {
-            self.store.write(batch)?;
+            self.store_write(batch)?;
             return Err(e);
         }
         let table = Arc::new(Table::new(table_id, schema)?);
@@ -565,7 +609,7 @@ impl Inner {
             .map_err(|e| EngineError::Corrupt(format!("schema JSON: {e}")))?;
         batch.put(Cf::Rows, catalog_key(table_id), json);
         self.delete_table_data(table_id, &mut batch, false)?;
-        self.store.write(batch)?;
+        self.store_write(batch)?;
         self.tables.write().insert(table.schema.name.clone(), table);
         Ok(WriteOutcome {
             lsn,
@@ -692,7 +736,8 @@ impl Inner {
         let _enter = span.enter();
         let started = Instant::now();
         let mut count = 0u64;
-        self.log.replay(from, &mut |lsn, payload| {
+        *self.replay_buf.lock() = Some(StoreWrite::default());
+        let replayed = self.log.replay(from, &mut |lsn, payload| {
             let mut applied = self.applied.lock();
             if lsn <= *applied {
                 return Ok(());
@@ -706,7 +751,11 @@ impl Inner {
             *applied = lsn;
             count += 1;
             Ok(())
-        })?;
+        });
+        let flushed = self.flush_replay_buf();
+        *self.replay_buf.lock() = None;
+        replayed?;
+        flushed?;
         let last = self.log.last_lsn();
         let applied = self.applied.lock();
         if last > *applied {
@@ -725,7 +774,10 @@ impl Inner {
     /// Writes a segment's blob and manifest (replacing an earlier one).
     fn persist_segment(&self, table: &Table, shard: u32, seg: &Segment) -> Result<()> {
         let (bytes, len) = seg.to_bytes();
-        let mut batch = StoreWrite::default();
+        let mut batch = StoreWrite {
+            lsn: self.last_lsn.load(Ordering::Relaxed),
+            ..StoreWrite::default()
+        };
         let mut old_chunks = Vec::new();
         self.store
             .scan_prefix(Cf::Index, &manifest_key(table.id, seg.id), &mut |k, _| {
@@ -846,7 +898,10 @@ impl Inner {
     }
 
     pub(crate) fn forget_segment(&self, table: &Table, seg: u64) -> Result<()> {
-        let mut batch = StoreWrite::default();
+        let mut batch = StoreWrite {
+            lsn: self.last_lsn.load(Ordering::Relaxed),
+            ..StoreWrite::default()
+        };
         let mut keys = Vec::new();
         self.store
             .scan_prefix(Cf::Index, &manifest_key(table.id, seg), &mut |k, _| {

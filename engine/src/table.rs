@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use rayon::prelude::*;
 
 use crate::backend::{Cf, StoreWrite};
 use crate::catalog::{ColumnType, Key, ScalarType, TableSchema, Value};
@@ -19,6 +20,9 @@ use crate::codec::{put_key, put_row, put_u64, Op};
 use crate::error::{EngineError, Result};
 use crate::metrics::{ShardCounters, TableCounters};
 use crate::segment::Segment;
+
+/// Batches with at least this many new rows insert their vectors in parallel.
+const PARALLEL_PREPARE_ROWS: usize = 256;
 
 /// Most operations one batch may hold (row ids are `lsn << 20 | position`).
 pub const MAX_BATCH_OPS: usize = 1 << 20;
@@ -311,25 +315,31 @@ impl Table {
     }
 
     /// Inserts the new versions' vectors into the appendable segments (invisible until
-    /// published). On error, tombstones what was inserted.
+    /// published; large batches in parallel). On error, tombstones what was inserted.
     pub fn prepare(&self, changes: &[Change]) -> Result<()> {
+        if self.schema.indexes.is_empty() {
+            return Ok(());
+        }
         let shards = self.state.read();
-        let mut done: Vec<(usize, u64)> = Vec::new();
-        for ch in changes {
-            if let (Some(new), Some(shard)) = (&ch.new, shards.get(ch.shard)) {
-                if let Err(e) = shard.appendable.insert(new.row_id, &new.values) {
-                    for (s, id) in done {
-                        if let Some(sh) = shards.get(s) {
-                            sh.appendable.delete(id);
-                        }
-                    }
+        let insert = |ch: &Change| -> Result<()> {
+            match (&ch.new, shards.get(ch.shard)) {
+                (Some(new), Some(shard)) => shard.appendable.insert(new.row_id, &new.values),
+                _ => Ok(()),
+            }
+        };
+        let r = if changes.len() >= PARALLEL_PREPARE_ROWS {
+            changes.par_iter().try_for_each(insert)
+        } else {
+            changes.iter().try_for_each(insert)
+        };
+        if r.is_err() {
+            for ch in changes {
+                if let (Some(new), Some(shard)) = (&ch.new, shards.get(ch.shard)) {
                     shard.appendable.delete(new.row_id);
-                    return Err(e);
                 }
-                done.push((ch.shard, new.row_id));
             }
         }
-        Ok(())
+        r
     }
 
     /// The store writes of a planned batch.
