@@ -24,6 +24,7 @@
 //! files, an index error) exit with code 1.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -67,7 +68,7 @@ impl<E: std::fmt::Display> From<E> for RunError {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
+        let _ = writeln!(std::io::stdout(), "{USAGE}");
         return ExitCode::SUCCESS;
     }
     let outcome = if args.first().map(String::as_str) == Some("--peer") {
@@ -87,11 +88,11 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(UsageError(msg))) => {
-            eprintln!("ann: {msg}\n\n{USAGE}");
+            let _ = writeln!(std::io::stderr(), "ann: {msg}\n\n{USAGE}");
             ExitCode::from(2)
         }
         Err(Failure::Run(RunError(msg))) => {
-            eprintln!("ann: {msg}");
+            let _ = writeln!(std::io::stderr(), "ann: {msg}");
             ExitCode::from(1)
         }
     }
@@ -100,6 +101,15 @@ fn main() -> ExitCode {
 enum Failure {
     Usage(UsageError),
     Run(RunError),
+}
+
+/// `println!` that reports a closed stdout (e.g. `ann ... | head`) as an error instead of
+/// panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout(), $($arg)*)
+            .map_err(|e| RunError(format!("writing to stdout: {e}")))
+    };
 }
 
 // ------------------------------------------------------------------------------ arguments
@@ -516,21 +526,28 @@ fn cli_run(cli: &Cli) -> Result<(), RunError> {
     let rss_per_vector = rss1.saturating_sub(rss0) as f64 / base.rows as f64;
     let vps = base.rows as f64 / build_s;
     if !cli.json {
-        println!(
+        out!(
             "base {} x {}, {} queries, metric {:?}, m {}, ef_construction {}, {} thread(s)",
-            base.rows, base.dim, queries.rows, cli.metric, cli.m, cli.ef_construction, cli.threads
-        );
-        println!("build: {build_s:.3} s, {vps:.0} vectors/s");
-        println!(
+            base.rows,
+            base.dim,
+            queries.rows,
+            cli.metric,
+            cli.m,
+            cli.ef_construction,
+            cli.threads
+        )?;
+        out!("build: {build_s:.3} s, {vps:.0} vectors/s")?;
+        out!(
             "bytes per vector: {bytes_per_vector:.1} (serialized index: vectors + graph + ids; \
              the index has no memory-accounting method); RSS growth over the build: \
              {rss_per_vector:.1} per vector"
-        );
-        println!(
+        )?;
+        out!(
             "\n| ef | recall@{} | QPS 1 thread | QPS 1 thread per CPU-s | QPS {} threads |",
-            cli.k, cli.threads
-        );
-        println!("|---:|---:|---:|---:|---:|");
+            cli.k,
+            cli.threads
+        )?;
+        out!("|---:|---:|---:|---:|---:|")?;
     }
     let k = cli.k;
     for &ef in &cli.efs {
@@ -550,16 +567,16 @@ fn cli_run(cli: &Cli) -> Result<(), RunError> {
         let recall = hits as f64 / (queries.rows * k) as f64;
         let (qps_1t, qps_nt) = (median(&runs_1t), median(&runs_nt));
         if cli.json {
-            println!(
+            out!(
                 "{}",
                 json!({"ef": ef, "recall": recall, "qps_1t": qps_1t, "qps_nt": qps_nt,
                        "build_s": build_s, "bytes_per_vector": bytes_per_vector,
                        "threads": cli.threads, "k": k, "n": base.rows, "dim": base.dim,
                        "vectors_per_s": vps, "rss_bytes_per_vector": rss_per_vector,
                        "qps_1t_cpu": qps_1t_cpu})
-            );
+            )?;
         } else {
-            println!("| {ef} | {recall:.4} | {qps_1t:.0} | {qps_1t_cpu:.0} | {qps_nt:.0} |");
+            out!("| {ef} | {recall:.4} | {qps_1t:.0} | {qps_1t_cpu:.0} | {qps_nt:.0} |")?;
         }
     }
     Ok(())
