@@ -10,12 +10,18 @@ For each JSON file (one dataset, one peers.py run) it prints Markdown:
   when no ef gets there; "≥ q" when the smallest ef is already above the target, so only a
   lower bound of the QPS at that recall is known), batch QPS at 0.95 on the threaded build,
   build seconds with 1 and 2 threads, bytes per vector (index_bytes / n) and the best recall;
-* the ratios of the engine (--engine, default vela) to every other peer, all from this run;
+* the ratios of the engine (--engine, default vela) to every other peer, all from this run.
+  Where a target recall lies below the first point of either curve (easy sets: ef=10 already
+  gives more), a ratio of the two first points would compare different recalls, so the ratio
+  is taken instead at the lowest recall both curves reach (the larger of their first points),
+  interpolated on both, and the table says at which recall;
 * the targets of issue 3 item 8 against the baseline (--baseline, default hnswlib): QPS at
   0.95 >= 1.0x (aim 1.3x), build speed >= 1.0x, bytes per vector <= 1.1 * (4*dim + 8*m) + 8
   (the row id).
 
-QPS figures are the JSON's own per-ef medians of the timed repeats.  Python 3 stdlib only.
+QPS figures are the JSON's own per-ef medians of the timed repeats.  When several files hold
+runs of the same dataset, a last table lists the engine/baseline ratios of each run (each
+ratio from within one run) and their median across runs.  Python 3 stdlib only.
 """
 import argparse
 import json
@@ -46,6 +52,31 @@ def fmt_qps(v):
         return "not reached"
     s = f"{qps:,.0f}"
     return f"≥ {s}" if kind == "lower-bound" else s
+
+
+def first_recall(points):
+    return next((r for _, r, q in points if r is not None and q is not None), None)
+
+
+def qps_ratio(me_pts, peer_pts, target):
+    """(ratio, recall it is taken at) of the engine's QPS to the peer's at `target`, or at the
+    lowest recall both curves reach when `target` is below either curve's first point."""
+    if not me_pts or not peer_pts:
+        return None, None
+    at = target
+    if any(first_recall(p) is not None and first_recall(p) > target for p in (me_pts, peer_pts)):
+        at = max(first_recall(me_pts), first_recall(peer_pts))
+    a, b = interp(me_pts, at), interp(peer_pts, at)
+    if a[0] is None or b[0] is None or b[0] == 0:
+        return None, at
+    return a[0] / b[0], at
+
+
+def fmt_qratio(r):
+    x, at = r
+    if x is None:
+        return "–"
+    return f"{x:.2f}x" + (f" (at {at:.3f})" if at not in TARGETS else "")
 
 
 def fmt_ratio(a, b, invert=False):
@@ -81,11 +112,62 @@ def engine_summary(entry, n):
         pts = sorted(((row.get("ef") or 0, row.get("recall"), row.get("qps_batch"))
                       for row in batch.get("search", [])), key=lambda p: p[0])
         out["qb"] = {t: interp(pts, t) for t in TARGETS}
+        out["bcurve"] = pts
     return out
 
 
 def _num(x, fmt):
     return format(x, fmt) if isinstance(x, (int, float)) and not math.isnan(x) else "–"
+
+
+def run_ratios(res, engine, baseline):
+    """Engine/baseline ratios inside one run: QPS 1t at 0.95 (or the common floor), build
+    speed with 1 and 2 threads; None where missing."""
+    n = res["dataset"]["n"]
+    peers = {k: engine_summary(e, n) for k, e in res["peers"].items() if e.get("available")}
+    if engine not in peers or baseline not in peers:
+        return None
+    me, b = peers[engine], peers[baseline]
+    q, at = qps_ratio(me.get("curve"), b.get("curve"), 0.95)
+    qb, atb = qps_ratio(me.get("bcurve"), b.get("bcurve"), 0.95)
+
+    def speed(t):
+        x, y = b["build"].get(t), me["build"].get(t)
+        return x / y if x and y else None
+    la = res["machine"].get("loadavg_start") or [None]
+    return {"q": q, "at": at, "qb": qb, "atb": atb, "b1": speed(1), "b2": speed(2), "load": la[0],
+            "started": res.get("started", "?")}
+
+
+def summary(paths, engine, baseline, out):
+    groups = {}
+    for path in paths:
+        with open(path) as f:
+            res = json.load(f)
+        groups.setdefault(res["dataset"]["name"], []).append((path, res))
+    for name, runs in groups.items():
+        if len(runs) < 2:
+            continue
+        rows = [(p, run_ratios(r, engine, baseline)) for p, r in runs]
+        rows = [(p, r) for p, r in rows if r]
+        if not rows:
+            continue
+        w = out.write
+        w(f"#### {name}: {engine} / {baseline}, run by run\n\n")
+        w("| run | load avg at start | QPS 1t @0.95 | batch QPS @0.95 | build 1 thr | build 2 thr |\n")
+        w("|---|---:|---:|---:|---:|---:|\n")
+        for p, r in rows:
+            w(f"| {r['started']} | {_num(r['load'], '.2f')} | {fmt_qratio((r['q'], r['at']))} | "
+              f"{fmt_qratio((r['qb'], r['atb']))} | {_num(r['b1'], '.2f')}x | {_num(r['b2'], '.2f')}x |\n")
+
+        def med(key):
+            xs = sorted(r[key] for _, r in rows if r[key] is not None)
+            if not xs:
+                return None
+            mid = len(xs) // 2
+            return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+        w(f"| **median of {len(rows)} runs** | | {_num(med('q'), '.2f')}x | {_num(med('qb'), '.2f')}x | "
+          f"{_num(med('b1'), '.2f')}x | {_num(med('b2'), '.2f')}x |\n\n")
 
 
 def report(path, engine, baseline, out):
@@ -130,10 +212,11 @@ def report(path, engine, baseline, out):
         p = peers[name]
         b1 = (me["build"].get(1), ""), (p["build"].get(1), "")
         b2 = (me["build"].get(2), ""), (p["build"].get(2), "")
-        w(f"| {name} | {fmt_ratio(me['q1'].get(0.90), p['q1'].get(0.90))} | "
-          f"{fmt_ratio(me['q1'].get(0.95), p['q1'].get(0.95))} | "
-          f"{fmt_ratio(me['q1'].get(0.99), p['q1'].get(0.99))} | "
-          f"{fmt_ratio(me['qb'].get(0.95), p['qb'].get(0.95))} | "
+        c1, cp = me.get("curve"), p.get("curve")
+        w(f"| {name} | {fmt_qratio(qps_ratio(c1, cp, 0.90))} | "
+          f"{fmt_qratio(qps_ratio(c1, cp, 0.95))} | "
+          f"{fmt_qratio(qps_ratio(c1, cp, 0.99))} | "
+          f"{fmt_qratio(qps_ratio(me.get('bcurve'), p.get('bcurve'), 0.95))} | "
           f"{fmt_ratio(*b1, invert=True)} | {fmt_ratio(*b2, invert=True)} | "
           f"{fmt_ratio((me['bytes'], ''), (p['bytes'], ''))} |\n")
     if baseline in peers:
@@ -142,8 +225,7 @@ def report(path, engine, baseline, out):
 
         def ratio(a, b):
             return a / b if a and b else None
-        q = ratio(me["q1"].get(0.95, (None,))[0], base["q1"].get(0.95, (None,))[0])
-        lb = "lower-bound" in (me["q1"].get(0.95, (None, ""))[1], base["q1"].get(0.95, (None, ""))[1])
+        q, q_at = qps_ratio(me.get("curve"), base.get("curve"), 0.95)
         b1 = ratio(base["build"].get(1), me["build"].get(1))
         b2 = ratio(base["build"].get(2), me["build"].get(2))
 
@@ -151,7 +233,7 @@ def report(path, engine, baseline, out):
             return "–" if x is None else ("met" if x >= goal else "**missed**")
         w(f"\nTargets (issue 3 item 8), {engine} against {baseline} in this run:\n\n")
         w("| target | value | met? |\n|---|---:|---|\n")
-        qs = "–" if q is None else f"{'~' if lb else ''}{q:.2f}x"
+        qs = fmt_qratio((q, q_at))
         w(f"| single-thread QPS at recall 0.95 ≥ 1.0x {baseline} (aim 1.3x) | {qs} | "
           f"{verdict(q, 1.0)}{'' if q is None or q < 1.0 else (', aim met' if q >= 1.3 else ', aim (1.3x) not met')} |\n")
         w(f"| build speed, 1 thread ≥ 1.0x {baseline} | {_num(b1, '.2f')}x | {verdict(b1, 1.0)} |\n")
@@ -170,6 +252,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     for path in args.json:
         report(path, args.engine, args.baseline, sys.stdout)
+    summary(args.json, args.engine, args.baseline, sys.stdout)
 
 
 if __name__ == "__main__":
