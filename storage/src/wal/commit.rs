@@ -30,7 +30,7 @@ use super::Lsn;
 use crate::error::{Result, StorageError};
 
 /// Upper bound on how long a `Full` leader waits for the previous group's writers.
-const GATHER_MAX: Duration = Duration::from_micros(500);
+const GATHER_MAX: Duration = Duration::from_millis(2);
 
 /// A position in the log: the last LSN up to it, and where its data ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
