@@ -33,7 +33,7 @@ fn read_vecs(path: &Path) -> (usize, Vec<[u8; 4]>) {
     (dim, words)
 }
 
-fn load(dir: &Path) -> Set {
+fn load_set(dir: &Path) -> Set {
     let (dim, base) = read_vecs(&dir.join("base.fvecs"));
     let (_, queries) = read_vecs(&dir.join("query.fvecs"));
     let gt_path = ["groundtruth.ivecs", "gt.ivecs"]
@@ -93,7 +93,7 @@ fn synthetic(n: usize, nq: usize, dim: usize) -> Set {
 
 fn search(c: &mut Criterion) {
     let set = match std::env::var("VELA_BENCH_DIR") {
-        Ok(dir) => load(Path::new(&dir)),
+        Ok(dir) => load_set(Path::new(&dir)),
         Err(_) => synthetic(20_000, 1_000, 128),
     };
     let dim = set.dim;
@@ -105,15 +105,35 @@ fn search(c: &mut Criterion) {
         seed: 1,
     };
     let ids: Vec<u64> = (0..n as u64).collect();
+    // VELA_BENCH_INDEX=path: load the index from there if present, else build and save it
+    // (rebuilding 100k × 384 takes a minute on two cores).
+    let cache = std::env::var("VELA_BENCH_INDEX").ok();
+    let cached = cache.as_ref().and_then(|p| std::fs::read(p).ok());
     let t = Instant::now();
-    let index = HnswIndex::build(dim, set.metric, params, &ids, &set.base).expect("build");
-    let build = t.elapsed();
-    eprintln!(
-        "build {n} x {dim} ({:?}, m 16, ef_construction 200, {} threads): {:.2?}",
-        set.metric,
-        rayon_threads(),
-        build
-    );
+    let index = match cached {
+        Some(bytes) => {
+            let index = HnswIndex::from_bytes(&bytes).expect("cached index");
+            eprintln!(
+                "loaded {n} x {dim} index ({} MB) in {:.2?}",
+                bytes.len() >> 20,
+                t.elapsed()
+            );
+            index
+        }
+        None => {
+            let index = HnswIndex::build(dim, set.metric, params, &ids, &set.base).expect("build");
+            eprintln!(
+                "build {n} x {dim} ({:?}, m 16, ef_construction 200, {} threads): {:.2?}",
+                set.metric,
+                rayon_threads(),
+                t.elapsed()
+            );
+            if let Some(p) = &cache {
+                std::fs::write(p, index.to_bytes()).expect("save index");
+            }
+            index
+        }
+    };
     let queries: Vec<&[f32]> = set.queries.chunks_exact(dim).collect();
     let mut group = c.benchmark_group(format!("search/{n}x{dim}"));
     for ef in [10usize, 20, 40, 80, 160] {
@@ -160,6 +180,49 @@ fn search(c: &mut Criterion) {
     group.finish();
 }
 
+/// Loading a serialized sealed segment: `VELA_BENCH_LOAD_ROWS` × 128 (default 200,000; the
+/// design target is 1,000,000 in under 2 s). The graph is built cheaply (ef_construction 8)
+/// because load time depends on the byte size, which `m = 16` fixes, not on the edges.
+fn load(c: &mut Criterion) {
+    let rows: usize = std::env::var("VELA_BENCH_LOAD_ROWS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
+    let dim = 128;
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let data: Vec<f32> = (0..rows * dim)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect();
+    let ids: Vec<u64> = (0..rows as u64).collect();
+    let params = HnswParams {
+        m: 16,
+        ef_construction: 8,
+        ef_search: 40,
+        seed: 1,
+    };
+    let t = Instant::now();
+    let index = HnswIndex::build(dim, Metric::L2, params, &ids, &data).expect("build");
+    drop(data);
+    let bytes = index.to_bytes();
+    drop(index);
+    eprintln!(
+        "load bench: built {rows} x {dim} and serialized {} MB in {:.2?}",
+        bytes.len() >> 20,
+        t.elapsed()
+    );
+    let mut group = c.benchmark_group(format!("load/{rows}x{dim}"));
+    group.sample_size(10);
+    group.bench_function("from_bytes", |b| {
+        b.iter(|| HnswIndex::from_bytes(black_box(&bytes)).expect("load"))
+    });
+    group.finish();
+}
+
 /// This thread's on-CPU time (Linux `schedstat`), so a busy shared machine disturbs the figure
 /// less than wall time; 0 elsewhere (then the CPU-time QPS is meaningless).
 fn thread_cpu_secs() -> f64 {
@@ -179,6 +242,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(300))
         .measurement_time(std::time::Duration::from_secs(1));
-    targets = search
+    targets = search, load
 }
 criterion_main!(benches);

@@ -7,22 +7,22 @@
 //! Other architectures get the safe no-op fallback.
 #![allow(unsafe_code)] // Why: see the module doc; one intrinsic call, no memory access.
 
-/// Asks the CPU to bring the cache line holding `data[0]` (and the next one) into L1.
+/// Prefetches the first `lines` cache lines of `data` (at most its length).
 #[inline(always)]
-pub(crate) fn prefetch(data: &[f32]) {
+pub(crate) fn prefetch_lines(data: &[f32], lines: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         let p = data.as_ptr() as *const i8;
-        // SAFETY: prefetch never dereferences `p`; SSE is baseline on x86_64.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(p);
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
+        let n = lines.min((data.len() * 4).div_ceil(64));
+        for i in 0..n {
+            // SAFETY: prefetch never dereferences the pointer; SSE is baseline on x86_64.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i * 64)) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = data;
+        let _ = (data, lines);
     }
 }
 
@@ -46,8 +46,8 @@ mod tests {
     #[test]
     fn prefetch_has_no_observable_effect() {
         let v = vec![1.0f32; 3];
-        super::prefetch(&v);
-        super::prefetch(&v[3..]);
+        super::prefetch_lines(&v, 4);
+        super::prefetch_lines(&v[3..], 1);
         super::prefetch_words(&[1u32, 2]);
         assert_eq!(v, vec![1.0; 3]);
     }

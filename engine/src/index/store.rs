@@ -51,6 +51,12 @@ impl VectorStore {
         self.stride
     }
 
+    /// Vector dimension.
+    #[inline]
+    pub(crate) fn dim(&self) -> usize {
+        self.dim
+    }
+
     /// Row `i`, `dim` floats long. Panics only if `i >= len` (callers check ids).
     #[inline]
     pub(crate) fn row(&self, i: usize) -> &[f32] {

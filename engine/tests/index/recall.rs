@@ -142,3 +142,47 @@ fn empty_index_and_k_above_size() {
         7
     );
 }
+
+#[test]
+fn reorder_keeps_answers_and_deletes() {
+    let s = seed("reorder_keeps_answers_and_deletes", 31);
+    let mut r = rng(s);
+    let dim = 16;
+    let (data, _) = clustered(&mut r, 3_000, dim, 12);
+    let queries = queries_like(&data, dim, &mut r, 50);
+    let mut index = HnswIndex::new(
+        dim,
+        Metric::L2,
+        HnswParams {
+            seed: s,
+            ..HnswParams::default()
+        },
+    )
+    .expect("new");
+    for (i, v) in data.chunks_exact(dim).enumerate() {
+        index.insert(1_000 + i as u64, v).expect("insert");
+    }
+    for row in (1_000..4_000u64).step_by(5) {
+        index.delete(row);
+    }
+    let before: Vec<_> = queries
+        .chunks_exact(dim)
+        .map(|q| index.search(q, 10, 50, None).expect("s"))
+        .collect();
+    index.reorder();
+    let after: Vec<_> = queries
+        .chunks_exact(dim)
+        .map(|q| index.search(q, 10, 50, None).expect("s"))
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(index.len(), 3_000 - 600);
+    assert!(!index.contains(1_000) && index.contains(1_001));
+    assert!(index.delete(1_001) && !index.delete(1_000));
+    index
+        .insert(1_000, &data[..dim])
+        .expect("reinsert after reorder");
+    assert_eq!(
+        index.search(&data[..dim], 1, 50, None).expect("s")[0].0,
+        1_000
+    );
+}

@@ -173,3 +173,67 @@ impl Graph {
         }
     }
 }
+
+impl Graph {
+    /// A copy of the graph with nodes renumbered in breadth-first order from `entry` over
+    /// layer 0 (nodes it cannot reach keep their relative order at the end), so neighbours
+    /// tend to sit close together in memory: fewer cache and TLB misses per search. Returns
+    /// the new graph and the old → new id map.
+    pub(crate) fn reordered(&self, entry: u32) -> (Graph, Vec<u32>) {
+        let n = self.len();
+        let mut old_to_new = vec![u32::MAX; n];
+        let mut order: Vec<u32> = Vec::with_capacity(n);
+        let mut buf = Vec::new();
+        let visit = |node: u32, order: &mut Vec<u32>, old_to_new: &mut Vec<u32>| {
+            if let Some(slot) = old_to_new.get_mut(node as usize) {
+                if *slot == u32::MAX {
+                    *slot = order.len() as u32;
+                    order.push(node);
+                }
+            }
+        };
+        if n > 0 {
+            visit(entry.min(n as u32 - 1), &mut order, &mut old_to_new);
+        }
+        let mut head = 0;
+        for start in 0..n as u32 {
+            visit(start, &mut order, &mut old_to_new);
+            while head < order.len() {
+                let node = order[head];
+                head += 1;
+                self.neighbours_into(node, 0, &mut buf);
+                for &nb in &buf {
+                    visit(nb, &mut order, &mut old_to_new);
+                }
+            }
+        }
+        let mut g = Graph::with_capacity(self.store_dim(), self.m, n);
+        for &old in &order {
+            let level = self.level(old);
+            let new = g.push(
+                self.row_ids[old as usize],
+                self.store.row(old as usize),
+                level,
+            );
+            if self.is_deleted(old) {
+                g.mark_deleted(new);
+            }
+        }
+        for &old in &order {
+            let new = old_to_new[old as usize];
+            for layer in 0..=self.level(old) {
+                self.neighbours_into(old, layer, &mut buf);
+                for id in buf.iter_mut() {
+                    *id = old_to_new.get(*id as usize).copied().unwrap_or(new);
+                }
+                buf.retain(|&id| id != new);
+                g.set_neighbours(new, layer, &buf);
+            }
+        }
+        (g, old_to_new)
+    }
+
+    fn store_dim(&self) -> usize {
+        self.store.dim()
+    }
+}

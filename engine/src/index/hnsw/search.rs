@@ -11,7 +11,7 @@ use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering;
 
 use super::graph::Graph;
-use crate::index::prefetch::{prefetch, prefetch_words};
+use crate::index::prefetch::{prefetch_lines, prefetch_words};
 
 /// A node and its distance to the query; ordered by distance, then id (total order, NaN-safe).
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +80,7 @@ pub(crate) struct Scratch {
     pub(crate) results: BinaryHeap<Cand>,
     pub(crate) query: Vec<f32>,
     pub(crate) ids: Vec<u32>,
+    pub(crate) batch: Vec<u32>,
     pub(crate) pool: Vec<Cand>,
     pub(crate) selected: Vec<Cand>,
 }
@@ -96,6 +97,12 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
         Err(_) => f(&mut Scratch::default()),
     })
 }
+
+/// Cache lines of each unvisited neighbour's vector prefetched before its distance is computed
+/// (the whole vector up to 4 KiB, i.e. 1024 dims). Measured on 100k × 384 (wordnet-minilm):
+/// prefetching whole vectors instead of the first two lines gave ~15–25% more QPS; search is
+/// bound by memory latency, not by the kernel.
+const PREFETCH_LINES_MAX: usize = 64;
 
 /// Distance kernel on stored vectors.
 pub(crate) type Kernel = fn(&[f32], &[f32]) -> f32;
@@ -163,25 +170,21 @@ pub(crate) fn search_layer(
             continue;
         };
         let count = (count.load(Ordering::Acquire) as usize).min(ids.len());
-        let ids = &ids[..count];
-        // Prefetch the first neighbours' vectors and lists while we check the visited marks.
-        if let Some(first) = ids.first() {
-            let id = first.load(Ordering::Relaxed) as usize;
-            if let Some(v) = graph.store.get(id) {
-                prefetch(v);
-            }
-        }
-        for (j, w) in ids.iter().enumerate() {
+        // Pass 1: mark the unvisited neighbours and prefetch their vectors, so up to 2m memory
+        // fetches are in flight at once instead of one per distance computation.
+        s.batch.clear();
+        for w in &ids[..count] {
             let id = w.load(Ordering::Relaxed);
-            if !s.visited.insert(id) {
-                continue;
-            }
-            if let Some(next) = ids.get(j + 1) {
-                let nid = next.load(Ordering::Relaxed) as usize;
-                if let Some(v) = graph.store.get(nid) {
-                    prefetch(v);
+            if s.visited.insert(id) {
+                if let Some(v) = graph.store.get(id as usize) {
+                    prefetch_lines(v, PREFETCH_LINES_MAX);
+                    s.batch.push(id);
                 }
             }
+        }
+        // Pass 2: distances.
+        for j in 0..s.batch.len() {
+            let id = s.batch[j];
             let Some(v) = graph.store.get(id as usize) else {
                 continue;
             };
