@@ -89,35 +89,32 @@ impl SqlEngine for EngineAdapter {
         Ok(())
     }
 
-    /// One engine write per run of consecutive operations on the same table: a statement's
-    /// writes (always one table) are atomic; a transaction spanning tables is atomic per table.
+    /// One engine write (one WAL entry, all or nothing) per table, tables in order of first
+    /// appearance, each table's operations in their original order (operations on different
+    /// tables commute, so this is the batch's meaning). A statement touches one table, so it is
+    /// one entry; a transaction spanning tables is atomic per table only, until the engine offers
+    /// a multi-table write. A COPY batch is one call, hence one entry.
     fn write(&self, writes: Vec<TableWrite>) -> vela_query::Result<u64> {
-        let mut changed = 0u64;
-        let mut current: Option<(String, Vec<Op>)> = None;
-        let flush = |batch: Option<(String, Vec<Op>)>| -> vela_query::Result<u64> {
-            match batch {
-                Some((table, ops)) if !ops.is_empty() => {
-                    let out = self.db.write(&table, ops).map_err(convert)?;
-                    Ok(out.inserted + out.updated + out.deleted)
-                }
-                _ => Ok(0),
-            }
-        };
+        let mut groups: Vec<(String, Vec<Op>)> = Vec::new();
         for w in writes {
             let op = match w.op {
                 WriteOp::Insert(row) => Op::Insert(row),
                 WriteOp::Upsert(row) => Op::Upsert(row),
                 WriteOp::Delete(key) => Op::Delete(key),
             };
-            match current.as_mut() {
-                Some((table, ops)) if *table == w.table => ops.push(op),
-                _ => {
-                    changed += flush(current.take())?;
-                    current = Some((w.table, vec![op]));
-                }
+            match groups.iter_mut().find(|(t, _)| *t == w.table) {
+                Some((_, ops)) => ops.push(op),
+                None => groups.push((w.table, vec![op])),
             }
         }
-        changed += flush(current)?;
+        let mut changed = 0u64;
+        for (table, ops) in groups {
+            if ops.is_empty() {
+                continue;
+            }
+            let out = self.db.write(&table, ops).map_err(convert)?;
+            changed += out.inserted + out.updated + out.deleted;
+        }
         Ok(changed)
     }
 
@@ -132,6 +129,23 @@ impl SqlEngine for EngineAdapter {
             .collect())
     }
 
+    /// The engine's scan shares its rows (`Arc`s); only one chunk at a time is copied out.
+    fn scan_chunks(
+        &self,
+        table: &str,
+        filter: Option<&RowPredicate<'_>>,
+        chunk_rows: usize,
+        f: &mut dyn FnMut(Vec<Row>, u64) -> vela_query::Result<()>,
+    ) -> vela_query::Result<()> {
+        let filter = filter.map(|f| f as &(dyn Fn(&[Value]) -> bool + Sync));
+        let rows = self.db.scan(table, filter).map_err(convert)?;
+        let total = rows.len() as u64;
+        for chunk in rows.chunks(chunk_rows.max(1)) {
+            f(chunk.iter().map(|r| r.values.clone()).collect(), total)?;
+        }
+        Ok(())
+    }
+
     fn get(&self, table: &str, key: &Key) -> vela_query::Result<Option<Row>> {
         Ok(self
             .db
@@ -144,6 +158,7 @@ impl SqlEngine for EngineAdapter {
         let mut req = EngineSearch::new(request.column, request.query, request.k);
         req.ef = request.ef_search;
         req.metric = Some(request.metric);
+        req.exact = request.exact;
         req.filter = request
             .filter
             .map(|f| f as &(dyn Fn(&[Value]) -> bool + Sync));
@@ -211,6 +226,20 @@ impl Connection {
         params: &[Value],
     ) -> Result<Vec<StatementResult>, SqlError> {
         self.session.execute_prepared(statement, params)
+    }
+
+    /// Installs the progress hook of bulk statements (`COPY`): after every batch, `hook` gets
+    /// `(rows_done, rows_total)`, the total when known (Parquet, fvecs/bvecs, exports; not
+    /// CSV). It runs on this thread between batches (keep it cheap, e.g. update an
+    /// `indicatif::ProgressBar`) and must not use this connection. See
+    /// [`Connection::clear_progress`].
+    pub fn set_progress(&mut self, hook: impl Fn(u64, Option<u64>) + Send + Sync + 'static) {
+        self.session.set_progress(Some(Arc::new(hook)));
+    }
+
+    /// Removes the progress hook.
+    pub fn clear_progress(&mut self) {
+        self.session.set_progress(None);
     }
 
     /// Whether a transaction is open (`BEGIN` without `COMMIT`/`ROLLBACK` yet).

@@ -47,6 +47,9 @@ pub struct SearchRequest<'a> {
     pub ef_search: Option<usize>,
     /// Only rows for which this holds may be returned.
     pub filter: Option<&'a RowPredicate<'a>>,
+    /// Exact top-k over every row (the planner's choice for a column without a matching index);
+    /// `false` lets the engine use the column's index.
+    pub exact: bool,
 }
 
 /// One search result: the row and its distance under the request's metric.
@@ -95,9 +98,32 @@ pub trait Engine: Send + Sync {
     fn write(&self, writes: Vec<TableWrite>) -> Result<u64>;
     /// All rows of a table (for which `filter` holds, when given), in no particular order.
     fn scan(&self, table: &str, filter: Option<&RowPredicate<'_>>) -> Result<Vec<Row>>;
+    /// All rows of a table (for which `filter` holds), handed to `f` in chunks of at most
+    /// `chunk_rows` rows together with the total row count, so a caller such as `COPY t TO`
+    /// holds one chunk of copied rows at a time. The default scans, then splits.
+    fn scan_chunks(
+        &self,
+        table: &str,
+        filter: Option<&RowPredicate<'_>>,
+        chunk_rows: usize,
+        f: &mut dyn FnMut(Vec<Row>, u64) -> Result<()>,
+    ) -> Result<()> {
+        let rows = self.scan(table, filter)?;
+        let total = rows.len() as u64;
+        let mut it = rows.into_iter();
+        loop {
+            let chunk: Vec<Row> = it.by_ref().take(chunk_rows.max(1)).collect();
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            f(chunk, total)?;
+        }
+    }
     /// The row with this primary key.
     fn get(&self, table: &str, key: &Key) -> Result<Option<Row>>;
-    /// Approximate top-k by the column's index, nearest first.
+    /// Top-k nearest first: approximate through the column's index, or exact over every row when
+    /// `request.exact` (or the column has no index of the request's metric). Rows whose vector is
+    /// NULL are never returned.
     fn search(&self, request: &SearchRequest<'_>) -> Result<Vec<SearchHit>>;
     /// Sets commit durability. Engines without the notion accept and ignore it.
     fn set_synchronous(&self, _mode: Synchronous) -> Result<()> {

@@ -96,6 +96,14 @@ pub enum QueryError {
     /// Valid SQL that Vela does not support (0A000).
     #[error("{0} is not supported")]
     FeatureNotSupported(String),
+    /// A failed `COPY`: a file that cannot be read or written, a file that does not fit the
+    /// table, a bad value in a row (the message names the file, row and column), or a batch the
+    /// engine rejected; the message also says how many rows were committed before it (see
+    /// [`crate::copy`]). The code is PostgreSQL's for the cause: `58P01` no such file, `42809`
+    /// a directory, `22P04` corrupt or malformed file, `42804` schema mismatch, `22000` bad
+    /// vector, `23502` NULL key, `23505` duplicate key, `58030` other I/O.
+    #[error("{message}")]
+    Copy { code: &'static str, message: String },
     /// An error reported by the engine, with the SQLSTATE code the glue assigned.
     #[error("{message}")]
     Engine { code: &'static str, message: String },
@@ -131,6 +139,7 @@ impl QueryError {
             QueryError::TransactionState { code, .. } => code,
             QueryError::ProgramLimitExceeded(_) => "54000",
             QueryError::FeatureNotSupported(_) => "0A000",
+            QueryError::Copy { code, .. } => code,
             QueryError::Engine { code, .. } => code,
             QueryError::Internal(_) => "XX000",
         }

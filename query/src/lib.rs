@@ -13,6 +13,7 @@
 //! statement (Arrow batches and a psql-style tag). Every error is a [`QueryError`] with a SQLSTATE
 //! code; no input panics.
 
+pub mod copy;
 pub mod ddl;
 pub mod dialect;
 pub mod dml;
@@ -29,6 +30,7 @@ pub mod statement;
 pub mod types;
 pub mod vector;
 
+pub use copy::ProgressFn;
 pub use engine::{
     Engine, Row, RowPredicate, SearchHit, SearchRequest, Synchronous, TableWrite, WriteOp,
 };

@@ -19,6 +19,7 @@ use sqlparser::ast::Statement;
 use tracing::{debug, info_span};
 use vela_engine::catalog::Value;
 
+use crate::copy::{run_copy, ProgressFn};
 use crate::engine::{Engine, Synchronous, TableWrite};
 use crate::error::{QueryError, Result};
 use crate::exec::batch::rows_to_batches;
@@ -141,6 +142,7 @@ pub struct Session {
     transaction: Option<Vec<TableWrite>>,
     prepared: HashMap<String, PreparedStatement>,
     cache: HashMap<String, Arc<Vec<CachedStatement>>>,
+    progress: Option<ProgressFn>,
 }
 
 impl Session {
@@ -152,7 +154,26 @@ impl Session {
             transaction: None,
             prepared: HashMap::new(),
             cache: HashMap::new(),
+            progress: None,
         }
+    }
+
+    /// Installs (or, with `None`, removes) the progress hook of bulk statements: after every
+    /// batch a `COPY` writes (or exports), it is called on the session's thread with
+    /// `(rows_done, rows_total)` — rows committed (or written) so far, and the total when known
+    /// (Parquet and fvecs/bvecs files and exports know it; CSV files do not). It runs between
+    /// batches, so a slow hook slows the COPY; it must not call back into the session. A shell
+    /// attaches a progress bar here:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # let mut session = vela_query::Session::new(Arc::new(vela_query::MemoryEngine::new()));
+    /// session.set_progress(Some(Arc::new(|done: u64, total: Option<u64>| {
+    ///     eprintln!("{done} of {total:?} rows");
+    /// })));
+    /// ```
+    pub fn set_progress(&mut self, hook: Option<ProgressFn>) {
+        self.progress = hook;
     }
 
     /// The engine this session runs on.
@@ -445,6 +466,18 @@ impl Session {
                 results
                     .pop()
                     .ok_or_else(|| QueryError::Internal("empty prepared statement".into()))
+            }
+            Bound::Copy(plan) => {
+                self.require_no_transaction("COPY")?;
+                let mut ctx = ExecContext {
+                    engine: self.engine.as_ref(),
+                    params,
+                    ef_search: self.settings.ef_search,
+                    pending: &[],
+                    stats: None,
+                };
+                let n = run_copy(plan, &mut ctx, self.progress.as_ref())?;
+                Ok(StatementResult::command(format!("COPY {n}"), n))
             }
             Bound::Deallocate { name } => {
                 match name {

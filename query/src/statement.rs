@@ -7,6 +7,7 @@
 use sqlparser::ast::{ObjectType, Reset, Set, Statement, Value as AstValue};
 use vela_engine::catalog::{TableSchema, VectorIndexDef};
 
+use crate::copy::{bind_copy, CopyPlan};
 use crate::ddl::{bind_create_index, bind_create_table};
 use crate::dml::{bind_delete, bind_insert, bind_update, DeletePlan, InsertPlan, UpdatePlan};
 use crate::error::{QueryError, Result};
@@ -70,6 +71,8 @@ pub enum Bound {
     Deallocate {
         name: Option<String>,
     },
+    /// `COPY ... FROM 'file'` / `COPY ... TO 'file'` ([`crate::copy`]).
+    Copy(Box<CopyPlan>),
 }
 
 impl Bound {
@@ -92,6 +95,13 @@ impl Bound {
             }
             Bound::Update(u) => out.push(u.schema.clone()),
             Bound::Delete(d) => out.push(d.schema.clone()),
+            Bound::Copy(c) => match c.as_ref() {
+                CopyPlan::From { schema, .. } => out.push(schema.clone()),
+                CopyPlan::To { source, .. } => match source {
+                    crate::copy::CopyFromQuery::Table { schema, .. } => out.push(schema.clone()),
+                    crate::copy::CopyFromQuery::Query(q) => q.root.tables(&mut out),
+                },
+            },
             _ => {}
         }
         out
@@ -262,6 +272,21 @@ pub fn bind_statement(stmt: &Statement, ctx: &mut BindContext<'_>) -> Result<Bou
                 name: (n != "all").then_some(n),
             }
         }
+        Statement::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            payload: None,
+        } => Bound::Copy(Box::new(bind_copy(
+            source,
+            *to,
+            target,
+            options,
+            legacy_options,
+            ctx,
+        )?)),
         other => {
             let text = other.to_string();
             let head: String = text

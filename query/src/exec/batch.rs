@@ -69,6 +69,22 @@ pub fn arrow_schema(columns: &[OutputColumn], types: &[SqlType]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The final type of each result column: a vector column of unknown dimension takes it from the
+/// first non-NULL value in `rows` (see the module doc).
+pub fn result_types(columns: &[OutputColumn], rows: &[Row]) -> Result<Vec<SqlType>> {
+    resolve_types(columns, rows)
+}
+
+/// One batch of `rows` in `schema` (from [`arrow_schema`] with the same `types`).
+pub fn build_batch(schema: &SchemaRef, types: &[SqlType], rows: &[Row]) -> Result<RecordBatch> {
+    let mut arrays = Vec::with_capacity(types.len());
+    for (i, ty) in types.iter().enumerate() {
+        arrays.push(build_column(*ty, rows, i)?);
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    RecordBatch::try_new_with_options(schema.clone(), arrays, &options).map_err(arrow_error)
+}
+
 /// Builds batches of at most [`BATCH_ROWS`] rows; an empty result gives no batches but a schema.
 pub fn rows_to_batches(
     columns: &[OutputColumn],
@@ -78,15 +94,7 @@ pub fn rows_to_batches(
     let schema = arrow_schema(columns, &types);
     let mut batches = Vec::new();
     for chunk in rows.chunks(BATCH_ROWS) {
-        let mut arrays = Vec::with_capacity(columns.len());
-        for (i, ty) in types.iter().enumerate() {
-            arrays.push(build_column(*ty, chunk, i)?);
-        }
-        let options = RecordBatchOptions::new().with_row_count(Some(chunk.len()));
-        batches.push(
-            RecordBatch::try_new_with_options(schema.clone(), arrays, &options)
-                .map_err(arrow_error)?,
-        );
+        batches.push(build_batch(&schema, &types, chunk)?);
     }
     Ok((schema, batches))
 }

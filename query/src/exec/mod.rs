@@ -105,7 +105,19 @@ fn run(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
             query,
             k,
             filter,
-        } => source::vector_search(ctx, schema, *column, *metric, query, k, filter.as_ref()),
+            exact,
+        } => source::vector_search(
+            ctx,
+            schema,
+            source::SearchSpec {
+                column: *column,
+                metric: *metric,
+                query,
+                k,
+                exact: *exact,
+            },
+            filter.as_ref(),
+        ),
         Plan::Filter { input, predicate } => {
             let rows = execute(input, ctx)?;
             let ectx = ctx.eval_ctx();
@@ -135,6 +147,14 @@ fn run(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
         Plan::Sort { input, keys } => {
             let rows = execute(input, ctx)?;
             sort(rows, keys, ctx)
+        }
+        Plan::TopN { input, keys, k } => {
+            let k = eval_count(k, ctx, "LIMIT", "2201W")?;
+            let rows = execute(input, ctx)?;
+            match k {
+                Some(k) => top_n(rows, keys, k, ctx),
+                None => sort(rows, keys, ctx),
+            }
         }
         Plan::Limit {
             input,
@@ -225,56 +245,95 @@ fn aggregate(
         .collect()
 }
 
+/// Orders two rows' sort-key values; a comparison error is kept in `error` (the first one).
+fn compare_keys(
+    a: &[Value],
+    b: &[Value],
+    keys: &[SortKey],
+    error: &mut Option<QueryError>,
+) -> Ordering {
+    for ((x, y), key) in a.iter().zip(b).zip(keys) {
+        let o = match (x, y) {
+            (Value::Null, Value::Null) => Ordering::Equal,
+            (Value::Null, _) => {
+                if key.nulls_first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (_, Value::Null) => {
+                if key.nulls_first {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
+            _ => {
+                let o = compare_values(x, y).unwrap_or_else(|e| {
+                    error.get_or_insert(e);
+                    Ordering::Equal
+                });
+                if key.asc {
+                    o
+                } else {
+                    o.reverse()
+                }
+            }
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
+fn sort_keys(row: &Row, keys: &[SortKey], ectx: &EvalContext<'_>) -> Result<Vec<Value>> {
+    keys.iter().map(|k| eval(&k.expr, row, ectx)).collect()
+}
+
 fn sort(rows: Vec<Row>, keys: &[SortKey], ctx: &ExecContext<'_>) -> Result<Vec<Row>> {
     let ectx = ctx.eval_ctx();
     let mut keyed = Vec::with_capacity(rows.len());
     for row in rows {
-        let k = keys
-            .iter()
-            .map(|k| eval(&k.expr, &row, &ectx))
-            .collect::<Result<Vec<_>>>()?;
-        keyed.push((k, row));
+        keyed.push((sort_keys(&row, keys, &ectx)?, row));
     }
-    // Check comparability once so the comparator cannot fail.
     let mut error = None;
-    keyed.sort_by(|(a, _), (b, _)| {
-        for ((x, y), key) in a.iter().zip(b).zip(keys) {
-            let o = match (x, y) {
-                (Value::Null, Value::Null) => Ordering::Equal,
-                (Value::Null, _) => {
-                    if key.nulls_first {
-                        Ordering::Less
-                    } else {
-                        Ordering::Greater
-                    }
-                }
-                (_, Value::Null) => {
-                    if key.nulls_first {
-                        Ordering::Greater
-                    } else {
-                        Ordering::Less
-                    }
-                }
-                _ => {
-                    let o = compare_values(x, y).unwrap_or_else(|e| {
-                        error.get_or_insert(e);
-                        Ordering::Equal
-                    });
-                    if key.asc {
-                        o
-                    } else {
-                        o.reverse()
-                    }
-                }
-            };
-            if o != Ordering::Equal {
-                return o;
-            }
-        }
-        Ordering::Equal
-    });
+    keyed.sort_by(|(a, _), (b, _)| compare_keys(a, b, keys, &mut error));
     if let Some(e) = error {
         return Err(e);
     }
     Ok(keyed.into_iter().map(|(_, r)| r).collect())
+}
+
+/// The first `k` rows of `rows` in `keys` order, exactly what [`sort`] then taking `k` gives
+/// (ties in input order), in O(n + k log k) time and O(k) extra memory: rows go into a buffer of
+/// at most `2k`; when it is full, a selection keeps its best `k`.
+fn top_n(rows: Vec<Row>, keys: &[SortKey], k: usize, ctx: &ExecContext<'_>) -> Result<Vec<Row>> {
+    if k == 0 {
+        return Ok(Vec::new());
+    }
+    if rows.len() <= k {
+        return sort(rows, keys, ctx);
+    }
+    let ectx = ctx.eval_ctx();
+    let cap = k.saturating_mul(2).min(rows.len());
+    let mut buf: Vec<(Vec<Value>, usize, Row)> = Vec::with_capacity(cap);
+    let mut error = None;
+    let mut cmp = |a: &(Vec<Value>, usize, Row), b: &(Vec<Value>, usize, Row)| {
+        compare_keys(&a.0, &b.0, keys, &mut error).then(a.1.cmp(&b.1))
+    };
+    for (seq, row) in rows.into_iter().enumerate() {
+        buf.push((sort_keys(&row, keys, &ectx)?, seq, row));
+        if buf.len() >= cap {
+            buf.select_nth_unstable_by(k - 1, &mut cmp);
+            buf.truncate(k);
+        }
+    }
+    buf.sort_by(&mut cmp);
+    buf.truncate(k);
+    if let Some(e) = error {
+        return Err(e);
+    }
+    Ok(buf.into_iter().map(|(_, _, r)| r).collect())
 }

@@ -121,17 +121,33 @@ pub fn point_lookup(
     filter_rows(row.into_iter().collect(), filter, &ectx)
 }
 
-/// Up to k candidate rows nearest to the query, through the index when possible.
-#[allow(clippy::too_many_arguments)]
+/// What a [`Plan::VectorSearch`](crate::plan::Plan::VectorSearch) asks for.
+pub struct SearchSpec<'p> {
+    pub column: usize,
+    pub metric: Metric,
+    pub query: &'p BExpr,
+    pub k: &'p BExpr,
+    /// The engine's exact top-k (no usable index).
+    pub exact: bool,
+}
+
+/// Up to k candidate rows nearest to the query, through the engine's index search or exact
+/// top-k; a scan where neither applies (pending transaction writes, a NULL query, k above
+/// [`MAX_INDEX_K`]). An exact search that finds fewer than k rows falls back to a scan, so rows
+/// whose vector is NULL (which the engine's search skips) still come last, as in a full sort.
 pub fn vector_search(
     ctx: &ExecContext<'_>,
     schema: &TableSchema,
-    column: usize,
-    metric: Metric,
-    query: &BExpr,
-    k: &BExpr,
+    spec: SearchSpec<'_>,
     filter: Option<&BExpr>,
 ) -> Result<Vec<Row>> {
+    let SearchSpec {
+        column,
+        metric,
+        query,
+        k,
+        exact,
+    } = spec;
     let ectx = EvalContext::new(ctx.params);
     let k = eval_count(k, ctx, "LIMIT", "2201W")?;
     let query = match eval(query, &[], &ectx)? {
@@ -167,7 +183,11 @@ pub fn vector_search(
             metric,
             ef_search: ctx.ef_search,
             filter: p,
+            exact,
         })
     })?;
+    if exact && hits.len() < k {
+        return scan(ctx, schema, filter);
+    }
     Ok(hits.into_iter().map(|h| h.row).collect())
 }

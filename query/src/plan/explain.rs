@@ -57,16 +57,26 @@ fn render(
             metric,
             query,
             k,
+            exact,
             ..
         } => {
             let col = schema.columns.get(*column).map_or("?", |c| c.name.as_str());
-            let index = schema.index_on(col).map_or("?", |i| i.name.as_str());
-            format!(
-                "Index Scan using {index} on {} (hnsw {metric:?}, {col} nearest to {}, k = {})",
-                schema.name,
-                show(query, &input_names),
-                show(k, &input_names)
-            )
+            if *exact {
+                format!(
+                    "Exact Top-K Scan on {} ({metric:?}, {col} nearest to {}, k = {})",
+                    schema.name,
+                    show(query, &input_names),
+                    show(k, &input_names)
+                )
+            } else {
+                let index = schema.index_on(col).map_or("?", |i| i.name.as_str());
+                format!(
+                    "Index Scan using {index} on {} (hnsw {metric:?}, {col} nearest to {}, k = {})",
+                    schema.name,
+                    show(query, &input_names),
+                    show(k, &input_names)
+                )
+            }
         }
         Plan::Filter { .. } => "Filter".to_string(),
         Plan::Project { exprs, .. } => {
@@ -93,6 +103,23 @@ fn render(
                 })
                 .collect();
             format!("Sort (by {})", k.join(", "))
+        }
+        Plan::TopN { keys, k, .. } => {
+            let by: Vec<String> = keys
+                .iter()
+                .map(|key| {
+                    format!(
+                        "{}{}",
+                        show(&key.expr, &input_names),
+                        if key.asc { "" } else { " DESC" }
+                    )
+                })
+                .collect();
+            format!(
+                "Top-N Sort (by {}, keep {})",
+                by.join(", "),
+                show(k, &input_names)
+            )
         }
         Plan::Limit { limit, offset, .. } => {
             let mut s = "Limit".to_string();

@@ -53,8 +53,9 @@ pub enum Plan {
         key: BExpr,
         filter: Option<BExpr>,
     },
-    /// Up to `k` rows nearest to `query` through the column's vector index, filter pushed in.
-    /// The Sort and Limit above it stay: they order by the exact distance and apply OFFSET.
+    /// Up to `k` rows nearest to `query`, filter pushed in: through the column's vector index, or
+    /// (`exact`) the engine's exact top-k over every row, for a column without an index of this
+    /// metric. The Top-N and Limit above it stay: they order by the SQL distance and apply OFFSET.
     VectorSearch {
         schema: TableSchema,
         column: usize,
@@ -63,6 +64,8 @@ pub enum Plan {
         /// LIMIT + OFFSET, evaluated at run time (it may be a parameter).
         k: BExpr,
         filter: Option<BExpr>,
+        /// Exact search (no usable index) rather than an index search.
+        exact: bool,
     },
     Filter {
         input: Box<Plan>,
@@ -82,6 +85,13 @@ pub enum Plan {
     Sort {
         input: Box<Plan>,
         keys: Vec<SortKey>,
+    },
+    /// The first `k` rows in `keys` order (a Sort under a LIMIT; `k` = LIMIT + OFFSET), kept in a
+    /// bounded buffer instead of sorting every row. Ties keep input order, as Sort does.
+    TopN {
+        input: Box<Plan>,
+        keys: Vec<SortKey>,
+        k: BExpr,
     },
     Limit {
         input: Box<Plan>,
@@ -137,6 +147,7 @@ impl Plan {
             }
             Plan::Filter { input, .. }
             | Plan::Sort { input, .. }
+            | Plan::TopN { input, .. }
             | Plan::Limit { input, .. }
             | Plan::Distinct { input } => input.output_names(),
         }
@@ -153,6 +164,7 @@ impl Plan {
             | Plan::Project { input, .. }
             | Plan::Aggregate { input, .. }
             | Plan::Sort { input, .. }
+            | Plan::TopN { input, .. }
             | Plan::Limit { input, .. }
             | Plan::Distinct { input } => input.tables(out),
         }
@@ -165,6 +177,7 @@ impl Plan {
             | Plan::Project { input, .. }
             | Plan::Aggregate { input, .. }
             | Plan::Sort { input, .. }
+            | Plan::TopN { input, .. }
             | Plan::Limit { input, .. }
             | Plan::Distinct { input } => vec![input.as_ref()],
             _ => Vec::new(),

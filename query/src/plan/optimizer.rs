@@ -6,7 +6,11 @@
 //! 3. `Limit(Sort([<indexed column> <op> <constant or $n> ASC]), Scan)` -> the same Limit and Sort
 //!    over `VectorSearch { k = LIMIT + OFFSET, filter }` when the column has an index whose metric
 //!    is `<op>`'s (pgvector: `<->` needs `vector_l2_ops`, `<=>` `vector_cosine_ops`, `<#>`
-//!    `vector_ip_ops`, `<+>` `vector_l1_ops`). Any other ORDER BY stays an exact scan and sort.
+//!    `vector_ip_ops`, `<+>` `vector_l1_ops`). The same ORDER BY on a vector column *without* such
+//!    an index becomes `VectorSearch { exact: true }`: the engine's exact top-k over every row
+//!    (filter pushed in), so the rows never leave the engine to be sorted.
+//! 4. `Limit(Sort)` with a LIMIT -> `Limit(TopN { k = LIMIT + OFFSET })`: a bounded top-k buffer
+//!    instead of a sort of every row, whatever the ORDER BY.
 
 use super::{Plan, SortKey};
 use crate::expr::{BExpr, BinaryOp, ScalarFunc};
@@ -42,8 +46,9 @@ pub fn optimize(plan: Plan) -> Plan {
                         input: sorted,
                         keys,
                     },
-                ) => Plan::Sort {
+                ) => Plan::TopN {
                     input: Box::new(vector_search(*sorted, &keys, l, offset.as_ref())),
+                    k: limit_plus_offset(l, offset.as_ref()),
                     keys,
                 },
                 (_, other) => other,
@@ -153,7 +158,7 @@ fn distance_key(key: &SortKey) -> Option<(usize, Metric, BExpr)> {
     }
 }
 
-/// Rule 3: an indexed distance ORDER BY with a LIMIT becomes an index search.
+/// Rule 3: a distance ORDER BY with a LIMIT becomes an index search, or an exact engine top-k.
 fn vector_search(input: Plan, keys: &[SortKey], limit: &BExpr, offset: Option<&BExpr>) -> Plan {
     let Plan::Scan { schema, filter } = input else {
         return input;
@@ -165,24 +170,30 @@ fn vector_search(input: Plan, keys: &[SortKey], limit: &BExpr, offset: Option<&B
     let Some((column, metric, query)) = candidate else {
         return Plan::Scan { schema, filter };
     };
-    let indexed = schema
-        .columns
-        .get(column)
-        .and_then(|c| schema.index_on(&c.name))
-        .is_some_and(|i| i.metric == metric);
-    if !indexed {
+    let Some(def) = schema.columns.get(column) else {
+        return Plan::Scan { schema, filter };
+    };
+    if def.ty.vector_dim().is_none() {
         return Plan::Scan { schema, filter };
     }
-    let k = match offset {
-        Some(o) => BExpr::Binary(BinaryOp::Add, Box::new(limit.clone()), Box::new(o.clone())),
-        None => limit.clone(),
-    };
+    let indexed = schema
+        .index_on(&def.name)
+        .is_some_and(|i| i.metric == metric);
     Plan::VectorSearch {
         schema,
         column,
         metric,
         query,
-        k,
+        k: limit_plus_offset(limit, offset),
         filter,
+        exact: !indexed,
+    }
+}
+
+/// `LIMIT + OFFSET`, the number of rows a top-k below a Limit must keep.
+fn limit_plus_offset(limit: &BExpr, offset: Option<&BExpr>) -> BExpr {
+    match offset {
+        Some(o) => BExpr::Binary(BinaryOp::Add, Box::new(limit.clone()), Box::new(o.clone())),
+        None => limit.clone(),
     }
 }
