@@ -55,6 +55,8 @@ pub struct BatchSizer {
     /// +1 growing, -1 shrinking.
     direction: f64,
     last_rate: Option<f64>,
+    /// Rows of the last measured batch.
+    last_rows: Option<usize>,
     /// Average Arrow bytes per row, once seen.
     row_bytes: Option<f64>,
     held: u32,
@@ -80,6 +82,7 @@ impl BatchSizer {
             step: cfg.step,
             direction: 1.0,
             last_rate: None,
+            last_rows: None,
             row_bytes: None,
             held: 0,
         };
@@ -101,7 +104,7 @@ impl BatchSizer {
 
     /// Rows for the next batch.
     pub fn next_rows(&self) -> usize {
-        self.size.round() as usize
+        self.size.floor() as usize
     }
 
     /// The largest size the byte budget allows at the observed row size.
@@ -129,28 +132,40 @@ impl BatchSizer {
             Some(b) => 0.8 * b + 0.2 * per_row,
             None => per_row,
         });
-        // A partial last batch says little about its size: only re-apply the bounds.
-        let partial = (rows as f64) < 0.5 * self.size;
-        let secs = elapsed.as_secs_f64().max(1e-9);
-        let rate = rows as f64 / secs;
-        if !partial {
-            match self.last_rate {
-                None => self.move_size(),
-                Some(last) if rate > last * (1.0 + self.cfg.tolerance) => self.move_size(),
-                Some(last) if rate < last * (1.0 - self.cfg.tolerance) => {
+        // A short batch (the last of a file) says little about its size: only re-apply bounds.
+        if (rows as f64) < 0.5 * self.size {
+            self.size = self.clamp(self.size);
+            return;
+        }
+        let rate = rows as f64 / elapsed.as_secs_f64().max(1e-9);
+        let tol = self.cfg.tolerance;
+        let moved = self.last_rows.is_some_and(|r| r != rows);
+        match self.last_rate {
+            None => self.move_size(),
+            // Same size, different speed: the load changed under us. Probe again from a full step.
+            Some(last) if !moved && (rate - last).abs() > tol * last => {
+                self.step = self.cfg.step;
+                self.move_size();
+            }
+            Some(last) if moved && rate > last * (1.0 + tol) => self.move_size(),
+            Some(last) if moved && rate < last * (1.0 - tol) => {
+                self.direction = -self.direction;
+                self.step = (1.0 + (self.step - 1.0) / 2.0).max(self.cfg.min_step);
+                self.move_size();
+            }
+            Some(last) => {
+                // Within the noise: hold, and probe the more promising way now and then.
+                if moved && rate < last {
                     self.direction = -self.direction;
-                    self.step = (1.0 + (self.step - 1.0) / 2.0).max(self.cfg.min_step);
+                }
+                self.held += 1;
+                if self.held >= self.cfg.probe_every {
                     self.move_size();
                 }
-                Some(_) => {
-                    self.held += 1;
-                    if self.held >= self.cfg.probe_every {
-                        self.move_size();
-                    }
-                }
             }
-            self.last_rate = Some(rate);
         }
+        self.last_rate = Some(rate);
+        self.last_rows = Some(rows);
         self.size = self.clamp(self.size);
     }
 
@@ -258,11 +273,18 @@ mod tests {
             ..SizerConfig::default()
         });
         // 1,536-byte rows (384-d f32): 4 MiB holds 2,730 of them.
+        let mut largest = 0;
         for _ in 0..50 {
             let n = s.next_rows();
+            largest = largest.max(n);
+            assert!(n * 1536 <= 4 << 20 || n == 4096, "{n}");
             s.record(n, n * 1536, Duration::from_secs_f64(1e-3 + 1e-8 * n as f64));
-            assert!(s.next_rows() * 1536 <= 4 << 20 || s.next_rows() == 1024);
+            assert!(s.next_rows() * 1536 <= 4 << 20, "{}", s.next_rows());
         }
+        assert_eq!(
+            largest, 4096,
+            "the first batch, before any row size is known"
+        );
         assert_eq!(s.next_rows(), (4 << 20) / 1536);
     }
 

@@ -46,9 +46,10 @@ fn vecs_names_for(options: &mut SourceOptions, path: &Path, table: &TableSchema)
     if !matches!(format, Some(Format::Fvecs | Format::Bvecs)) {
         return;
     }
-    let pk = table.primary_key_column();
-    if pk.ty == ColumnType::Scalar(ScalarType::BigInt) {
-        options.vecs.id_column = pk.name.clone();
+    if let Some(pk) = table.columns.get(table.primary_key) {
+        if pk.ty == ColumnType::Scalar(ScalarType::BigInt) {
+            options.vecs.id_column = pk.name.clone();
+        }
     }
     let mut vectors = table.columns.iter().filter(|c| c.ty.vector_dim().is_some());
     if let (Some(v), None) = (vectors.next(), vectors.next()) {

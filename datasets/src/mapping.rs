@@ -87,6 +87,8 @@ pub struct TableMapping {
     table: TableSchema,
     output: SchemaRef,
     plans: Vec<ColumnPlan>,
+    /// The file schema the plan was made for; every batch must have it.
+    file: SchemaRef,
     options: MapOptions,
 }
 
@@ -177,6 +179,12 @@ impl TableMapping {
         table: &TableSchema,
         options: &MapOptions,
     ) -> Result<TableMapping, DatasetError> {
+        // A schema about to be created may still have `shards == 0` (the engine's default).
+        let mut checked = table.clone();
+        checked.shards = checked.shards.max(1);
+        checked
+            .validate()
+            .map_err(|e| DatasetError::invalid(path, format!("table \"{}\": {e}", table.name)))?;
         let mut problems = Vec::new();
         let mut sources: Vec<Option<(usize, Conv)>> = vec![None; table.columns.len()];
         for (fi, field) in file.fields().iter().enumerate() {
@@ -254,6 +262,7 @@ impl TableMapping {
             table: table.clone(),
             output: arrow_schema(table),
             plans,
+            file: Arc::new(file.clone()),
             options: options.clone(),
         })
     }
@@ -275,6 +284,19 @@ impl TableMapping {
         batch: &RecordBatch,
         first_row: u64,
     ) -> Result<RecordBatch, DatasetError> {
+        let same_types = batch.num_columns() == self.file.fields().len()
+            && batch
+                .schema()
+                .fields()
+                .iter()
+                .zip(self.file.fields())
+                .all(|(a, b)| a.data_type() == b.data_type());
+        if !same_types {
+            return Err(DatasetError::invalid(
+                &self.path,
+                "batch schema differs from the schema the mapping was made for",
+            ));
+        }
         let n = batch.num_rows();
         let mut columns = Vec::with_capacity(self.plans.len());
         for (pos, plan) in self.plans.iter().enumerate() {
@@ -562,11 +584,11 @@ impl TableMapping {
         }
         let child = self.to_f32(&child.slice(start, end - start), def, first_row)?;
         let mut b = Float32Builder::with_capacity(n * dim);
-        for i in 0..n {
+        for (i, offset) in offsets.iter().enumerate().take(n) {
             if list.is_null(i) {
                 b.append_slice(&vec![0.0; dim]);
             } else {
-                let from = offsets[i].as_usize() - start;
+                let from = offset.as_usize().saturating_sub(start);
                 for j in from..from + dim {
                     b.append_option(child.is_valid(j).then(|| child.value(j)));
                 }

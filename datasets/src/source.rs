@@ -123,6 +123,7 @@ pub fn open_source(
     options: &SourceOptions,
     target: Option<&TableSchema>,
 ) -> Result<Box<dyn BatchSource>, DatasetError> {
+    check_regular_file(path)?;
     let format = match options.format {
         Some(f) => f,
         None => Format::from_path(path)?,
@@ -329,32 +330,54 @@ fn csv_type(ty: ColumnType) -> DataType {
     }
 }
 
-fn csv_error(path: &Path, e: ArrowError, schema: &Schema, rows: u64) -> DatasetError {
-    let mut reason = match e {
+fn leading_number(s: &str) -> Option<u64> {
+    let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+/// Turns arrow's CSV errors, which count lines from 0 including the header ("at line 2") or
+/// records from 1 ("for line 3") and name columns by position, into errors that name the data
+/// row (from 1, header not counted) and the column.
+fn csv_error(path: &Path, e: ArrowError, schema: &Schema, header: bool) -> DatasetError {
+    let message = match e {
         ArrowError::ParseError(m) | ArrowError::CsvError(m) => m,
         other => other.to_string(),
     };
-    // arrow names columns by position ("for column 3"); add the name.
-    if let Some(at) = reason.find("for column ") {
-        let digits: String = reason[at + 11..]
-            .chars()
-            .take_while(|c| c.is_ascii_digit())
-            .collect();
-        if let Some(field) = digits
-            .parse::<usize>()
-            .ok()
-            .and_then(|i| schema.fields().get(i))
-        {
-            let end = at + 11 + digits.len();
-            reason.insert_str(end, &format!(" (\"{}\")", field.name()));
+    let h = u64::from(header);
+    if let Some((before, after)) = message.split_once(" at line ") {
+        let column = before
+            .rfind("column ")
+            .and_then(|i| leading_number(&before[i + 7..]))
+            .and_then(|i| schema.fields().get(usize::try_from(i).ok()?));
+        if let (Some(line), Some(field)) = (leading_number(after), column) {
+            let reason = if let Some(v) = before.strip_prefix("Error while parsing value ") {
+                let v = v.split(" for column ").next().unwrap_or(v);
+                format!("cannot parse {}", v.replacen(" as type ", " as ", 1))
+            } else {
+                let rest = after.split_once(": ").map_or(after, |(_, r)| r);
+                format!("cannot parse: {rest}")
+            };
+            return DatasetError::Value {
+                path: path.to_path_buf(),
+                row: (line + 1).saturating_sub(h),
+                column: field.name().clone(),
+                reason,
+            };
         }
     }
-    if !reason.contains("line") {
-        reason = format!("after row {rows}: {reason}");
+    if let Some((before, after)) = message.split_once(" for line ") {
+        if let Some(line) = leading_number(after) {
+            let digits = line.to_string();
+            let rest = after.strip_prefix(digits.as_str()).unwrap_or(after);
+            return DatasetError::Csv {
+                path: path.to_path_buf(),
+                reason: format!("{before} in row {}{rest}", line.saturating_sub(h)),
+            };
+        }
     }
     DatasetError::Csv {
         path: path.to_path_buf(),
-        reason,
+        reason: message,
     }
 }
 
@@ -435,6 +458,7 @@ impl CsvSource {
             .build(open_text(path, bytes_read.clone())?)
             .map_err(csv_err)?;
         let err_schema = schema.clone();
+        let header = options.header;
         Ok(CsvSource {
             chunks: Rechunker {
                 path: path.to_path_buf(),
@@ -443,7 +467,7 @@ impl CsvSource {
                 pending: None,
                 rows_read: 0,
                 poisoned: false,
-                map_err: Box::new(move |path, e, rows| csv_error(path, e, &err_schema, rows)),
+                map_err: Box::new(move |path, e, _| csv_error(path, e, &err_schema, header)),
             },
             bytes_read,
             file_len,

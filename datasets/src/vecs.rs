@@ -267,7 +267,7 @@ fn write_all<T: Component>(path: &Path, dim: usize, data: &[T]) -> Result<(), Da
         .ok()
         .filter(|&d| d > 0 && dim <= MAX_DIM)
         .ok_or_else(|| bad(format!("dimension {dim} is not between 1 and {MAX_DIM}")))?;
-    if data.len() % dim != 0 {
+    if data.len() / dim * dim != data.len() {
         return Err(bad(format!(
             "{} components is not a whole number of {dim}-dimensional records",
             data.len()
