@@ -448,9 +448,17 @@ impl Inner {
             return self.store.write(batch);
         };
         pending.lsn = pending.lsn.max(batch.lsn);
-        pending.ops.extend(batch.ops);
+        // One applied-LSN marker per gathered batch (added when it is written) is enough.
+        pending
+            .ops
+            .extend(batch.ops.into_iter().filter(|(_, k, _)| k != APPLIED_KEY));
         if pending.ops.len() >= REPLAY_BATCH_OPS {
-            let full = std::mem::take(pending);
+            let mut full = std::mem::take(pending);
+            full.put(
+                Cf::Rows,
+                APPLIED_KEY.to_vec(),
+                full.lsn.to_be_bytes().to_vec(),
+            );
             drop(buf);
             self.store.write(full)?;
         }
@@ -461,7 +469,10 @@ impl Inner {
     fn flush_replay_buf(&self) -> Result<()> {
         let pending = self.replay_buf.lock().as_mut().map(std::mem::take);
         match pending {
-            Some(p) if !p.ops.is_empty() => self.store.write(p),
+            Some(mut p) if !p.ops.is_empty() || p.lsn > 0 => {
+                p.put(Cf::Rows, APPLIED_KEY.to_vec(), p.lsn.to_be_bytes().to_vec());
+                self.store.write(p)
+            }
             _ => Ok(()),
         }
     }

@@ -112,8 +112,12 @@ fn exact_shard(
     hits
 }
 
+/// Graph search of every segment of a shard. Without a user filter the index runs unfiltered
+/// (its fastest path) and results are checked against the row map afterwards; only if that
+/// drops a result (a row being applied or just deleted) is the search redone with the
+/// visibility filter, so the answer is always the top-k of the visible rows.
 fn index_shard(shard: &Shard, col: usize, req: &SearchRequest<'_>) -> Result<Vec<SearchHit>> {
-    let filter = |id: u64| {
+    let visible = |id: u64| {
         shard
             .by_id
             .get(&id)
@@ -127,13 +131,21 @@ fn index_shard(shard: &Shard, col: usize, req: &SearchRequest<'_>) -> Result<Vec
         if index.is_empty() {
             continue;
         }
-        let opts = SearchOptions {
+        let mut opts = SearchOptions {
             k: req.k,
             ef: req.ef.unwrap_or(0),
-            filter: Some(&filter),
+            filter: req
+                .filter
+                .is_some()
+                .then_some(&visible as &dyn crate::index::RowFilter),
             ..Default::default()
         };
-        for (id, distance) in index.search_with(req.query, &opts)? {
+        let mut found = index.search_with(req.query, &opts)?;
+        if opts.filter.is_none() && found.iter().any(|(id, _)| !shard.by_id.contains_key(id)) {
+            opts.filter = Some(&visible);
+            found = index.search_with(req.query, &opts)?;
+        }
+        for (id, distance) in found {
             if let Some(row) = shard.by_id.get(&id) {
                 hits.push(SearchHit {
                     distance,
@@ -175,23 +187,24 @@ impl Table {
             .unwrap_or(Metric::L2);
         let use_index = !req.exact && index_def.is_some_and(|d| d.metric == metric);
         let shards = self.state.read();
-        let per_shard: Vec<Result<Vec<SearchHit>>> = shards
-            .par_iter()
-            .enumerate()
-            .map(|(i, shard)| {
-                let t = Instant::now();
-                let r = if use_index {
-                    index_shard(shard, col, req)
-                } else {
-                    Ok(exact_shard(shard, col, metric, req))
-                };
-                if let Some(c) = self.shard_counters.get(i) {
-                    inc(&c.searches, 1);
-                    c.search_latency.record(t.elapsed());
-                }
-                r
-            })
-            .collect();
+        let run = |(i, shard): (usize, &Shard)| {
+            let t = Instant::now();
+            let r = if use_index {
+                index_shard(shard, col, req)
+            } else {
+                Ok(exact_shard(shard, col, metric, req))
+            };
+            if let Some(c) = self.shard_counters.get(i) {
+                inc(&c.searches, 1);
+                c.search_latency.record(t.elapsed());
+            }
+            r
+        };
+        let per_shard: Vec<Result<Vec<SearchHit>>> = if shards.len() == 1 {
+            shards.iter().enumerate().map(run).collect()
+        } else {
+            shards.par_iter().enumerate().map(run).collect()
+        };
         drop(shards);
         let mut all = Vec::new();
         for r in per_shard {

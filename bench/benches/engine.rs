@@ -1,0 +1,329 @@
+//! Engine benchmarks (issue 4): inserts/s by batch size and durability, search through the
+//! engine vs the raw index of one segment holding the same rows, and (printed once, before the
+//! criterion runs) reopen time, WAL replay rate and resident bytes per vector.
+//!
+//! `cargo bench -p vela-bench --bench engine`. `VELA_BENCH_REOPEN_ROWS` (default 100,000) sets
+//! the rows of the reopen measurement, `VELA_BENCH_REPLAY_ENTRIES` (default 200,000) the WAL
+//! entries replayed.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use vela_engine::index::{HnswIndex, HnswParams, SearchOptions};
+use vela_engine::storage_impl::{open_storage, OpenedStorage};
+use vela_engine::{
+    ColumnDef, ColumnType, Engine, EngineOptions, HnswConfig, Metric, Op, ScalarType,
+    SearchRequest, TableSchema, Value, VectorIndexDef,
+};
+use vela_storage::{Durability, StoreOptions, WalOptions};
+
+const DIM: usize = 128;
+
+/// A small deterministic generator (no dependency): xorshift64*.
+struct Gen(u64);
+impl Gen {
+    fn f32(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32
+    }
+    fn vector(&mut self) -> Vec<f32> {
+        (0..DIM).map(|_| self.f32()).collect()
+    }
+}
+
+fn schema(indexed: bool, shards: u32) -> TableSchema {
+    TableSchema {
+        name: "bench".into(),
+        columns: vec![
+            ColumnDef {
+                name: "id".into(),
+                ty: ColumnType::Scalar(ScalarType::BigInt),
+                nullable: false,
+            },
+            ColumnDef {
+                name: "score".into(),
+                ty: ColumnType::Scalar(ScalarType::Double),
+                nullable: true,
+            },
+            ColumnDef {
+                name: "v".into(),
+                ty: ColumnType::Vector { dim: DIM as u32 },
+                nullable: true,
+            },
+        ],
+        primary_key: 0,
+        shards,
+        indexes: if indexed {
+            vec![VectorIndexDef {
+                name: "bench_v".into(),
+                column: "v".into(),
+                metric: Metric::L2,
+                hnsw: HnswConfig {
+                    m: 16,
+                    ef_construction: 64,
+                },
+            }]
+        } else {
+            vec![]
+        },
+    }
+}
+
+fn options() -> EngineOptions {
+    EngineOptions {
+        seal_rows: 10_000_000,
+        checkpoint_interval: None,
+        background: false,
+        ..EngineOptions::default()
+    }
+}
+
+fn open(dir: &Path, durability: Durability) -> (Engine, OpenedStorage) {
+    let st = open_storage(
+        dir,
+        WalOptions::default().with_durability(durability),
+        &StoreOptions::default(),
+        true,
+    )
+    .unwrap();
+    let e = Engine::open(st.log.clone(), st.store.clone(), options()).unwrap();
+    (e, st)
+}
+
+fn row(id: i64, v: Option<Vec<f32>>) -> Vec<Value> {
+    vec![
+        Value::BigInt(id),
+        Value::Double(id as f64),
+        v.map_or(Value::Null, Value::Vector),
+    ]
+}
+
+fn inserts(c: &mut Criterion) {
+    let mut g = c.benchmark_group("engine/insert");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(4));
+    for (name, durability) in [("full", Durability::Full), ("normal", Durability::Normal)] {
+        for batch in [1usize, 100, 10_000] {
+            let dir = tempfile::tempdir().unwrap();
+            let (e, _st) = open(dir.path(), durability);
+            e.create_table(schema(true, 2)).unwrap();
+            let mut gen = Gen(42);
+            let mut next = 0i64;
+            g.throughput(Throughput::Elements(batch as u64));
+            g.bench_function(BenchmarkId::new(name, batch), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let ops: Vec<Op> = (0..batch)
+                            .map(|_| {
+                                next += 1;
+                                Op::Insert(row(next, Some(gen.vector())))
+                            })
+                            .collect();
+                        let t = Instant::now();
+                        e.write("bench", ops).unwrap();
+                        total += t.elapsed();
+                    }
+                    total
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn search(c: &mut Criterion) {
+    let n = 20_000;
+    let mut gen = Gen(7);
+    let vectors: Vec<Vec<f32>> = (0..n).map(|_| gen.vector()).collect();
+    let queries: Vec<Vec<f32>> = (0..200).map(|_| gen.vector()).collect();
+    let (e, _, _) = {
+        let log = vela_engine::MemLog::new(false);
+        let store = vela_engine::MemStore::new();
+        (
+            Engine::open(log.clone(), store.clone(), options()).unwrap(),
+            log,
+            store,
+        )
+    };
+    e.create_table(schema(true, 1)).unwrap();
+    for (i, chunk) in vectors.chunks(10_000).enumerate() {
+        let ops = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, v)| Op::Insert(row((i * 10_000 + j) as i64, Some(v.clone()))))
+            .collect();
+        e.write("bench", ops).unwrap();
+    }
+    let params = HnswParams {
+        m: 16,
+        ef_construction: 64,
+        ..HnswParams::default()
+    };
+    let raw = HnswIndex::new(DIM, Metric::L2, params).unwrap();
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let flat: Vec<f32> = vectors.iter().flatten().copied().collect();
+    raw.insert_batch(&ids, &flat).unwrap();
+
+    let mut g = c.benchmark_group("engine/search_20k_x128_k10_ef64");
+    g.sample_size(20).measurement_time(Duration::from_secs(4));
+    let mut qi = 0;
+    g.bench_function("raw_index_one_segment", |b| {
+        b.iter(|| {
+            qi = (qi + 1) % queries.len();
+            let opts = SearchOptions {
+                k: 10,
+                ef: 64,
+                ..Default::default()
+            };
+            black_box(raw.search_with(&queries[qi], &opts).unwrap())
+        })
+    });
+    g.bench_function("engine_one_shard", |b| {
+        b.iter(|| {
+            qi = (qi + 1) % queries.len();
+            let mut req = SearchRequest::new("v", &queries[qi], 10);
+            req.ef = Some(64);
+            black_box(e.search("bench", &req).unwrap())
+        })
+    });
+    g.finish();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Reopen time and resident bytes per vector of a checkpointed table of N x 128 rows.
+fn reopen_figures() {
+    let n: usize = std::env::var("VELA_BENCH_REOPEN_ROWS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (e, _st) = open(dir.path(), Durability::Off);
+        e.create_table(schema(true, 2)).unwrap();
+        let mut gen = Gen(3);
+        let t = Instant::now();
+        for start in (0..n).step_by(10_000) {
+            let ops = (start..(start + 10_000).min(n))
+                .map(|i| Op::Insert(row(i as i64, Some(gen.vector()))))
+                .collect();
+            e.write("bench", ops).unwrap();
+        }
+        println!(
+            "engine/load: {n} x {DIM} rows in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        e.close().unwrap();
+    }
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let before = rss_bytes();
+        let t = Instant::now();
+        let (e, st) = open(dir.path(), Durability::Full);
+        let took = t.elapsed();
+        times.push(took.as_secs_f64());
+        let after = rss_bytes();
+        assert_eq!(e.row_count("bench").unwrap(), n);
+        println!(
+            "engine/reopen: {n} x {DIM} rows in {:.3} s (replayed {}), resident {:.0} bytes/vector",
+            took.as_secs_f64(),
+            e.metrics().replayed_entries,
+            after.saturating_sub(before) as f64 / n as f64
+        );
+        drop(e);
+        drop(st);
+    }
+    times.sort_by(f64::total_cmp);
+    println!("engine/reopen median: {:.3} s", times[1]);
+}
+
+/// WAL replay rate: N single-row entries written after a checkpoint, then the directory is
+/// copied while open (a crash image: RocksDB memtables lost) and the copy is opened.
+fn replay_figures() {
+    let n: usize = std::env::var("VELA_BENCH_REPLAY_ENTRIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
+    for indexed_vectors in [false, true] {
+        let n = if indexed_vectors { n / 10 } else { n };
+        let dir = tempfile::tempdir().unwrap();
+        let (e, st) = open(dir.path(), Durability::Off);
+        e.create_table(schema(indexed_vectors, 2)).unwrap();
+        e.checkpoint().unwrap();
+        let mut gen = Gen(11);
+        for i in 0..n {
+            let v = indexed_vectors.then(|| gen.vector());
+            e.write("bench", vec![Op::Upsert(row(i as i64, v))])
+                .unwrap();
+        }
+        st.log.0.sync().unwrap();
+        let image = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), image.path());
+        drop(e);
+        drop(st);
+        let t = Instant::now();
+        let st = open_storage(
+            image.path(),
+            WalOptions::default(),
+            &StoreOptions::default(),
+            true,
+        )
+        .unwrap();
+        let opened = t.elapsed();
+        let e = Engine::open(st.log.clone(), st.store.clone(), options()).unwrap();
+        let total = t.elapsed();
+        let replayed = e.metrics().replayed_entries;
+        println!(
+            "engine/replay ({}): {replayed} entries; storage open {:.3} s, engine open + replay {:.3} s: {:.0} entries/s",
+            if indexed_vectors { "1 row + 128-d indexed vector each" } else { "1 scalar row each" },
+            opened.as_secs_f64(),
+            (total - opened).as_secs_f64(),
+            replayed as f64 / (total - opened).as_secs_f64()
+        );
+        assert_eq!(e.row_count("bench").unwrap(), n);
+    }
+}
+
+fn fixed(_c: &mut Criterion) {
+    if std::env::var("VELA_BENCH_SKIP_FIXED").is_err() {
+        replay_figures();
+        reopen_figures();
+    }
+}
+
+criterion_group!(benches, fixed, search, inserts);
+criterion_main!(benches);
+
+#[allow(dead_code)]
+fn _assert_send_sync(e: Arc<Engine>) -> impl Send + Sync {
+    e
+}
