@@ -9,6 +9,13 @@
 //! in the group return; one of those still queued becomes the next leader. So while one group
 //! is being fsynced the next one accumulates, and N concurrent writers share about one fsync.
 //!
+//! Gathering. Under `Full`, writers that wait for each acknowledgement before appending again
+//! would otherwise split into two alternating half-groups (whoever is queued when a group
+//! completes leads at once, before the writers just released have re-enqueued). So a `Full`
+//! leader first waits until as many calls are queued as were active in the previous round
+//! (the last group plus those that queued during its commit), for at most half the average
+//! commit time and never more than 2 ms. A lone writer's target is 1, so it never waits.
+//!
 //! Failure. Any failed write, file creation or fsync in the commit path (or in the syncer, or
 //! in `sync()`) *poisons* the WAL: every writer still waiting (in the failed group or queued
 //! behind it) gets the error (`SyncFailed` for an fsync), nothing is acknowledged after it,
@@ -224,6 +231,12 @@ impl Shared {
         let sync = st.durability == Durability::Full;
         if sync {
             self.gather(st);
+        }
+        if st.poison.is_some() {
+            // Failed elsewhere while gathering: write nothing more; the waiters see the poison.
+            st.leader_active = false;
+            self.commit_cv.notify_all();
+            return;
         }
         let mut frames = std::mem::take(&mut st.queue);
         let group_calls = std::mem::take(&mut st.queue_calls);

@@ -29,8 +29,9 @@
 //! # Durability: what is on disk when `append` returns
 //!
 //! Appends are *acknowledged* when `append`/`append_batch` return `Ok`. Concurrent appenders
-//! are grouped (see `commit`): one leader writes the whole group with one `write` and, under
-//! `Full`, one `fdatasync`.
+//! are grouped: one leader writes the whole group with one `write` and, under `Full`, one
+//! `fdatasync`; under `Full` it first waits (at most half a commit, at most 2 ms) for the
+//! writers of the previous group to re-enqueue, so that N busy writers share one fsync.
 //!
 //! * [`Durability::Full`] (default): the entry has been written and `fdatasync`ed (its file's
 //!   header and directory entry were fsynced when the file was created). It survives a
