@@ -264,6 +264,12 @@ fn reopen_figures() {
     }
     times.sort_by(f64::total_cmp);
     println!("engine/reopen median: {:.3} s", times[1]);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--bench")
+        .env("VELA_BENCH_CHILD_OPEN", dir.path())
+        .output()
+        .unwrap();
+    print!("{}", String::from_utf8_lossy(&out.stdout));
 }
 
 /// WAL replay rate: N single-row entries written after a checkpoint, then the directory is
@@ -313,7 +319,28 @@ fn replay_figures() {
     }
 }
 
+/// Child mode: open the database in `VELA_BENCH_CHILD_OPEN`, print the resident bytes the
+/// open added (a fresh process, so the allocator holds nothing from loading), exit.
+fn child_open(dir: &str) -> ! {
+    let before = rss_bytes();
+    let t = Instant::now();
+    let (e, _st) = open(Path::new(dir), Durability::Full);
+    let took = t.elapsed();
+    let n = e.row_count("bench").unwrap();
+    let after = rss_bytes();
+    println!(
+        "engine/reopen (fresh process): {n} x {DIM} rows in {:.3} s, resident {:.0} bytes/vector ({:.1} MiB)",
+        took.as_secs_f64(),
+        after.saturating_sub(before) as f64 / n.max(1) as f64,
+        after.saturating_sub(before) as f64 / (1 << 20) as f64
+    );
+    std::process::exit(0)
+}
+
 fn fixed(_c: &mut Criterion) {
+    if let Ok(dir) = std::env::var("VELA_BENCH_CHILD_OPEN") {
+        child_open(&dir);
+    }
     if std::env::var("VELA_BENCH_SKIP_FIXED").is_err() {
         replay_figures();
         reopen_figures();
