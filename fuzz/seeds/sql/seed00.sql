@@ -1,0 +1,1 @@
+SELECT * FROM items ORDER BY emb <-> '[1,2,3]' LIMIT 3

@@ -1,0 +1,1 @@
+SELECT id, emb <=> '[1,0,0]' AS d FROM items WHERE flag AND score > 0 ORDER BY d LIMIT 2

@@ -1,0 +1,1 @@
+SELECT name, l2_distance(emb, '[0,0,0]'::vector(3)), vector_dims(emb), vector_norm(emb) FROM items

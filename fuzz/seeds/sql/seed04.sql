@@ -1,0 +1,1 @@
+SELECT emb + '[1,1,1]', emb - emb, emb * '[2,2,2]' FROM items WHERE id IN (1,2,3)

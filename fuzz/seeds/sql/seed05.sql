@@ -1,0 +1,1 @@
+SELECT count(*), min(score), max(name), sum(id), avg(score) FROM items GROUP BY flag

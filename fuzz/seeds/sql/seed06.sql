@@ -1,0 +1,1 @@
+SELECT * FROM (SELECT id, score * 2 AS s FROM items WHERE name LIKE 'f%') sub WHERE s BETWEEN -1 AND 10 ORDER BY s DESC OFFSET 1

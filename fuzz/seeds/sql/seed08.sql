@@ -1,0 +1,1 @@
+SELECT * FROM docs WHERE key = 'a' OR body IS NULL

@@ -1,0 +1,1 @@
+SELECT key, v <+> '[1,1]' FROM docs ORDER BY 2 LIMIT 5

@@ -1,0 +1,1 @@
+INSERT INTO items VALUES (10, 'ten', 10, true, NULL, '[1,1,1]') ON CONFLICT (id) DO UPDATE SET name = 'x'

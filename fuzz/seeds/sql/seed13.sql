@@ -1,0 +1,1 @@
+INSERT INTO docs SELECT 'z' || key, body, v FROM docs ON CONFLICT (key) DO NOTHING

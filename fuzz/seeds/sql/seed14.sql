@@ -1,0 +1,1 @@
+UPDATE items SET score = score / 0 WHERE id = 1

@@ -1,0 +1,1 @@
+DELETE FROM items WHERE emb <-> '[1,2,3]' < 5

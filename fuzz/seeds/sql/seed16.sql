@@ -1,0 +1,1 @@
+BEGIN; INSERT INTO docs VALUES ('q', 'q', '[2,2]'); SELECT * FROM docs; ROLLBACK;

@@ -1,0 +1,1 @@
+SET hnsw.ef_search = 100; SELECT id FROM items ORDER BY emb <-> '[0,0,1]' LIMIT 4; RESET hnsw.ef_search;

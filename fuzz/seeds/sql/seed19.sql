@@ -1,0 +1,1 @@
+SHOW hnsw.ef_search

@@ -1,0 +1,1 @@
+DROP INDEX items_emb_idx; SELECT id FROM items ORDER BY emb <-> '[1,2,3]' LIMIT 2

@@ -1,0 +1,1 @@
+PREPARE p AS SELECT * FROM items WHERE id = $1; EXECUTE p(2)

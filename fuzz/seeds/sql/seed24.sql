@@ -1,0 +1,1 @@
+SELECT '[1,2,NaN]'::vector, '[]'::vector, '[1e40]'::vector

@@ -1,0 +1,1 @@
+SELECT 1 + 2 * 3 - 4 / 2, -id, NOT flag, ts FROM items WHERE ts > '2024-01-15'
