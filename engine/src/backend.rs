@@ -78,12 +78,7 @@ pub trait StoreBackend: Send + Sync {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Calls `f` for every entry whose key starts with `prefix`, in key order, until it returns
     /// `false`.
-    fn scan_prefix(
-        &self,
-        cf: Cf,
-        prefix: &[u8],
-        f: &mut ScanFn<'_>,
-    ) -> Result<()>;
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8], f: &mut ScanFn<'_>) -> Result<()>;
     /// Makes everything written durable and records `lsn` as flushed.
     fn flush(&self, lsn: u64) -> Result<()>;
     /// The last flushed LSN recorded.
@@ -180,6 +175,8 @@ impl LogBackend for MemLog {
 #[derive(Default)]
 pub struct MemStore {
     inner: Mutex<MemStoreInner>,
+    /// When set, every `write` fails with ENOSPC (a full disk), for fault-injection tests.
+    pub fail_writes: std::sync::atomic::AtomicBool,
 }
 
 type Tree = BTreeMap<(Cf, Vec<u8>), Vec<u8>>;
@@ -218,6 +215,7 @@ impl MemStore {
             apply(&mut tree, b);
         }
         Arc::new(MemStore {
+            fail_writes: Default::default(),
             inner: Mutex::new(MemStoreInner {
                 live: tree.clone(),
                 durable: tree,
@@ -235,6 +233,14 @@ impl MemStore {
 
 impl StoreBackend for MemStore {
     fn write(&self, batch: StoreWrite) -> Result<()> {
+        if self.fail_writes.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(vela_storage::StorageError::Io {
+                op: "write",
+                path: "<memory store>".into(),
+                source: std::io::Error::from_raw_os_error(28),
+            }
+            .into());
+        }
         let mut g = self.inner.lock();
         apply(&mut g.live, &batch);
         g.since_flush.push(batch);
@@ -243,12 +249,7 @@ impl StoreBackend for MemStore {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.inner.lock().live.get(&(cf, key.to_vec())).cloned())
     }
-    fn scan_prefix(
-        &self,
-        cf: Cf,
-        prefix: &[u8],
-        f: &mut ScanFn<'_>,
-    ) -> Result<()> {
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8], f: &mut ScanFn<'_>) -> Result<()> {
         let items: Vec<(Vec<u8>, Vec<u8>)> = self
             .inner
             .lock()
