@@ -266,7 +266,7 @@ impl Runner {
                 }
             }
             let line = String::from_utf8_lossy(&raw);
-            if splitter.is_blank() && line.trim_start().starts_with('.') {
+            if line.trim_start().starts_with('.') && splitter.is_blank() {
                 splitter.skip(&line);
                 let (ok, flow) = self.dot_command(line.trim());
                 if flow == Flow::Quit || (!ok && stop_on_error) || self.output_closed {
