@@ -427,7 +427,8 @@ fn copy_from(
                 return Err(QueryError::Copy {
                     code: dataset_code(&e),
                     message: format!(
-                        "COPY {table} FROM: {e}; the batch holding that row was not applied; {}",
+                        "COPY {table} FROM: {e}; this batch (from file row {}) was not applied; {}",
+                        source.rows_done() + 1,
                         done.describe()
                     ),
                 })

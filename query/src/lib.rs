@@ -7,6 +7,11 @@
 //!   ──exec (rows through Engine::scan / get / search)──▶ rows ──exec::batch──▶ RecordBatch
 //! ```
 //!
+//! `COPY t FROM 'file'` / `COPY ... TO 'file'` ([`copy`]) stream Parquet and CSV through
+//! `vela-datasets`, one engine write (one WAL entry) per batch; see that module for what an
+//! interrupted COPY leaves. `ORDER BY ... LIMIT k` keeps a bounded Top-N, and a distance ORDER BY
+//! on a vector column without a matching index runs as the engine's exact top-k.
+//!
 //! The query layer sees the database only through the [`Engine`] trait ([`engine`]); the facade
 //! implements it for the real engine and [`MemoryEngine`] implements it for tests. A
 //! [`Session`] is the entry point: `execute(sql, params)` returns one [`StatementResult`] per
