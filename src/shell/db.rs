@@ -8,18 +8,24 @@ use super::backend::{Backend, SqlError};
 /// The database in `dir` (created if missing) with a SQL session on it.
 pub fn open(dir: &str) -> Result<Box<dyn Backend>, SqlError> {
     let db = Database::open(dir)?;
-    let conn = db.connect();
-    Ok(Box::new(DbBackend { db, conn }))
+    let mut conn = db.connect();
+    // COPY ... FROM shows `vela import`'s progress bar (on a terminal only).
+    let progress = crate::import::CopyProgress::new();
+    conn.set_progress(progress.hook());
+    Ok(Box::new(DbBackend { db, conn, progress }))
 }
 
 struct DbBackend {
     db: Database,
     conn: Connection,
+    progress: crate::import::CopyProgress,
 }
 
 impl Backend for DbBackend {
     fn execute(&mut self, sql: &str) -> Result<Vec<StatementResult>, SqlError> {
-        Ok(self.conn.execute(sql, &[])?)
+        let result = self.conn.execute(sql, &[]);
+        self.progress.finish();
+        Ok(result?)
     }
 
     fn tables(&self) -> Vec<TableSchema> {
