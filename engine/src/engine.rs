@@ -863,6 +863,9 @@ impl Inner {
             }
             *applied
         };
+        // The WAL first: a store flushed past the durable WAL (durability normal/off, then a
+        // power loss) would hold batches whose LSNs the WAL hands out again.
+        self.log.sync()?;
         self.store.flush(lsn)?;
         self.log.truncate_below(lsn + 1)?;
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
