@@ -158,7 +158,7 @@ def summary(paths, engine, baseline, out):
         w("|---|---:|---:|---:|---:|---:|\n")
         for p, r in rows:
             w(f"| {r['started']} | {_num(r['load'], '.2f')} | {fmt_qratio((r['q'], r['at']))} | "
-              f"{fmt_qratio((r['qb'], r['atb']))} | {_num(r['b1'], '.2f')}x | {_num(r['b2'], '.2f')}x |\n")
+              f"{fmt_qratio((r['qb'], r['atb']))} | {fmt_qratio((r['b1'], 0.95))} | {fmt_qratio((r['b2'], 0.95))} |\n")
 
         def med(key):
             xs = sorted(r[key] for _, r in rows if r[key] is not None)
@@ -166,8 +166,10 @@ def summary(paths, engine, baseline, out):
                 return None
             mid = len(xs) // 2
             return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
-        w(f"| **median of {len(rows)} runs** | | {_num(med('q'), '.2f')}x | {_num(med('qb'), '.2f')}x | "
-          f"{_num(med('b1'), '.2f')}x | {_num(med('b2'), '.2f')}x |\n\n")
+        def x(v):
+            return "–" if v is None else f"{v:.2f}x"
+        w(f"| **median of {len(rows)} runs** | | {x(med('q'))} | {x(med('qb'))} | "
+          f"{x(med('b1'))} | {x(med('b2'))} |\n\n")
 
 
 def report(path, engine, baseline, out):
