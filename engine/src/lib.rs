@@ -28,6 +28,24 @@
 //!   │         └─ Segment: one HnswIndex per indexed vector column + its row ids (segment.rs)
 //!   └─ background: persist sealed segments, optimizer (optimizer.rs), checkpoints
 //! ```
+//!
+//! # Invariants
+//!
+//! - **Order**: WAL entries are applied in strict LSN order (the turnstile); application is
+//!   deterministic given the state, rejections included (a duplicate key on `INSERT` rejects the
+//!   whole batch, at apply time), so replay rebuilds exactly the same rows.
+//! - **Durable when**: an acknowledged batch is in the WAL (fsynced under `full`); its rows are
+//!   in the store's `rows` column family, which survives a crash as a prefix of its writes and
+//!   carries the engine's applied-LSN marker, so recovery replays the WAL from marker + 1.
+//!   Catalog entries live in the same column family, manifests with their blob chunks in `index`.
+//! - **Visible when**: a batch's rows become visible together, when the row maps are swapped
+//!   under the table's write lock; readers hold the read lock for a whole search or scan.
+//!   Vectors enter the appendable graphs before that under ids readers ignore.
+//! - **Segments**: a row version (`row_id = lsn << 20 | position`) is live iff the shard's key
+//!   map points at it; a segment's other ids are tombstones. On load, liveness is recomputed
+//!   from the rows, and rows not covered by a persisted segment go into the appendable one.
+//! - **Checkpoint**: persist unpersisted segments (appendable ones as snapshots, under the
+//!   turnstile), sync the WAL, flush the store at the applied LSN, drop WAL files below it.
 
 pub mod arrow_conv;
 pub mod backend;
