@@ -105,7 +105,7 @@ pub fn exact_knn_scalar(
 }
 
 fn check(base: &[f32], dim: usize, queries: &[f32], k: usize) -> Result<(usize, usize)> {
-    if dim == 0 || base.len() % dim != 0 || queries.len() % dim != 0 {
+    if dim == 0 || !base.len().is_multiple_of(dim) || !queries.len().is_multiple_of(dim) {
         return Err(EngineError::DimensionMismatch {
             expected: dim,
             got: if dim == 0 { 0 } else { queries.len() % dim },

@@ -14,6 +14,10 @@
 
 /// A predicate on row ids, evaluated during search. Implemented for every
 /// `Fn(u64) -> bool + Sync` closure; a bitmap or a column scan can implement it directly.
+///
+/// It runs while the search holds the segment's graph read lock: it must not call back into
+/// the *same* index (an `insert`, `delete` or `len` there could wait behind a pending writer
+/// that waits for this search). Reading other indexes or tables is fine.
 pub trait RowFilter: Sync {
     /// Whether the row may appear in the results.
     fn matches(&self, row_id: u64) -> bool;

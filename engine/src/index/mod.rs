@@ -21,7 +21,7 @@
 //! let index = HnswIndex::new(3, Metric::Cosine, HnswParams::default())?;
 //! index.insert(10, &[1.0, 0.0, 0.0])?;
 //! index.insert(11, &[0.0, 1.0, 0.0])?;
-//! let even = |row: u64| row % 2 == 0;
+//! let even = |row: u64| row.is_multiple_of(2);
 //! let hits = index.search(&[0.9, 0.1, 0.0], 5, 0, Some(&even))?;
 //! assert_eq!(hits[0].0, 10);
 //! # Ok::<(), vela_engine::EngineError>(())

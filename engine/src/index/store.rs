@@ -118,7 +118,7 @@ impl VectorStore {
     /// a buffer that is not even 4-byte aligned, which Rust forbids).
     #[cfg(test)]
     pub(crate) fn is_aligned(&self) -> bool {
-        (self.data[self.offset..].as_ptr() as usize) % 64 == 0
+        (self.data[self.offset..].as_ptr() as usize).is_multiple_of(64)
     }
 }
 

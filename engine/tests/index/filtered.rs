@@ -100,7 +100,7 @@ fn filter_matching_nothing_returns_nothing() {
             .is_empty());
     }
     // A caller-provided selectivity estimate is honoured (and a silly one is harmless).
-    let some = |row: u64| row % 3 == 0;
+    let some = |row: u64| row.is_multiple_of(3);
     for sel in [0.0, 0.33, 1.0, f64::NAN, -5.0] {
         let opts = SearchOptions {
             k: 5,
@@ -110,6 +110,6 @@ fn filter_matching_nothing_returns_nothing() {
         };
         let got = index.search_with(&data[..8], &opts).expect("search");
         assert_eq!(got.len(), 5);
-        assert!(got.iter().all(|r| r.0 % 3 == 0));
+        assert!(got.iter().all(|r| r.0.is_multiple_of(3)));
     }
 }

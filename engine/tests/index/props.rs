@@ -36,7 +36,7 @@ proptest! {
         }
         let live = rows.len() - deleted.len();
         prop_assert_eq!(index.len(), live);
-        let filter = move |row: u64| row % modulo == 0;
+        let filter = move |row: u64| row.is_multiple_of(modulo);
         for f in [None, Some(&filter as &dyn vela_engine::index::RowFilter)] {
             let got = index.search(&query, k, ef, f).expect("search");
             let exact = index.search_exact(&query, k, f).expect("exact");
@@ -47,13 +47,13 @@ proptest! {
             for (row, d) in &got {
                 prop_assert!(!deleted.contains(row));
                 prop_assert!((*row as usize) < rows.len());
-                prop_assert!(f.is_none() || row % modulo == 0);
+                prop_assert!(f.is_none() || row.is_multiple_of(modulo));
                 let want = metric.distance_scalar(&query, &rows[*row as usize]);
                 prop_assert!((d - want).abs() <= 1e-3 * want.abs().max(1.0), "{} vs {}", d, want);
             }
             // The exact answer is complete: min(k, matching live rows).
             let matching = (0..rows.len() as u64)
-                .filter(|r| !deleted.contains(r) && f.is_none_or(|_| r % modulo == 0))
+                .filter(|r| !deleted.contains(r) && f.is_none_or(|_| r.is_multiple_of(modulo)))
                 .count();
             prop_assert_eq!(exact.len(), k.min(matching));
         }

@@ -84,7 +84,7 @@ impl Graph {
             .push((0..words).map(|_| AtomicU32::new(0)).collect());
         self.levels.push(level as u8);
         self.row_ids.push(row_id);
-        if id % 64 == 0 {
+        if id.is_multiple_of(64) {
             self.tombstones.push(AtomicU64::new(0));
         }
         id as u32
