@@ -112,3 +112,13 @@ pub fn recall_vs_faer(
     }
     hits as f64 / (truth.len() * k) as f64
 }
+
+/// A proptest config whose RNG is seeded like every other randomised test here: a fixed
+/// default seed per test, `VELA_TEST_SEED` to replay or explore another one (printed).
+pub fn proptest_config(test: &str, default_seed: u64, cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(seed(test, default_seed)),
+        ..proptest::test_runner::Config::default()
+    }
+}

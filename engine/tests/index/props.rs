@@ -9,7 +9,7 @@ fn metric() -> impl Strategy<Value = Metric> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(super::common::proptest_config("results_are_sorted_unique_live_and_at_most_k", 1, 48))]
 
     #[test]
     fn results_are_sorted_unique_live_and_at_most_k(

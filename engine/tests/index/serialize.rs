@@ -100,7 +100,7 @@ fn crc32(data: &[u8]) -> u32 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(super::common::proptest_config("serialize proptests", 2, 64))]
 
     #[test]
     fn corrupt_bytes_with_valid_crc_never_panic(
