@@ -20,11 +20,11 @@ use crate::error::{QueryError, Result};
 use crate::exec::{execute, source, ExecContext};
 use crate::expr::bind::{coerce, ident_name, Binder};
 use crate::expr::cast::cast_value;
-use crate::expr::eval::{eval, eval_predicate, EvalContext};
+use crate::expr::eval::{eval, eval_predicate};
 use crate::expr::{BExpr, Scope, ScopeColumn};
 use crate::plan::optimizer::optimize;
 use crate::plan::{Plan, QueryPlan};
-use crate::select::{bind_query, object_name, BindContext};
+use crate::select::{bind_query, object_name, with_init_plans, BindContext};
 use crate::types::SqlType;
 
 /// What INSERT does with a row whose key exists.
@@ -172,7 +172,7 @@ pub fn bind_insert(ins: &Insert, ctx: &mut BindContext<'_>) -> Result<InsertPlan
         return Err(QueryError::unsupported("INSERT without VALUES or SELECT"));
     };
     let mut source = bind_query(source, ctx)?;
-    source.root = optimize(source.root);
+    source.root = with_init_plans(optimize(source.root), ctx.params);
     if source.columns.len() > targets.len() {
         return Err(QueryError::Syntax {
             message: "INSERT has more expressions than target columns".into(),
@@ -437,7 +437,7 @@ pub fn run_insert(plan: &InsertPlan, ctx: &mut ExecContext<'_>) -> Result<(Vec<W
             ) => {
                 let mut both = old.clone();
                 both.extend(row.iter().cloned());
-                let ectx = EvalContext::new(ctx.params);
+                let ectx = ctx.eval_ctx();
                 if let Some(f) = filter {
                     if !eval_predicate(f, &both, &ectx)? {
                         continue;
@@ -477,7 +477,7 @@ fn duplicate(schema: &TableSchema, key: &Key) -> QueryError {
 pub fn run_update(plan: &UpdatePlan, ctx: &mut ExecContext<'_>) -> Result<(Vec<WriteOp>, u64)> {
     let schema = &plan.schema;
     let rows = execute(&plan.source, ctx)?;
-    let ectx = EvalContext::new(ctx.params);
+    let ectx = ctx.eval_ctx();
     let mut ops = Vec::with_capacity(rows.len());
     let mut new_keys: HashMap<Key, ()> = HashMap::new();
     let old_keys: Vec<Key> = rows

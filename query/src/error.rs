@@ -69,6 +69,9 @@ pub enum QueryError {
     /// Division by zero (22012).
     #[error("division by zero")]
     DivisionByZero,
+    /// A scalar subquery returned more than one row (21000).
+    #[error("{0}")]
+    CardinalityViolation(String),
     /// A parameter or setting value out of range (22023).
     #[error("{0}")]
     InvalidParameterValue(String),
@@ -133,6 +136,7 @@ impl QueryError {
             QueryError::NumericOutOfRange(_) => "22003",
             QueryError::DivisionByZero => "22012",
             QueryError::InvalidParameterValue(_) => "22023",
+            QueryError::CardinalityViolation(_) => "21000",
             QueryError::InvalidRowCount { code, .. } => code,
             QueryError::NotNullViolation { .. } => "23502",
             QueryError::UniqueViolation { .. } => "23505",

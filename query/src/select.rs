@@ -36,9 +36,22 @@ pub struct BindContext<'a> {
 pub fn plan_query(query: &Query, ctx: &mut BindContext<'_>) -> Result<QueryPlan> {
     let logical = bind_query(query, ctx)?;
     Ok(QueryPlan {
-        root: optimize(logical.root),
+        root: with_init_plans(optimize(logical.root), ctx.params),
         columns: logical.columns,
     })
+}
+
+/// Puts the statement's init plans (its uncorrelated subqueries) above `root`, to run first.
+pub fn with_init_plans(root: Plan, params: &mut ParamTypes) -> Plan {
+    let plans = std::mem::take(&mut params.init_plans);
+    if plans.is_empty() {
+        root
+    } else {
+        Plan::InitPlans {
+            plans,
+            input: Box::new(root),
+        }
+    }
 }
 
 /// Binds a query into a logical plan.
@@ -365,8 +378,11 @@ fn bind_select(
         Some(Distinct::On(_)) => return Err(QueryError::unsupported("DISTINCT ON")),
     };
     let (mut plan, scope) = bind_from(select, ctx)?;
+    let engine = ctx.engine;
     if let Some(w) = &select.selection {
-        let predicate = Binder::new(&scope, ctx.params).bind_as(w, SqlType::Boolean, "WHERE")?;
+        let predicate = Binder::new(&scope, ctx.params)
+            .with_engine(ctx.engine)
+            .bind_as(w, SqlType::Boolean, "WHERE")?;
         plan = Plan::Filter {
             input: Box::new(plan),
             predicate,
@@ -394,7 +410,9 @@ fn bind_select(
         let mut agg = AggState::new(scope.clone(), group_asts, ctx.params)?;
         let agg_scope = Scope::default();
         for (e, name) in &items {
-            let t = Binder::with_aggregates(&agg_scope, ctx.params, &mut agg).bind(e)?;
+            let t = Binder::with_aggregates(&agg_scope, ctx.params, &mut agg)
+                .with_engine(ctx.engine)
+                .bind(e)?;
             columns.push(OutputColumn {
                 name: name.clone(),
                 ty: t.ty,
@@ -403,11 +421,9 @@ fn bind_select(
         }
         let having = match &select.having {
             Some(h) => Some(
-                Binder::with_aggregates(&agg_scope, ctx.params, &mut agg).bind_as(
-                    h,
-                    SqlType::Boolean,
-                    "HAVING",
-                )?,
+                Binder::with_aggregates(&agg_scope, ctx.params, &mut agg)
+                    .with_engine(ctx.engine)
+                    .bind_as(h, SqlType::Boolean, "HAVING")?,
             ),
             None => None,
         };
@@ -416,7 +432,11 @@ fn bind_select(
                 o,
                 &items,
                 &exprs,
-                |e, params| Binder::with_aggregates(&agg_scope, params, &mut agg).bind(e),
+                |e, params| {
+                    Binder::with_aggregates(&agg_scope, params, &mut agg)
+                        .with_engine(engine)
+                        .bind(e)
+                },
                 ctx.params,
             )?;
             sort_keys.push(key);
@@ -434,7 +454,9 @@ fn bind_select(
         }
     } else {
         for (e, name) in &items {
-            let t = Binder::new(&scope, ctx.params).bind(e)?;
+            let t = Binder::new(&scope, ctx.params)
+                .with_engine(ctx.engine)
+                .bind(e)?;
             columns.push(OutputColumn {
                 name: name.clone(),
                 ty: t.ty,
@@ -446,7 +468,7 @@ fn bind_select(
                 o,
                 &items,
                 &exprs,
-                |e, params| Binder::new(&scope, params).bind(e),
+                |e, params| Binder::new(&scope, params).with_engine(engine).bind(e),
                 ctx.params,
             )?;
             sort_keys.push(key);

@@ -475,6 +475,7 @@ impl Session {
                     ef_search: self.settings.ef_search,
                     pending: &[],
                     stats: None,
+                    subqueries: Vec::new(),
                 };
                 let n = run_copy(plan, &mut ctx, self.progress.as_ref())?;
                 Ok(StatementResult::command(format!("COPY {n}"), n))
@@ -528,6 +529,7 @@ impl Session {
             ef_search: self.settings.ef_search,
             pending,
             stats: stats.as_ref().map(|_| Vec::new()),
+            subqueries: Vec::new(),
         };
         let rows = execute(plan, &mut ctx)?;
         if let (Some(out), Some(collected)) = (stats, ctx.stats) {
@@ -544,6 +546,7 @@ impl Session {
             ef_search: self.settings.ef_search,
             pending,
             stats: None,
+            subqueries: Vec::new(),
         };
         let (table, (ops, count), tag) = match bound {
             Bound::Insert(p) => (

@@ -18,9 +18,9 @@ use vela_engine::catalog::Value;
 use crate::engine::{Engine, Row, TableWrite};
 use crate::error::{QueryError, Result};
 use crate::expr::aggregate::Accumulator;
-use crate::expr::eval::{compare_values, eval, eval_predicate, EvalContext};
+use crate::expr::eval::{compare_values, eval, eval_predicate, EvalContext, SubqueryValue};
 use crate::plan::explain::NodeStats;
-use crate::plan::{Plan, SortKey};
+use crate::plan::{InitPlan, Plan, SortKey, SubqueryKind};
 
 /// Largest k sent to an index search; larger LIMITs run as an exact scan.
 pub const MAX_INDEX_K: usize = 16_384;
@@ -38,12 +38,41 @@ pub struct ExecContext<'a> {
     pub pending: &'a [TableWrite],
     /// Per-node stats in pre-order, when analyzing.
     pub stats: Option<Vec<NodeStats>>,
+    /// Values of the init plans run so far (set by [`Plan::InitPlans`]).
+    pub subqueries: Vec<SubqueryValue>,
 }
 
 impl ExecContext<'_> {
-    fn eval_ctx(&self) -> EvalContext<'_> {
-        EvalContext::new(self.params)
+    /// What expressions evaluated here can read: parameters and init-plan values.
+    pub fn eval_ctx(&self) -> EvalContext<'_> {
+        EvalContext::with_subqueries(self.params, &self.subqueries)
     }
+}
+
+/// Runs one init plan and reduces its rows to the value its expression reads.
+fn run_init_plan(p: &InitPlan, ctx: &mut ExecContext<'_>) -> Result<SubqueryValue> {
+    let rows = execute(&p.plan, ctx)?;
+    Ok(match p.kind {
+        SubqueryKind::Scalar => {
+            if rows.len() > 1 {
+                return Err(QueryError::CardinalityViolation(
+                    "more than one row returned by a subquery used as an expression".into(),
+                ));
+            }
+            SubqueryValue::Scalar(
+                rows.into_iter()
+                    .next()
+                    .and_then(|r| r.into_iter().next())
+                    .unwrap_or(Value::Null),
+            )
+        }
+        SubqueryKind::Exists => SubqueryValue::Scalar(Value::Boolean(!rows.is_empty())),
+        SubqueryKind::In => SubqueryValue::List(
+            rows.into_iter()
+                .map(|r| r.into_iter().next().unwrap_or(Value::Null))
+                .collect(),
+        ),
+    })
 }
 
 /// Runs `plan` and returns its rows.
@@ -175,6 +204,15 @@ fn run(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
                 .skip(offset)
                 .take(limit.unwrap_or(usize::MAX))
                 .collect())
+        }
+        Plan::InitPlans { plans, input } => {
+            // Slots are numbered statement-wide, in the order `plans` lists them.
+            ctx.subqueries.clear();
+            for p in plans {
+                let v = run_init_plan(p, ctx)?;
+                ctx.subqueries.push(v);
+            }
+            execute(input, ctx)
         }
         Plan::Distinct { input } => {
             let rows = execute(input, ctx)?;

@@ -82,7 +82,7 @@ pub fn scan(
     schema: &TableSchema,
     filter: Option<&BExpr>,
 ) -> Result<Vec<Row>> {
-    let ectx = EvalContext::new(ctx.params);
+    let ectx = ctx.eval_ctx();
     if has_pending(ctx, &schema.name) {
         let rows = overlay(ctx, schema, ctx.engine.scan(&schema.name, None)?)?;
         return filter_rows(rows, filter, &ectx);
@@ -97,7 +97,7 @@ pub fn point_lookup(
     key: &BExpr,
     filter: Option<&BExpr>,
 ) -> Result<Vec<Row>> {
-    let ectx = EvalContext::new(ctx.params);
+    let ectx = ctx.eval_ctx();
     let key = match eval(key, &[], &ectx)? {
         Value::BigInt(i) => Key::BigInt(i),
         Value::Text(s) => Key::Text(s),
@@ -148,7 +148,7 @@ pub fn vector_search(
         k,
         exact,
     } = spec;
-    let ectx = EvalContext::new(ctx.params);
+    let ectx = ctx.eval_ctx();
     let k = eval_count(k, ctx, "LIMIT", "2201W")?;
     let query = match eval(query, &[], &ectx)? {
         Value::Vector(v) => v,

@@ -18,7 +18,11 @@ use super::cast::{cast_value, castable};
 use super::functions::{common_type, ScalarFunc};
 use super::{BExpr, BinaryOp, Scope, UnaryOp};
 use crate::dialect::L1_OPERATOR;
+use crate::engine::Engine;
 use crate::error::{QueryError, Result};
+use crate::plan::optimizer::optimize;
+use crate::plan::{InitPlan, SubqueryKind};
+use crate::select::{bind_query, BindContext};
 use crate::types::{resolve_ast_type, SqlType};
 
 /// Largest `$n` accepted.
@@ -37,10 +41,14 @@ impl Typed {
     }
 }
 
-/// The types inferred for `$1..$n` (Unknown where context gave none).
+/// The types inferred for `$1..$n` (Unknown where context gave none), and the statement's init
+/// plans: uncorrelated subqueries bound so far, numbered statement-wide in binding order (an inner
+/// subquery is pushed before the one containing it, so each may use those before it).
+/// [`crate::select::plan_query`] takes them into a [`crate::plan::Plan::InitPlans`] root.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ParamTypes {
     pub types: Vec<SqlType>,
+    pub init_plans: Vec<InitPlan>,
 }
 
 impl ParamTypes {
@@ -90,6 +98,8 @@ pub struct Binder<'a> {
     scope: &'a Scope,
     params: &'a mut ParamTypes,
     agg: Option<&'a mut AggState>,
+    /// The catalog, for binding subqueries; without it a subquery is `0A000`.
+    engine: Option<&'a dyn Engine>,
 }
 
 /// The name of an identifier as PostgreSQL folds it.
@@ -152,7 +162,15 @@ impl<'a> Binder<'a> {
             scope,
             params,
             agg: None,
+            engine: None,
         }
+    }
+
+    /// Lets the binder bind uncorrelated subqueries (`(SELECT ...)`, `IN (SELECT ...)`,
+    /// `EXISTS (...)`) against `engine`'s catalog.
+    pub fn with_engine(mut self, engine: &'a dyn Engine) -> Self {
+        self.engine = Some(engine);
+        self
     }
 
     /// A binder in aggregate mode.
@@ -165,6 +183,7 @@ impl<'a> Binder<'a> {
             scope,
             params,
             agg: Some(agg),
+            engine: None,
         }
     }
 
@@ -291,10 +310,131 @@ impl<'a> Binder<'a> {
                 else_result,
                 ..
             } => self.case(operand.as_deref(), conditions, else_result.as_deref()),
-            Expr::Subquery(_) | Expr::In { .. } | Expr::Exists { .. } => {
-                Err(QueryError::unsupported("subqueries in expressions"))
+            Expr::Subquery(q) => {
+                let (slot, ty) = self.subquery(q, SubqueryKind::Scalar)?;
+                Ok(Typed::new(BExpr::Subquery(slot), ty))
             }
+            Expr::Exists { subquery, negated } => {
+                let (slot, _) = self.subquery(subquery, SubqueryKind::Exists)?;
+                let e = BExpr::Subquery(slot);
+                let e = if *negated {
+                    BExpr::Unary(UnaryOp::Not, Box::new(e))
+                } else {
+                    e
+                };
+                Ok(Typed::new(e, SqlType::Boolean))
+            }
+            Expr::In {
+                expr,
+                target: ast::InTarget::Subquery(subquery),
+                negated,
+                global: false,
+            } => {
+                let head = self.bind(expr)?;
+                let (slot, ty) = self.subquery(subquery, SubqueryKind::In)?;
+                let common = comparable_type(&[head.ty, ty])?;
+                if common != ty && !(common.is_numeric() && ty.is_numeric()) {
+                    return Err(QueryError::UndefinedFunction(format!(
+                        "operator does not exist: {} = {ty}",
+                        head.ty
+                    )));
+                }
+                Ok(Typed::new(
+                    BExpr::InSubquery {
+                        expr: Box::new(coerce(head, common, self.params)?),
+                        slot,
+                        negated: *negated,
+                    },
+                    SqlType::Boolean,
+                ))
+            }
+            Expr::In { .. } => Err(QueryError::unsupported(format!("expression {e}"))),
             other => Err(QueryError::unsupported(format!("expression {other}"))),
+        }
+    }
+
+    /// Binds an uncorrelated subquery as its own plan, appends it to the statement's init plans,
+    /// and returns its slot and (for a scalar or IN subquery) its column's type.
+    fn subquery(&mut self, q: &ast::Query, kind: SubqueryKind) -> Result<(usize, SqlType)> {
+        let Some(engine) = self.engine else {
+            return Err(QueryError::unsupported("a subquery in this clause"));
+        };
+        let mut ctx = BindContext {
+            engine,
+            params: &mut *self.params,
+        };
+        let bound = match bind_query(q, &mut ctx) {
+            Ok(b) => b,
+            Err(e) => return Err(self.correlated(e)),
+        };
+        let ty = match kind {
+            SubqueryKind::Exists => SqlType::Boolean,
+            SubqueryKind::Scalar | SubqueryKind::In => match bound.columns.as_slice() {
+                [c] => match c.ty {
+                    // As in PostgreSQL, an untyped subquery column resolves to text.
+                    SqlType::Unknown | SqlType::Null => SqlType::Text,
+                    t => t,
+                },
+                [] | [_, _, ..] => {
+                    return Err(QueryError::Syntax {
+                        message: if bound.columns.is_empty() {
+                            "subquery must return a column".into()
+                        } else {
+                            "subquery must return only one column".into()
+                        },
+                        line: 0,
+                        column: 0,
+                    })
+                }
+            },
+        };
+        self.params.init_plans.push(InitPlan {
+            plan: optimize(bound.root),
+            kind,
+        });
+        Ok((self.params.init_plans.len() - 1, ty))
+    }
+
+    /// A subquery's name-resolution error that names a column of the outer query means the
+    /// subquery is correlated: `0A000` rather than "does not exist".
+    fn correlated(&self, e: QueryError) -> QueryError {
+        let outer: Vec<&super::ScopeColumn> = self
+            .scope
+            .columns
+            .iter()
+            .chain(
+                self.agg
+                    .as_deref()
+                    .into_iter()
+                    .flat_map(|a| a.input.columns.iter()),
+            )
+            .collect();
+        let hit = match &e {
+            QueryError::UndefinedColumn(display) => match display.split_once('.') {
+                Some((q, n)) => outer
+                    .iter()
+                    .any(|c| c.qualifier.as_deref() == Some(q) && c.name == n),
+                None => outer.iter().any(|c| c.name == *display),
+            },
+            QueryError::UndefinedTable(msg) if msg.contains("missing FROM-clause entry") => {
+                let q = msg.split('"').next().unwrap_or_default();
+                outer.iter().any(|c| c.qualifier.as_deref() == Some(q))
+            }
+            _ => false,
+        };
+        if hit {
+            let what = match &e {
+                QueryError::UndefinedColumn(d) => format!("column {d}"),
+                QueryError::UndefinedTable(m) => {
+                    format!("table {}", m.split('"').next().unwrap_or_default())
+                }
+                _ => String::new(),
+            };
+            QueryError::unsupported(format!(
+                "a correlated subquery (it references the outer query's {what})"
+            ))
+        } else {
+            e
         }
     }
 
@@ -620,6 +760,7 @@ impl<'a> Binder<'a> {
                 }
                 let input = agg.input.clone();
                 let mut inner = Binder::new(&input, self.params);
+                inner.engine = self.engine;
                 let t = inner.bind(a)?;
                 let ty = t.ty;
                 let target = func.result_type(ty)?;

@@ -13,16 +13,35 @@ use super::{BExpr, BinaryOp, UnaryOp};
 use crate::error::{QueryError, Result};
 use crate::vector;
 
-/// What an expression can read besides the row: the statement's parameters.
+/// The result of an init plan (an uncorrelated subquery run once before the query).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubqueryValue {
+    /// A scalar subquery's value (NULL for no row) or EXISTS's boolean.
+    Scalar(Value),
+    /// The first column of every row, for `IN (SELECT ...)`.
+    List(Vec<Value>),
+}
+
+/// What an expression can read besides the row: the statement's parameters and the values of
+/// its init plans.
 #[derive(Debug, Clone, Copy)]
 pub struct EvalContext<'a> {
     pub params: &'a [Value],
+    pub subqueries: &'a [SubqueryValue],
 }
 
 impl<'a> EvalContext<'a> {
-    /// A context with these parameters.
+    /// A context with these parameters (and no subquery values).
     pub fn new(params: &'a [Value]) -> Self {
-        EvalContext { params }
+        EvalContext {
+            params,
+            subqueries: &[],
+        }
+    }
+
+    /// A context with these parameters and init-plan values.
+    pub fn with_subqueries(params: &'a [Value], subqueries: &'a [SubqueryValue]) -> Self {
+        EvalContext { params, subqueries }
     }
 }
 
@@ -39,6 +58,27 @@ pub fn eval(expr: &BExpr, row: &[Value], ctx: &EvalContext<'_>) -> Result<Value>
             .get(*i)
             .cloned()
             .ok_or(QueryError::UndefinedParameter(i + 1)),
+        BExpr::Subquery(i) => match ctx.subqueries.get(*i) {
+            Some(SubqueryValue::Scalar(v)) => Ok(v.clone()),
+            _ => Err(QueryError::Internal(format!(
+                "init plan {} has no scalar value",
+                i + 1
+            ))),
+        },
+        BExpr::InSubquery {
+            expr,
+            slot,
+            negated,
+        } => {
+            let Some(SubqueryValue::List(list)) = ctx.subqueries.get(*slot) else {
+                return Err(QueryError::Internal(format!(
+                    "init plan {} has no row list",
+                    slot + 1
+                )));
+            };
+            let v = eval(expr, row, ctx)?;
+            in_values(&v, list.iter(), *negated)
+        }
         BExpr::Unary(op, e) => eval_unary(*op, eval(e, row, ctx)?),
         BExpr::Binary(op, l, r) => eval_binary(*op, l, r, row, ctx),
         BExpr::IsNull { expr, negated } => {
@@ -126,6 +166,31 @@ pub fn eval(expr: &BExpr, row: &[Value], ctx: &EvalContext<'_>) -> Result<Value>
             }
         }
     }
+}
+
+/// `v [NOT] IN (items)` with SQL's NULL rules: NULL when `v` is NULL, or when no item matches
+/// and some item is NULL.
+fn in_values<'v>(
+    v: &Value,
+    items: impl Iterator<Item = &'v Value>,
+    negated: bool,
+) -> Result<Value> {
+    if *v == Value::Null {
+        return Ok(Value::Null);
+    }
+    let mut saw_null = false;
+    for item in items {
+        if *item == Value::Null {
+            saw_null = true;
+        } else if compare_values(v, item)? == Ordering::Equal {
+            return Ok(Value::Boolean(!negated));
+        }
+    }
+    Ok(if saw_null {
+        Value::Null
+    } else {
+        Value::Boolean(negated)
+    })
 }
 
 /// Evaluates a predicate: true only when the value is boolean `true` (NULL and false reject).

@@ -144,6 +144,16 @@ pub enum BExpr {
         branches: Vec<(BExpr, BExpr)>,
         otherwise: Option<Box<BExpr>>,
     },
+    /// The value of init plan `n` (zero-based): an uncorrelated scalar subquery or EXISTS, run
+    /// once before the query (see [`crate::plan::Plan::InitPlans`]). Constant for the statement,
+    /// like a parameter.
+    Subquery(usize),
+    /// `expr [NOT] IN (SELECT ...)` against the rows of init plan `slot`.
+    InSubquery {
+        expr: Box<BExpr>,
+        slot: usize,
+        negated: bool,
+    },
 }
 
 impl BExpr {
@@ -162,8 +172,9 @@ impl BExpr {
     pub fn visit(&self, f: &mut dyn FnMut(&BExpr)) {
         f(self);
         match self {
-            BExpr::Column(_) | BExpr::Literal(_) | BExpr::Param(_) => {}
+            BExpr::Column(_) | BExpr::Literal(_) | BExpr::Param(_) | BExpr::Subquery(_) => {}
             BExpr::Unary(_, e) | BExpr::Cast(e, _) => e.visit(f),
+            BExpr::InSubquery { expr, .. } => expr.visit(f),
             BExpr::IsNull { expr, .. } => expr.visit(f),
             BExpr::Binary(_, l, r) => {
                 l.visit(f);
@@ -240,6 +251,18 @@ impl fmt::Display for ExprDisplay<'_> {
             },
             BExpr::Literal(v) => f.write_str(&eval::literal_sql(v)),
             BExpr::Param(i) => write!(f, "${}", i + 1),
+            BExpr::Subquery(i) => write!(f, "(InitPlan {}).col1", i + 1),
+            BExpr::InSubquery {
+                expr,
+                slot,
+                negated,
+            } => write!(
+                f,
+                "({} {}IN (InitPlan {}))",
+                sub(expr),
+                if *negated { "NOT " } else { "" },
+                slot + 1
+            ),
             BExpr::Unary(UnaryOp::Neg, e) => write!(f, "(- {})", sub(e)),
             BExpr::Unary(UnaryOp::Not, e) => write!(f, "(NOT {})", sub(e)),
             BExpr::Binary(op, l, r) => write!(f, "({} {} {})", sub(l), op.symbol(), sub(r)),

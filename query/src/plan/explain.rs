@@ -36,6 +36,22 @@ fn render(
 ) {
     let id = *counter;
     *counter += 1;
+    if let Plan::InitPlans { plans, input } = plan {
+        // PostgreSQL-style: each subplan under an "InitPlan n" line, then the query itself.
+        let pad = "  ".repeat(depth);
+        let arrow = if depth == 0 { "" } else { "->  " };
+        for (i, p) in plans.iter().enumerate() {
+            let what = match p.kind {
+                super::SubqueryKind::Scalar => "",
+                super::SubqueryKind::Exists => " (EXISTS)",
+                super::SubqueryKind::In => " (IN)",
+            };
+            lines.push(format!("{pad}{arrow}InitPlan {}{what}", i + 1));
+            render(&p.plan, depth + 1, stats, counter, lines);
+        }
+        render(input, depth, stats, counter, lines);
+        return;
+    }
     let input_names = plan
         .children()
         .first()
@@ -132,6 +148,7 @@ fn render(
             s
         }
         Plan::Distinct { .. } => "Unique".to_string(),
+        Plan::InitPlans { .. } => String::new(),
     };
     if let Some(s) = stats.and_then(|s| s.get(id)) {
         head.push_str(&format!(

@@ -32,6 +32,24 @@ pub struct SortKey {
     pub nulls_first: bool,
 }
 
+/// What an init plan's rows become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubqueryKind {
+    /// `(SELECT x ...)`: one value; no row is NULL, more than one is `21000`.
+    Scalar,
+    /// `EXISTS (SELECT ...)`: whether there is a row.
+    Exists,
+    /// `x IN (SELECT y ...)`: every row's value.
+    In,
+}
+
+/// An uncorrelated subquery, planned on its own and run once before the query that uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitPlan {
+    pub plan: Plan,
+    pub kind: SubqueryKind,
+}
+
 /// A plan node.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
@@ -102,6 +120,12 @@ pub enum Plan {
     Distinct {
         input: Box<Plan>,
     },
+    /// Runs `plans` in order (init plan `n` may use the values of those before it), then `input`,
+    /// whose expressions read their values as [`BExpr::Subquery`] / [`BExpr::InSubquery`].
+    InitPlans {
+        plans: Vec<InitPlan>,
+        input: Box<Plan>,
+    },
 }
 
 impl Plan {
@@ -149,6 +173,7 @@ impl Plan {
             | Plan::Sort { input, .. }
             | Plan::TopN { input, .. }
             | Plan::Limit { input, .. }
+            | Plan::InitPlans { input, .. }
             | Plan::Distinct { input } => input.output_names(),
         }
     }
@@ -167,12 +192,23 @@ impl Plan {
             | Plan::TopN { input, .. }
             | Plan::Limit { input, .. }
             | Plan::Distinct { input } => input.tables(out),
+            Plan::InitPlans { plans, input } => {
+                for p in plans {
+                    p.plan.tables(out);
+                }
+                input.tables(out);
+            }
         }
     }
 
-    /// The node's children, in EXPLAIN order.
+    /// The node's children, in EXPLAIN order (an InitPlans node's subplans come first).
     pub fn children(&self) -> Vec<&Plan> {
         match self {
+            Plan::InitPlans { plans, input } => {
+                let mut out: Vec<&Plan> = plans.iter().map(|p| &p.plan).collect();
+                out.push(input.as_ref());
+                out
+            }
             Plan::Filter { input, .. }
             | Plan::Project { input, .. }
             | Plan::Aggregate { input, .. }

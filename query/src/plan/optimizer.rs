@@ -9,6 +9,8 @@
 //!    `vector_ip_ops`, `<+>` `vector_l1_ops`). The same ORDER BY on a vector column *without* such
 //!    an index becomes `VectorSearch { exact: true }`: the engine's exact top-k over every row
 //!    (filter pushed in), so the rows never leave the engine to be sorted.
+//!    A query vector from an uncorrelated scalar subquery (`emb <-> (SELECT emb FROM t WHERE
+//!    id = 1)`) counts as a constant: it is an init plan's value, computed before the search.
 //! 4. `Limit(Sort)` with a LIMIT -> `Limit(TopN { k = LIMIT + OFFSET })`: a bounded top-k buffer
 //!    instead of a sort of every row, whatever the ORDER BY.
 
@@ -82,6 +84,10 @@ pub fn optimize(plan: Plan) -> Plan {
             keys,
         },
         Plan::Distinct { input } => Plan::Distinct {
+            input: Box::new(optimize(*input)),
+        },
+        Plan::InitPlans { plans, input } => Plan::InitPlans {
+            plans,
             input: Box::new(optimize(*input)),
         },
         other => other,
