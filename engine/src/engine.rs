@@ -1,14 +1,15 @@
 //! The engine: catalog, write path (WAL -> apply turnstile -> store -> publish), recovery,
 //! checkpoints and the background worker.
 //!
-//! Write path: a batch is validated against the schema, encoded and appended to the WAL as one
+//! Write path: a batch (one table's ops, or a transaction's ops on several tables via
+//! `write_many`, logged as one `WriteMany` entry) is validated against the schemas, encoded and appended to the WAL as one
 //! entry (the WAL groups concurrent appends into one fsync; no engine lock is held meanwhile).
 //! Then the writer waits its turn: entries are applied in strict LSN order (the writer holding
 //! LSN `L` waits until `L - 1` is applied). Applying plans the batch against the current state
 //! (a duplicate key on `INSERT` rejects the whole batch, deterministically, so WAL replay makes
 //! the same decision), inserts new vectors into the appendable segments (invisible to readers),
 //! writes one atomic store batch (rows + the applied LSN marker), and publishes the row-map
-//! changes under the table's write lock.
+//! changes under the write locks of every table it touches (taken in table-id order).
 //!
 //! A storage failure after the WAL append leaves memory and store possibly behind the WAL: the
 //! engine then refuses further writes (it is "poisoned") until reopened; reopening replays the
@@ -31,7 +32,9 @@ use crate::error::{EngineError, Result};
 use crate::metrics::{inc, load, EngineMetrics, ShardMetrics, TableMetrics};
 use crate::search::{RowPredicate, SearchHit, SearchRequest};
 use crate::segment::Segment;
-use crate::table::{shard_of, validate_key, validate_ops, Row, Table, WriteOutcome};
+use crate::table::{
+    publish_all, shard_of, validate_key, validate_ops, Change, Row, Table, WriteOutcome,
+};
 
 /// Store key (in `rows`) of the applied-LSN marker; table ids start at 1, so prefix 0 is free.
 const APPLIED_KEY: &[u8] = b"\0\0\0\0\0\0\0\0applied";
@@ -264,22 +267,71 @@ impl Engine {
             .map(|_| ())
     }
 
-    /// Applies a batch of row operations, all or nothing.
+    /// Applies a batch of row operations, all or nothing (a one-table [`Engine::write_many`]).
     pub fn write(&self, table: &str, ops: Vec<Op>) -> Result<WriteOutcome> {
-        let t = self.inner.table(table)?;
-        validate_ops(&t.schema, &ops)?;
-        if ops.is_empty() {
-            return Ok(WriteOutcome::default());
+        let outcomes = self.write_many(vec![(table.to_string(), ops)])?;
+        Ok(outcomes.into_iter().next().unwrap_or_default())
+    }
+
+    /// Applies row operations on several tables as ONE WAL entry, all or nothing: every batch
+    /// is validated against its table's schema before anything is logged, the entry is applied
+    /// as a unit (a duplicate key on `INSERT` in any table rejects the whole entry, with no
+    /// table changed), its rows reach the store in one atomic batch and become visible to
+    /// readers together. Batches naming the same table are concatenated in order. Returns one
+    /// outcome per distinct table, in order of first appearance (`lsn` 0 for a table given no
+    /// operations). A single table is logged in the one-table record format.
+    pub fn write_many(&self, batches: Vec<(String, Vec<Op>)>) -> Result<Vec<WriteOutcome>> {
+        let mut groups: Vec<(Arc<Table>, Vec<Op>)> = Vec::new();
+        for (name, ops) in batches {
+            let t = self.inner.table(&name)?;
+            match groups.iter_mut().find(|(g, _)| g.id == t.id) {
+                Some((_, existing)) => existing.extend(ops),
+                None => groups.push((t, ops)),
+            }
         }
-        let span = tracing::debug_span!("write", table, ops = ops.len());
+        for (t, ops) in &groups {
+            validate_ops(&t.schema, ops)?;
+        }
+        let touched: Vec<bool> = groups.iter().map(|(_, ops)| !ops.is_empty()).collect();
+        let mut tables: Vec<(u64, Vec<Op>)> = groups
+            .iter_mut()
+            .filter(|(_, ops)| !ops.is_empty())
+            .map(|(t, ops)| (t.id, std::mem::take(ops)))
+            .collect();
+        if tables.is_empty() {
+            return Ok(vec![WriteOutcome::default(); groups.len()]);
+        }
+        let span = tracing::debug_span!(
+            "write",
+            tables = tables.len(),
+            ops = tables.iter().map(|(_, o)| o.len()).sum::<usize>()
+        );
         let _enter = span.enter();
         let started = Instant::now();
-        let r = self.inner.commit(LogRecord::Write {
-            table_id: t.id,
-            ops,
-        });
-        t.counters.write_latency.record(started.elapsed());
-        r
+        let rec = match tables.pop() {
+            Some((table_id, ops)) if tables.is_empty() => LogRecord::Write { table_id, ops },
+            Some(last) => {
+                tables.push(last);
+                LogRecord::WriteMany { tables }
+            }
+            None => LogRecord::WriteMany { tables },
+        };
+        let r = self.inner.commit(rec);
+        let elapsed = started.elapsed();
+        for ((t, _), _) in groups.iter().zip(&touched).filter(|(_, t)| **t) {
+            t.counters.write_latency.record(elapsed);
+        }
+        let mut logged = r?.into_iter();
+        Ok(touched
+            .iter()
+            .map(|&t| {
+                if t {
+                    logged.next().unwrap_or_default()
+                } else {
+                    WriteOutcome::default()
+                }
+            })
+            .collect())
     }
 
     /// k-nearest-neighbour search.
@@ -400,8 +452,8 @@ impl Inner {
         Ok(())
     }
 
-    /// Logs a record, waits for its turn, applies it.
-    fn commit(&self, rec: LogRecord) -> Result<WriteOutcome> {
+    /// Logs a record, waits for its turn, applies it. One outcome per table written.
+    fn commit(&self, rec: LogRecord) -> Result<Vec<WriteOutcome>> {
         self.check_writable()?;
         let bytes = encode_record(&rec)?;
         let lsn = match self.log.append(&bytes) {
@@ -415,7 +467,7 @@ impl Inner {
         while *applied + 1 < lsn {
             if self.poisoned.lock().is_some() {
                 drop(applied);
-                return self.check_writable().map(|_| WriteOutcome::default());
+                return self.check_writable().map(|_| Vec::new());
             }
             self.turn.wait_for(&mut applied, Duration::from_millis(100));
         }
@@ -477,9 +529,9 @@ impl Inner {
         }
     }
 
-    fn apply(&self, lsn: u64, rec: LogRecord) -> Result<WriteOutcome> {
+    fn apply(&self, lsn: u64, rec: LogRecord) -> Result<Vec<WriteOutcome>> {
         self.last_lsn.fetch_max(lsn, Ordering::Relaxed);
-        if !matches!(rec, LogRecord::Write { .. }) {
+        if !matches!(rec, LogRecord::Write { .. } | LogRecord::WriteMany { .. }) {
             // DDL reads the store (drop table scans its keys): make it complete first.
             self.flush_replay_buf()?;
         }
@@ -490,35 +542,9 @@ impl Inner {
         batch.put(Cf::Rows, APPLIED_KEY.to_vec(), lsn.to_be_bytes().to_vec());
         match rec {
             LogRecord::Write { table_id, ops } => {
-                let Some(t) = self.table_by_id(table_id) else {
-                    self.store_write(batch)?;
-                    return Err(EngineError::UnknownTable(format!("#{table_id}")));
-                };
-                inc(&t.counters.batches, 1);
-                let planned = t.plan(lsn, &ops).and_then(|(c, o)| {
-                    t.prepare(&c)?;
-                    Ok((c, o))
-                });
-                let (changes, outcome) = match planned {
-                    Ok(p) => p,
-                    Err(e) => {
-                        inc(&t.counters.batches_rejected, 1);
-                        self.store_write(batch)?;
-                        return Err(e);
-                    }
-                };
-                t.store_ops(&changes, &mut batch);
-                self.store_write(batch)?;
-                let sealed = t.publish(changes, self.opts.seal_rows)?;
-                inc(&t.counters.rows_inserted, outcome.inserted);
-                inc(&t.counters.rows_updated, outcome.updated);
-                inc(&t.counters.rows_deleted, outcome.deleted);
-                inc(&t.counters.seals, sealed.len() as u64);
-                if !sealed.is_empty() {
-                    tracing::debug!(table = %t.schema.name, segments = sealed.len(), "seal");
-                }
-                Ok(outcome)
+                self.apply_writes(lsn, batch, vec![(table_id, ops)])
             }
+            LogRecord::WriteMany { tables } => self.apply_writes(lsn, batch, tables),
             LogRecord::CreateTable(schema) => {
                 if self.tables.read().contains_key(&schema.name) {
                     self.store_write(batch)?;
@@ -530,10 +556,10 @@ impl Inner {
                 let table = Arc::new(Table::new(lsn, schema)?);
                 self.store_write(batch)?;
                 self.tables.write().insert(table.schema.name.clone(), table);
-                Ok(WriteOutcome {
+                Ok(vec![WriteOutcome {
                     lsn,
                     ..Default::default()
-                })
+                }])
             }
             LogRecord::DropTable { table_id } => {
                 let Some(t) = self.table_by_id(table_id) else {
@@ -544,22 +570,22 @@ impl Inner {
                 self.delete_table_data(table_id, &mut batch, true)?;
                 self.store_write(batch)?;
                 self.tables.write().remove(&t.schema.name);
-                Ok(WriteOutcome {
+                Ok(vec![WriteOutcome {
                     lsn,
                     ..Default::default()
-                })
+                }])
             }
-            LogRecord::CreateIndex { table_id, def } => {
-                self.alter_indexes(lsn, table_id, batch, |s| {
+            LogRecord::CreateIndex { table_id, def } => self
+                .alter_indexes(lsn, table_id, batch, |s| {
                     if s.indexes.iter().any(|i| i.name == def.name) {
                         return Err(EngineError::Index(def.name.clone(), "already exists"));
                     }
                     s.indexes.push(def.clone());
                     Ok(())
                 })
-            }
-            LogRecord::DropIndex { table_id, name } => {
-                self.alter_indexes(lsn, table_id, batch, |s| {
+                .map(|o| vec![o]),
+            LogRecord::DropIndex { table_id, name } => self
+                .alter_indexes(lsn, table_id, batch, |s| {
                     let before = s.indexes.len();
                     s.indexes.retain(|i| i.name != name);
                     if s.indexes.len() == before {
@@ -567,8 +593,86 @@ impl Inner {
                     }
                     Ok(())
                 })
+                .map(|o| vec![o]),
+        }
+    }
+
+    /// Applies one WAL entry's row operations on one or more tables, all or nothing
+    /// (deterministic given the state, so replay decides the same): plans every table against
+    /// the current state first (any rejection rejects the whole entry and only the applied-LSN
+    /// marker is written), inserts the new vectors into the appendable segments (invisible),
+    /// writes ONE store batch (every table's rows + the marker), then publishes every table
+    /// together ([`publish_all`]). One outcome per distinct table, in entry order.
+    fn apply_writes(
+        &self,
+        lsn: u64,
+        mut batch: StoreWrite,
+        tables: Vec<(u64, Vec<Op>)>,
+    ) -> Result<Vec<WriteOutcome>> {
+        let mut groups: Vec<(Arc<Table>, Vec<Op>)> = Vec::with_capacity(tables.len());
+        for (table_id, ops) in tables {
+            let Some(t) = self.table_by_id(table_id) else {
+                self.store_write(batch)?;
+                return Err(EngineError::UnknownTable(format!("#{table_id}")));
+            };
+            // A logged entry names each table once; merging keeps a repeated id deterministic.
+            match groups.iter_mut().find(|(g, _)| g.id == table_id) {
+                Some((_, existing)) => existing.extend(ops),
+                None => groups.push((t, ops)),
             }
         }
+        for (t, _) in &groups {
+            inc(&t.counters.batches, 1);
+        }
+        let mut planned: Vec<(Arc<Table>, Vec<Change>)> = Vec::with_capacity(groups.len());
+        let mut outcomes = Vec::with_capacity(groups.len());
+        let mut rejected = None;
+        for (t, ops) in &groups {
+            match t.plan(lsn, ops) {
+                Ok((changes, outcome)) => {
+                    planned.push((t.clone(), changes));
+                    outcomes.push(outcome);
+                }
+                Err(e) => {
+                    rejected = Some(e);
+                    break;
+                }
+            }
+        }
+        if rejected.is_none() {
+            for (i, (t, changes)) in planned.iter().enumerate() {
+                if let Err(e) = t.prepare(changes) {
+                    // `prepare` undid its own table; undo the tables prepared before it.
+                    for (t, changes) in planned.iter().take(i) {
+                        t.unprepare(changes);
+                    }
+                    rejected = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = rejected {
+            for (t, _) in &groups {
+                inc(&t.counters.batches_rejected, 1);
+            }
+            self.store_write(batch)?;
+            return Err(e);
+        }
+        for (t, changes) in &planned {
+            t.store_ops(changes, &mut batch);
+        }
+        self.store_write(batch)?;
+        let sealed = publish_all(&planned, self.opts.seal_rows)?;
+        for (((t, _), outcome), sealed) in planned.iter().zip(&outcomes).zip(&sealed) {
+            inc(&t.counters.rows_inserted, outcome.inserted);
+            inc(&t.counters.rows_updated, outcome.updated);
+            inc(&t.counters.rows_deleted, outcome.deleted);
+            inc(&t.counters.seals, sealed.len() as u64);
+            if !sealed.is_empty() {
+                tracing::debug!(table = %t.schema.name, segments = sealed.len(), "seal");
+            }
+        }
+        Ok(outcomes)
     }
 
     /// Deletes a table's segment manifests and blobs (and rows when `rows`) into `batch`.

@@ -7,6 +7,8 @@
 //!   `drop_table`, `create_index(table, VectorIndexDef)`, `drop_index`,
 //!   `write(table, Vec<Op>) -> WriteOutcome` (one atomic batch: [`Op::Insert`] (duplicate key
 //!   rejects the batch), [`Op::Upsert`], [`Op::Update`] (no-op if absent), [`Op::Delete`]),
+//!   `write_many(Vec<(table, Vec<Op>)>) -> Vec<WriteOutcome>` (one transaction over several
+//!   tables: ONE WAL entry, one store batch, published together; all or nothing),
 //!   `search(table, &SearchRequest) -> Vec<SearchHit>`, `get(table, &Key) -> Option<Arc<Row>>`,
 //!   `scan(table, Option<RowPredicate>) -> Vec<Arc<Row>>` (ordered by primary key),
 //!   `schema`, `tables`, `row_count`, `checkpoint`, `backup_store`, `metrics`, `close`.
@@ -33,13 +35,16 @@
 //!
 //! - **Order**: WAL entries are applied in strict LSN order (the turnstile); application is
 //!   deterministic given the state, rejections included (a duplicate key on `INSERT` rejects the
-//!   whole batch, at apply time), so replay rebuilds exactly the same rows.
+//!   whole batch, at apply time; in a multi-table entry, the whole entry), so replay rebuilds
+//!   exactly the same rows.
 //! - **Durable when**: an acknowledged batch is in the WAL (fsynced under `full`); its rows are
 //!   in the store's `rows` column family, which survives a crash as a prefix of its writes and
 //!   carries the engine's applied-LSN marker, so recovery replays the WAL from marker + 1.
 //!   Catalog entries live in the same column family, manifests with their blob chunks in `index`.
 //! - **Visible when**: a batch's rows become visible together, when the row maps are swapped
-//!   under the table's write lock; readers hold the read lock for a whole search or scan.
+//!   under the table's write lock (a multi-table entry: under all its tables' write locks at
+//!   once, taken in table-id order); readers hold one table's read lock for a whole search or
+//!   scan, and never two tables' locks at once.
 //!   Vectors enter the appendable graphs before that under ids readers ignore.
 //! - **Segments**: a row version (`row_id = lsn << 20 | position`) is live iff the shard's key
 //!   map points at it; a segment's other ids are tombstones. On load, liveness is recomputed

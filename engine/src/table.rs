@@ -332,14 +332,25 @@ impl Table {
         } else {
             changes.iter().try_for_each(insert)
         };
+        drop(shards);
         if r.is_err() {
-            for ch in changes {
-                if let (Some(new), Some(shard)) = (&ch.new, shards.get(ch.shard)) {
-                    shard.appendable.delete(new.row_id);
-                }
-            }
+            self.unprepare(changes);
         }
         r
+    }
+
+    /// Tombstones a prepared (never published) batch's new versions in the appendable
+    /// segments: the batch was rejected after `prepare`.
+    pub fn unprepare(&self, changes: &[Change]) {
+        if self.schema.indexes.is_empty() {
+            return;
+        }
+        let shards = self.state.read();
+        for ch in changes {
+            if let (Some(new), Some(shard)) = (&ch.new, shards.get(ch.shard)) {
+                shard.appendable.delete(new.row_id);
+            }
+        }
     }
 
     /// The store writes of a planned batch.
@@ -353,15 +364,12 @@ impl Table {
         }
     }
 
-    /// Makes a planned batch visible, then tombstones the replaced versions in the segments.
-    /// Returns the shards whose appendable segment passed `seal_rows` (and were sealed).
-    pub fn publish(&self, changes: Vec<Change>, seal_rows: usize) -> Result<Vec<Arc<Segment>>> {
-        let mut shards = self.state.write();
-        for ch in &changes {
+    /// Swaps a planned batch's row-map entries (under the caller's write guard). Changes routed
+    /// to a missing shard were rejected by the caller beforehand.
+    fn swap_in(shards: &mut [Shard], changes: &[Change]) {
+        for ch in changes {
             let Some(shard) = shards.get_mut(ch.shard) else {
-                return Err(EngineError::Corrupt(
-                    "change routed to a missing shard".into(),
-                ));
+                continue;
             };
             if let Some(old) = &ch.old {
                 shard.by_id.remove(&old.row_id);
@@ -376,6 +384,10 @@ impl Table {
                 }
             }
         }
+    }
+
+    /// Seals the appendable segments past `seal_rows` (under the caller's write guard).
+    fn seal_full(&self, shards: &mut [Shard], seal_rows: usize) -> Result<Vec<Arc<Segment>>> {
         let mut sealed = Vec::new();
         if !self.schema.indexes.is_empty() {
             for shard in shards.iter_mut() {
@@ -388,14 +400,66 @@ impl Table {
                 }
             }
         }
-        let shards = parking_lot::RwLockWriteGuard::downgrade(shards);
-        for ch in &changes {
+        Ok(sealed)
+    }
+
+    /// Tombstones the versions a published batch replaced (readers ignore them already).
+    fn tombstone_replaced(shards: &[Shard], changes: &[Change]) {
+        for ch in changes {
             if let (Some(old), Some(shard)) = (&ch.old, shards.get(ch.shard)) {
                 for seg in shard.segments() {
                     seg.delete(old.row_id);
                 }
             }
         }
-        Ok(sealed)
     }
+}
+
+/// Makes planned batches of several tables visible together: every table's write lock is
+/// taken, in table-id order (readers hold one table's lock at a time, writers are serialised
+/// by the turnstile, so this cannot deadlock), the row maps are swapped, and only then are the
+/// locks released; a reader sees all of the batches or none. Then the replaced versions are
+/// tombstoned under the read locks. Returns each table's sealed segments, in input order.
+pub(crate) fn publish_all(
+    items: &[(Arc<Table>, Vec<Change>)],
+    seal_rows: usize,
+) -> Result<Vec<Vec<Arc<Segment>>>> {
+    // Every change's shard exists before anything is swapped: no half-published batch.
+    for (t, changes) in items {
+        let n = t.schema.shards as usize;
+        if changes.iter().any(|c| c.shard >= n) {
+            return Err(EngineError::Corrupt(
+                "change routed to a missing shard".into(),
+            ));
+        }
+    }
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| items.get(i).map_or(0, |(t, _)| t.id));
+    let mut guards = Vec::with_capacity(items.len());
+    for &i in &order {
+        if let Some((t, _)) = items.get(i) {
+            guards.push((i, t.state.write()));
+        }
+    }
+    for (i, guard) in guards.iter_mut() {
+        if let Some((_, changes)) = items.get(*i) {
+            Table::swap_in(guard, changes);
+        }
+    }
+    let mut sealed: Vec<Vec<Arc<Segment>>> = vec![Vec::new(); items.len()];
+    for (i, guard) in guards.iter_mut() {
+        if let (Some((t, _)), Some(slot)) = (items.get(*i), sealed.get_mut(*i)) {
+            *slot = t.seal_full(guard, seal_rows)?;
+        }
+    }
+    let readers: Vec<_> = guards
+        .into_iter()
+        .map(|(i, g)| (i, parking_lot::RwLockWriteGuard::downgrade(g)))
+        .collect();
+    for (i, guard) in &readers {
+        if let Some((_, changes)) = items.get(*i) {
+            Table::tombstone_replaced(guard, changes);
+        }
+    }
+    Ok(sealed)
 }
