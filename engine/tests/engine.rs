@@ -8,4 +8,5 @@ mod engine {
     pub mod model;
     pub mod optimizer;
     pub mod rocks;
+    pub mod transactions;
 }
