@@ -69,6 +69,9 @@ pub enum QueryError {
     /// Division by zero (22012).
     #[error("division by zero")]
     DivisionByZero,
+    /// A negative substring length (22011).
+    #[error("{0}")]
+    SubstringError(String),
     /// A scalar subquery returned more than one row (21000).
     #[error("{0}")]
     CardinalityViolation(String),
@@ -137,6 +140,7 @@ impl QueryError {
             QueryError::DivisionByZero => "22012",
             QueryError::InvalidParameterValue(_) => "22023",
             QueryError::CardinalityViolation(_) => "21000",
+            QueryError::SubstringError(_) => "22011",
             QueryError::InvalidRowCount { code, .. } => code,
             QueryError::NotNullViolation { .. } => "23502",
             QueryError::UniqueViolation { .. } => "23505",

@@ -304,6 +304,40 @@ impl<'a> Binder<'a> {
                 cast_to(t, target, self.params)
             }
             Expr::Function(f) => self.function(f),
+            Expr::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
+                let one = Expr::value(AstValue::Number("1".into(), false));
+                let from = substring_from.as_deref().unwrap_or(&one).clone();
+                let mut args = vec![(**expr).clone(), from];
+                if let Some(n) = substring_for {
+                    args.push((**n).clone());
+                }
+                self.call("substr", &args)
+            }
+            Expr::Trim {
+                expr,
+                trim_where,
+                trim_what,
+                trim_characters,
+            } => {
+                let name = match trim_where {
+                    None | Some(ast::TrimWhereField::Both) => "btrim",
+                    Some(ast::TrimWhereField::Leading) => "ltrim",
+                    Some(ast::TrimWhereField::Trailing) => "rtrim",
+                };
+                let mut args = vec![(**expr).clone()];
+                match (trim_what, trim_characters.as_deref()) {
+                    (Some(w), None) => args.push((**w).clone()),
+                    (None, Some([c])) => args.push(c.clone()),
+                    (None, None) => {}
+                    _ => return Err(QueryError::unsupported(format!("expression {e}"))),
+                }
+                self.call(name, &args)
+            }
             Expr::Case {
                 operand,
                 conditions,
@@ -719,12 +753,17 @@ impl<'a> Binder<'a> {
                 "function {name}(*) does not exist"
             )));
         }
+        self.call(&name, &args)
+    }
+
+    /// Binds a scalar function call `name(args)`.
+    fn call(&mut self, name: &str, args: &[Expr]) -> Result<Typed> {
         let bound = args
             .iter()
             .map(|a| self.bind(a))
             .collect::<Result<Vec<_>>>()?;
         let types: Vec<SqlType> = bound.iter().map(|t| t.ty).collect();
-        let sig = ScalarFunc::resolve(&name, &types)?;
+        let sig = ScalarFunc::resolve(name, &types)?;
         let mut out = Vec::with_capacity(bound.len());
         for (t, target) in bound.into_iter().zip(&sig.args) {
             out.push(coerce(t, *target, self.params)?);

@@ -1,11 +1,13 @@
 //! Scalar functions: pgvector's (`l2_distance`, `cosine_distance`, `inner_product`, `l1_distance`,
 //! `vector_dims`, `vector_norm`) and a few of PostgreSQL's (`abs`, `lower`, `upper`, `length`,
-//! `round`, `floor`, `ceil`, `sqrt`, `coalesce`). Each resolves at bind time to a signature: the
+//! `substr`, `left`, `right`, `btrim`/`ltrim`/`rtrim`, `concat`, `round`, `floor`, `ceil`,
+//! `sqrt`, `coalesce`; `substring(x FROM a FOR b)` and `trim(... FROM x)` bind to these). Each resolves at bind time to a signature: the
 //! types its arguments are coerced to and its result type. Unknown names and wrong argument counts
 //! are `42883`, as in PostgreSQL.
 
 use vela_engine::catalog::Value;
 
+use super::cast::value_to_text;
 use crate::error::{QueryError, Result};
 use crate::types::SqlType;
 use crate::vector;
@@ -28,6 +30,18 @@ pub enum ScalarFunc {
     Ceil,
     Sqrt,
     Coalesce,
+    /// `substr(s, from [, count])`, 1-based, as PostgreSQL.
+    Substr,
+    Left,
+    Right,
+    /// `btrim(s [, chars])`: both ends.
+    BTrim,
+    LTrim,
+    RTrim,
+    /// `concat(...)`: text of each non-NULL argument.
+    Concat,
+    /// `round(x, digits)`.
+    RoundTo,
 }
 
 /// A function's argument types (after coercion) and result type.
@@ -56,6 +70,14 @@ impl ScalarFunc {
             ScalarFunc::Ceil => "ceil",
             ScalarFunc::Sqrt => "sqrt",
             ScalarFunc::Coalesce => "coalesce",
+            ScalarFunc::Substr => "substr",
+            ScalarFunc::Left => "left",
+            ScalarFunc::Right => "right",
+            ScalarFunc::BTrim => "btrim",
+            ScalarFunc::LTrim => "ltrim",
+            ScalarFunc::RTrim => "rtrim",
+            ScalarFunc::Concat => "concat",
+            ScalarFunc::RoundTo => "round",
         }
     }
 
@@ -73,6 +95,7 @@ impl ScalarFunc {
         let vec_arg = |t: SqlType| t.is_vector() || t.is_untyped();
         let num_arg = |t: SqlType| t.is_numeric() || t.is_untyped();
         let text_arg = |t: SqlType| t == SqlType::Text || t.is_untyped();
+        let int_arg = |t: SqlType| t == SqlType::BigInt || t.is_untyped();
         let sig = |func, args: Vec<SqlType>, result| Signature { func, args, result };
         let lower = name.to_ascii_lowercase();
         Ok(match (lower.as_str(), arg_types) {
@@ -119,6 +142,49 @@ impl ScalarFunc {
             ("length" | "char_length", [a]) if text_arg(*a) => {
                 sig(ScalarFunc::Length, vec![SqlType::Text], SqlType::BigInt)
             }
+            ("round", [a, d]) if num_arg(*a) && int_arg(*d) => sig(
+                ScalarFunc::RoundTo,
+                vec![SqlType::Double, SqlType::BigInt],
+                SqlType::Double,
+            ),
+            ("substr" | "substring", [a, f]) if text_arg(*a) && int_arg(*f) => sig(
+                ScalarFunc::Substr,
+                vec![SqlType::Text, SqlType::BigInt],
+                SqlType::Text,
+            ),
+            ("substr" | "substring", [a, f, c]) if text_arg(*a) && int_arg(*f) && int_arg(*c) => {
+                sig(
+                    ScalarFunc::Substr,
+                    vec![SqlType::Text, SqlType::BigInt, SqlType::BigInt],
+                    SqlType::Text,
+                )
+            }
+            ("left" | "right", [a, n]) if text_arg(*a) && int_arg(*n) => sig(
+                if lower == "left" {
+                    ScalarFunc::Left
+                } else {
+                    ScalarFunc::Right
+                },
+                vec![SqlType::Text, SqlType::BigInt],
+                SqlType::Text,
+            ),
+            ("btrim" | "ltrim" | "rtrim", args)
+                if matches!(args.len(), 1 | 2) && args.iter().all(|t| text_arg(*t)) =>
+            {
+                let func = match lower.as_str() {
+                    "btrim" => ScalarFunc::BTrim,
+                    "ltrim" => ScalarFunc::LTrim,
+                    _ => ScalarFunc::RTrim,
+                };
+                sig(func, vec![SqlType::Text; args.len()], SqlType::Text)
+            }
+            ("concat", args) if !args.is_empty() => {
+                let types = args
+                    .iter()
+                    .map(|t| if t.is_untyped() { SqlType::Text } else { *t })
+                    .collect();
+                sig(ScalarFunc::Concat, types, SqlType::Text)
+            }
             ("round", [a]) if num_arg(*a) => {
                 sig(ScalarFunc::Round, vec![SqlType::Double], SqlType::Double)
             }
@@ -149,6 +215,15 @@ impl ScalarFunc {
                 .into_iter()
                 .find(|v| *v != Value::Null)
                 .unwrap_or(Value::Null));
+        }
+        if self == ScalarFunc::Concat {
+            let mut out = String::new();
+            for v in &args {
+                if *v != Value::Null {
+                    out.push_str(&value_to_text(v));
+                }
+            }
+            return Ok(Value::Text(out));
         }
         if args.contains(&Value::Null) {
             return Ok(Value::Null);
@@ -218,9 +293,87 @@ impl ScalarFunc {
                     }
                 })
             }
-            ScalarFunc::Coalesce => return Err(wrong()),
+            ScalarFunc::Substr => match args.as_slice() {
+                [Value::Text(s), Value::BigInt(from)] => Value::Text(substr(s, *from, None)?),
+                [Value::Text(s), Value::BigInt(from), Value::BigInt(count)] => {
+                    Value::Text(substr(s, *from, Some(*count))?)
+                }
+                _ => return Err(wrong()),
+            },
+            ScalarFunc::Left | ScalarFunc::Right => match args.as_slice() {
+                [Value::Text(s), Value::BigInt(n)] => {
+                    let len = s.chars().count() as i64;
+                    // A negative n counts from the other end: all but the last (first) |n|.
+                    let keep = if *n >= 0 {
+                        (*n).min(len)
+                    } else {
+                        len.saturating_add(*n).max(0)
+                    };
+                    let keep = usize::try_from(keep).unwrap_or(0);
+                    let len = usize::try_from(len).unwrap_or(0);
+                    Value::Text(if self == ScalarFunc::Left {
+                        s.chars().take(keep).collect()
+                    } else {
+                        s.chars().skip(len - keep).collect()
+                    })
+                }
+                _ => return Err(wrong()),
+            },
+            ScalarFunc::BTrim | ScalarFunc::LTrim | ScalarFunc::RTrim => {
+                let (s, chars) = match args.as_slice() {
+                    [Value::Text(s)] => (s, " "),
+                    [Value::Text(s), Value::Text(c)] => (s, c.as_str()),
+                    _ => return Err(wrong()),
+                };
+                let set = |c: char| chars.contains(c);
+                Value::Text(
+                    match self {
+                        ScalarFunc::BTrim => s.trim_matches(set),
+                        ScalarFunc::LTrim => s.trim_start_matches(set),
+                        _ => s.trim_end_matches(set),
+                    }
+                    .to_string(),
+                )
+            }
+            ScalarFunc::RoundTo => match args.as_slice() {
+                [Value::Double(d), Value::BigInt(digits)] => {
+                    let digits = (*digits).clamp(-400, 400) as i32;
+                    let scale = 10f64.powi(digits);
+                    let scaled = d * scale;
+                    Value::Double(if scaled.is_finite() && scale.is_finite() && scale > 0.0 {
+                        scaled.round() / scale
+                    } else if digits > 0 {
+                        *d
+                    } else {
+                        0.0
+                    })
+                }
+                _ => return Err(wrong()),
+            },
+            ScalarFunc::Coalesce | ScalarFunc::Concat => return Err(wrong()),
         })
     }
+}
+
+/// PostgreSQL's `substr(s, from, count)`: characters `from .. from + count - 1` (1-based) that
+/// exist; a negative count is `22011`.
+fn substr(s: &str, from: i64, count: Option<i64>) -> Result<String> {
+    let end = match count {
+        Some(c) if c < 0 => {
+            return Err(QueryError::SubstringError(
+                "negative substring length not allowed".into(),
+            ))
+        }
+        Some(c) => from.saturating_add(c),
+        None => i64::MAX,
+    };
+    let start = from.max(1);
+    if end <= start {
+        return Ok(String::new());
+    }
+    let skip = usize::try_from(start - 1).unwrap_or(usize::MAX);
+    let take = usize::try_from(end - start).unwrap_or(usize::MAX);
+    Ok(s.chars().skip(skip).take(take).collect())
 }
 
 /// The common type of a list of types (CASE, COALESCE, IN, VALUES columns); `None` when they
