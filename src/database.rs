@@ -235,6 +235,13 @@ impl Database {
         Ok(self.inner.engine.write(table, ops)?)
     }
 
+    /// Applies typed operations on several tables as one transaction: one WAL entry, all or
+    /// nothing (a duplicate key in any table rejects every table's operations), visible to
+    /// readers all at once. One outcome per distinct table, in order of first appearance.
+    pub fn write_many(&self, batches: Vec<(String, Vec<Op>)>) -> Result<Vec<WriteOutcome>> {
+        Ok(self.inner.engine.write_many(batches)?)
+    }
+
     /// The `k` rows nearest to `query` in vector column `column` (the index's metric; L2
     /// without an index), optionally only rows passing `filter`.
     pub fn search(

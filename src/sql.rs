@@ -1,7 +1,7 @@
 //! SQL on the embedded database: the glue between the query layer (`vela-query`) and the engine.
 //!
 //! [`EngineAdapter`] implements the query layer's narrow `Engine` trait over a [`Database`]
-//! (thin: catalog calls map one to one, a write batch becomes one engine write per table, rows
+//! (thin: catalog calls map one to one, a write batch becomes one engine `write_many`, rows
 //! are copied out of the engine's `Arc<Row>`s, `TRUNCATE` deletes every key in one batch).
 //! [`Connection`] is a SQL session (settings, transaction, prepared statements, plan cache);
 //! [`Database::execute`] and [`Database::query`] run SQL on a fresh connection each call.
@@ -89,11 +89,11 @@ impl SqlEngine for EngineAdapter {
         Ok(())
     }
 
-    /// One engine write (one WAL entry, all or nothing) per table, tables in order of first
-    /// appearance, each table's operations in their original order (operations on different
-    /// tables commute, so this is the batch's meaning). A statement touches one table, so it is
-    /// one entry; a transaction spanning tables is atomic per table only, until the engine offers
-    /// a multi-table write. A COPY batch is one call, hence one entry.
+    /// One engine `write_many`: ONE WAL entry, all or nothing, however many tables the batch
+    /// (a statement, a COPY batch or a whole transaction at COMMIT) touches. Operations are
+    /// grouped per table, tables in order of first appearance, each table's operations in
+    /// their original order (operations on different tables commute, so this is the batch's
+    /// meaning).
     fn write(&self, writes: Vec<TableWrite>) -> vela_query::Result<u64> {
         let mut groups: Vec<(String, Vec<Op>)> = Vec::new();
         for w in writes {
@@ -107,15 +107,14 @@ impl SqlEngine for EngineAdapter {
                 None => groups.push((w.table, vec![op])),
             }
         }
-        let mut changed = 0u64;
-        for (table, ops) in groups {
-            if ops.is_empty() {
-                continue;
-            }
-            let out = self.db.write(&table, ops).map_err(convert)?;
-            changed += out.inserted + out.updated + out.deleted;
+        if groups.is_empty() {
+            return Ok(0);
         }
-        Ok(changed)
+        let outcomes = self.db.write_many(groups).map_err(convert)?;
+        Ok(outcomes
+            .iter()
+            .map(|o| o.inserted + o.updated + o.deleted)
+            .sum())
     }
 
     fn scan(&self, table: &str, filter: Option<&RowPredicate<'_>>) -> vela_query::Result<Vec<Row>> {
