@@ -54,6 +54,24 @@ impl Default for MapOptions {
     }
 }
 
+/// The table column a file column (a Parquet field or a CSV header, i.e. data, not an SQL
+/// identifier) maps to: the column of exactly that name, else the one column whose name matches
+/// ignoring ASCII case (none when several do). [`crate::source::CsvSource`] types CSV columns by
+/// the same rule, so a header `ID` is read as the type of column `id`.
+pub fn match_column<'t>(table: &'t TableSchema, name: &str) -> Option<(usize, &'t ColumnDef)> {
+    table.column(name).or_else(|| {
+        let mut found = table
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.name.eq_ignore_ascii_case(name));
+        match (found.next(), found.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
+        }
+    })
+}
+
 /// How one file column becomes one table column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Conv {
@@ -189,17 +207,7 @@ impl TableMapping {
         let mut sources: Vec<Option<(usize, Conv)>> = vec![None; table.columns.len()];
         for (fi, field) in file.fields().iter().enumerate() {
             let name = field.name();
-            let pos = table.column(name).map(|(p, _)| p).or_else(|| {
-                let mut found = table
-                    .columns
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.name.eq_ignore_ascii_case(name));
-                match (found.next(), found.next()) {
-                    (Some((p, _)), None) => Some(p),
-                    _ => None,
-                }
-            });
+            let pos = match_column(table, name).map(|(p, _)| p);
             let Some(pos) = pos else {
                 if !options.allow_extra_columns {
                     problems.push(format!(
@@ -391,11 +399,17 @@ impl TableMapping {
             safe: true,
             ..Default::default()
         };
-        let out = cast_with_options(&input, out_type, &safe).map_err(|e| DatasetError::Value {
-            path: self.path.clone(),
-            row: first_row + 1,
-            column: def.name.clone(),
-            reason: format!("cannot convert {} to {}: {e}", input.data_type(), def.ty),
+        let out = cast_with_options(&input, out_type, &safe).map_err(|e| {
+            // Even a safe cast fails for some inputs: name the first row that fails on its own.
+            let i = (0..input.len())
+                .find(|&i| cast_with_options(&input.slice(i, 1), out_type, &safe).is_err())
+                .unwrap_or(0);
+            self.value_err(
+                first_row,
+                i,
+                &def.name,
+                format!("cannot convert {} to {}: {e}", input.data_type(), def.ty),
+            )
         })?;
         // A safe cast turns values that do not fit into NULL: find the first such row.
         if out.null_count() > input.null_count() {
@@ -450,7 +464,9 @@ impl TableMapping {
                         ),
                     ));
                 }
-                let child = self.to_f32(&child.slice(0, n * dim), def, first_row)?;
+                let child = self.to_f32(&child.slice(0, n * dim), def, first_row, &|k| {
+                    k / dim.max(1)
+                })?;
                 if valid.iter().all(|&v| v) {
                     child
                 } else {
@@ -578,11 +594,18 @@ impl TableMapping {
                 format!("column \"{}\": list offsets out of range", def.name),
             ));
         }
+        // Component k of the slice belongs to the row whose offsets enclose `start + k`.
+        let row_of = |k: usize| {
+            offsets
+                .partition_point(|o| o.as_usize() <= start + k)
+                .saturating_sub(1)
+                .min(n.saturating_sub(1))
+        };
         if !any_null {
             // Every row has exactly `dim` values: they are contiguous.
-            return self.to_f32(&child.slice(start, end - start), def, first_row);
+            return self.to_f32(&child.slice(start, end - start), def, first_row, &row_of);
         }
-        let child = self.to_f32(&child.slice(start, end - start), def, first_row)?;
+        let child = self.to_f32(&child.slice(start, end - start), def, first_row, &row_of)?;
         let mut b = Float32Builder::with_capacity(n * dim);
         for (i, offset) in offsets.iter().enumerate().take(n) {
             if list.is_null(i) {
@@ -597,21 +620,33 @@ impl TableMapping {
         Ok(b.finish())
     }
 
+    /// Casts vector components to float32; on failure, the error names the row of the first
+    /// component that does not convert (`row_of` maps a component index to its batch row).
     fn to_f32(
         &self,
         values: &ArrayRef,
         def: &ColumnDef,
         first_row: u64,
+        row_of: &dyn Fn(usize) -> usize,
     ) -> Result<Float32Array, DatasetError> {
-        let cast = cast_with_options(values, &DataType::Float32, &CastOptions::default()).map_err(
-            |e| DatasetError::Value {
-                path: self.path.clone(),
-                row: first_row + 1,
-                column: def.name.clone(),
-                reason: format!("cannot convert vector components to float32: {e}"),
-            },
-        )?;
-        Ok(cast.as_primitive::<Float32Type>().clone())
+        let options = CastOptions::default();
+        match cast_with_options(values, &DataType::Float32, &options) {
+            Ok(cast) => Ok(cast.as_primitive::<Float32Type>().clone()),
+            Err(e) => {
+                let k = (0..values.len())
+                    .find(|&k| {
+                        cast_with_options(&values.slice(k, 1), &DataType::Float32, &options)
+                            .is_err()
+                    })
+                    .unwrap_or(0);
+                Err(self.value_err(
+                    first_row,
+                    row_of(k),
+                    &def.name,
+                    format!("cannot convert vector components to float32: {e}"),
+                ))
+            }
+        }
     }
 
     fn check_duplicates(&self, columns: &[ArrayRef], first_row: u64) -> Result<(), DatasetError> {

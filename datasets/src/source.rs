@@ -418,8 +418,7 @@ impl CsvSource {
                         .fields()
                         .iter()
                         .map(|f| {
-                            let ty = table
-                                .column(f.name())
+                            let ty = crate::mapping::match_column(table, f.name())
                                 .map_or(DataType::Utf8, |(_, c)| csv_type(c.ty));
                             Field::new(f.name(), ty, true)
                         })

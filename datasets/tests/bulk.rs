@@ -1054,3 +1054,39 @@ fn error_messages_read_well() {
          (VECTOR(2)) is missing from the file"
     );
 }
+
+#[test]
+fn csv_header_matches_columns_ignoring_case_and_prefers_exact_names() {
+    let dir = tmp();
+    let path = dir.path().join("t.csv");
+    write_file(&path, b"ID,Name,EMBEDDING\n1,a,\"[1,2]\"\n2,b,\"[3,4]\"\n");
+    let t = table(
+        "t",
+        vec![
+            col("id", BIGINT, false),
+            col("name", TEXT, true),
+            col("embedding", vector(2), false),
+        ],
+    );
+    let got = drain_table(&mut open_table(&path, &t).unwrap(), 10).unwrap();
+    assert_eq!(got.column(0).as_primitive::<Int64Type>().values(), &[1, 2]);
+    assert_eq!(
+        vectors_of(&got, "embedding"),
+        vec![vec![1.0, 2.0], vec![3.0, 4.0]]
+    );
+
+    // Two columns differing only by case: each header takes the exactly matching one.
+    let path = dir.path().join("u.csv");
+    write_file(&path, b"id,N,n\n1,7,x\n");
+    let t = table(
+        "u",
+        vec![
+            col("id", BIGINT, false),
+            col("N", BIGINT, true),
+            col("n", TEXT, true),
+        ],
+    );
+    let got = drain_table(&mut open_table(&path, &t).unwrap(), 10).unwrap();
+    assert_eq!(got.column(1).as_primitive::<Int64Type>().values(), &[7]);
+    assert_eq!(got.column(2).as_string::<i32>().value(0), "x");
+}
