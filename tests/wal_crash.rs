@@ -155,11 +155,9 @@ fn wal_keeps_every_acknowledged_entry_across_sigkill() {
         }
         let wal = Wal::open(dir.path(), options()).expect("reopen after SIGKILL");
         let mut found: BTreeMap<Lsn, u64> = BTreeMap::new();
-        let mut expect_lsn = 1;
-        for e in wal.reader_from(1).expect("reader") {
+        for (expect_lsn, e) in (1..).zip(wal.reader_from(1).expect("reader")) {
             let (lsn, p) = e.expect("read recovered entry");
             assert_eq!(lsn, expect_lsn, "recovered LSNs are contiguous");
-            expect_lsn += 1;
             found.insert(lsn, checksum(&p));
         }
         for (lsn, sum) in &acked {

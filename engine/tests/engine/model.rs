@@ -3,6 +3,7 @@
 //! against a `BTreeMap` model. After every step the rows read back equal the model, and exact
 //! search equals brute force over the model.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ enum Action {
     Create(usize),
     Drop(usize),
     Write(usize, Vec<(u8, i64, u8)>),
+    /// One transaction over both tables (`write_many`), in either order.
+    WriteMany(bool, Vec<(u8, i64, u8)>, Vec<(u8, i64, u8)>),
     Checkpoint,
     Maintain,
     Reopen,
@@ -30,6 +33,12 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (0..2usize).prop_map(Action::Drop),
         12 => (0..2usize, prop::collection::vec((0..4u8, 0..40i64, any::<u8>()), 1..12))
             .prop_map(|(t, ops)| Action::Write(t, ops)),
+        4 => (
+            any::<bool>(),
+            prop::collection::vec((0..4u8, 0..40i64, any::<u8>()), 0..8),
+            prop::collection::vec((0..4u8, 0..40i64, any::<u8>()), 0..8),
+        )
+            .prop_map(|(swap, a, b)| Action::WriteMany(swap, a, b)),
         2 => Just(Action::Checkpoint),
         2 => Just(Action::Maintain),
         1 => Just(Action::Reopen),
@@ -49,13 +58,13 @@ fn vector(seed: u8) -> Vec<f32> {
 fn row(key: i64, seed: u8) -> Vec<Value> {
     vec![
         Value::BigInt(key),
-        if seed % 5 == 0 {
+        if seed.is_multiple_of(5) {
             Value::Null
         } else {
             Value::Double(seed as f64)
         },
         Value::Text(format!("g{}", seed % 3)),
-        if seed % 7 == 0 {
+        if seed.is_multiple_of(7) {
             Value::Null
         } else {
             Value::Vector(vector(seed))
@@ -65,6 +74,44 @@ fn row(key: i64, seed: u8) -> Vec<Value> {
 
 fn name(t: usize) -> String {
     format!("t{t}")
+}
+
+fn to_ops(ops: &[(u8, i64, u8)]) -> Vec<Op> {
+    ops.iter()
+        .map(|&(kind, key, seed)| match kind {
+            0 => Op::Insert(row(key, seed)),
+            1 => Op::Upsert(row(key, seed)),
+            2 => Op::Update(row(key, seed)),
+            _ => Op::Delete(Key::BigInt(key)),
+        })
+        .collect()
+}
+
+/// The model's table after `ops`, or `None` when a duplicate key on insert rejects them.
+fn apply_model(table: &BTreeMap<i64, Vec<Value>>, ops: &[Op]) -> Option<BTreeMap<i64, Vec<Value>>> {
+    let mut next = table.clone();
+    for op in ops {
+        match op {
+            Op::Insert(row) | Op::Upsert(row) | Op::Update(row) => {
+                let Value::BigInt(k) = row[0] else {
+                    unreachable!()
+                };
+                let exists = next.contains_key(&k);
+                match op {
+                    Op::Insert(_) if exists => return None,
+                    Op::Update(_) if !exists => {}
+                    _ => {
+                        next.insert(k, row.clone());
+                    }
+                }
+            }
+            Op::Delete(Key::BigInt(k)) => {
+                next.remove(k);
+            }
+            Op::Delete(_) => unreachable!(),
+        }
+    }
+    Some(next)
 }
 
 struct World {
@@ -91,11 +138,14 @@ impl World {
                 let r =
                     self.engine
                         .create_table(docs_schema(&name(*t), 4, 1 + *t as u32 * 2, *t == 0));
-                if self.model.contains_key(&name(*t)) {
-                    assert!(matches!(r, Err(EngineError::TableExists(_))), "{r:?}");
-                } else {
-                    r.unwrap();
-                    self.model.insert(name(*t), BTreeMap::new());
+                match self.model.entry(name(*t)) {
+                    Entry::Occupied(_) => {
+                        assert!(matches!(r, Err(EngineError::TableExists(_))), "{r:?}");
+                    }
+                    Entry::Vacant(v) => {
+                        r.unwrap();
+                        v.insert(BTreeMap::new());
+                    }
                 }
             }
             Action::Drop(t) => {
@@ -107,51 +157,54 @@ impl World {
                 }
             }
             Action::Write(t, ops) => {
-                let ops: Vec<Op> = ops
-                    .iter()
-                    .map(|&(kind, key, seed)| match kind {
-                        0 => Op::Insert(row(key, seed)),
-                        1 => Op::Upsert(row(key, seed)),
-                        2 => Op::Update(row(key, seed)),
-                        _ => Op::Delete(Key::BigInt(key)),
-                    })
-                    .collect();
+                let ops = to_ops(ops);
                 let r = self.engine.write(&name(*t), ops.clone());
                 let Some(table) = self.model.get_mut(&name(*t)) else {
                     assert!(matches!(r, Err(EngineError::UnknownTable(_))), "{r:?}");
                     return;
                 };
-                let mut next = table.clone();
-                let mut dup = false;
-                for op in &ops {
-                    match op {
-                        Op::Insert(row) | Op::Upsert(row) | Op::Update(row) => {
-                            let Value::BigInt(k) = row[0] else {
-                                unreachable!()
-                            };
-                            let exists = next.contains_key(&k);
-                            match op {
-                                Op::Insert(_) if exists => dup = true,
-                                Op::Update(_) if !exists => {}
-                                _ => {
-                                    next.insert(k, row.clone());
-                                }
-                            }
-                        }
-                        Op::Delete(Key::BigInt(k)) => {
-                            next.remove(k);
-                        }
-                        Op::Delete(_) => unreachable!(),
+                match apply_model(table, &ops) {
+                    None => {
+                        assert!(matches!(r, Err(EngineError::DuplicateKey { .. })), "{r:?}")
                     }
-                    if dup {
-                        break;
+                    Some(next) => {
+                        r.unwrap();
+                        *table = next;
                     }
                 }
-                if dup {
-                    assert!(matches!(r, Err(EngineError::DuplicateKey { .. })), "{r:?}");
-                } else {
-                    r.unwrap();
-                    *table = next;
+            }
+            Action::WriteMany(swap, a, b) => {
+                let mut batches = vec![(0usize, to_ops(a)), (1usize, to_ops(b))];
+                if *swap {
+                    batches.reverse();
+                }
+                let r = self.engine.write_many(
+                    batches
+                        .iter()
+                        .map(|(t, ops)| (name(*t), ops.clone()))
+                        .collect(),
+                );
+                if batches
+                    .iter()
+                    .any(|(t, _)| !self.model.contains_key(&name(*t)))
+                {
+                    assert!(matches!(r, Err(EngineError::UnknownTable(_))), "{r:?}");
+                    return;
+                }
+                // All or nothing: a duplicate in any table leaves every table as it was.
+                let mut next = Vec::new();
+                for (t, ops) in &batches {
+                    match self.model.get(&name(*t)).and_then(|m| apply_model(m, ops)) {
+                        Some(n) => next.push((name(*t), n)),
+                        None => {
+                            assert!(matches!(r, Err(EngineError::DuplicateKey { .. })), "{r:?}");
+                            return;
+                        }
+                    }
+                }
+                assert_eq!(r.unwrap().len(), 2);
+                for (t, n) in next {
+                    self.model.insert(t, n);
                 }
             }
             Action::Checkpoint => {
