@@ -2,7 +2,7 @@
 //! store and WAL in a temporary directory), each file in a fresh database. The query crate runs
 //! the same files against its in-memory engine.
 
-#[path = "../query/tests/slt_db.rs"]
+#[path = "../query/tests/support/slt_db.rs"]
 mod slt_db;
 
 use std::path::PathBuf;

@@ -140,6 +140,9 @@ pub struct Session {
     settings: Settings,
     /// `Some` while a transaction is open: its buffered writes.
     transaction: Option<Vec<TableWrite>>,
+    /// A statement failed inside the open transaction: as in PostgreSQL, everything up to the
+    /// end of the block is refused (25P02) and COMMIT rolls back.
+    aborted: bool,
     prepared: HashMap<String, PreparedStatement>,
     cache: HashMap<String, Arc<Vec<CachedStatement>>>,
     progress: Option<ProgressFn>,
@@ -152,6 +155,7 @@ impl Session {
             engine,
             settings: Settings::default(),
             transaction: None,
+            aborted: false,
             prepared: HashMap::new(),
             cache: HashMap::new(),
             progress: None,
@@ -289,7 +293,31 @@ impl Session {
         Ok(true)
     }
 
+    /// Runs one statement, keeping PostgreSQL's transaction rule: after a failure inside
+    /// `BEGIN`, only COMMIT (which then rolls back) and ROLLBACK are accepted.
     fn run_cached(&mut self, s: &CachedStatement, params: &[Value]) -> Result<StatementResult> {
+        let ends_block = matches!(s.ast, Statement::Commit { .. } | Statement::Rollback { .. });
+        if self.aborted && !ends_block {
+            return Err(QueryError::TransactionState {
+                code: "25P02",
+                message: "current transaction is aborted, commands ignored until end of \
+                          transaction block"
+                    .into(),
+            });
+        }
+        if self.aborted {
+            self.aborted = false;
+            self.transaction = None;
+            return Ok(StatementResult::command("ROLLBACK", 0));
+        }
+        let result = self.run_statement(s, params);
+        if result.is_err() && self.transaction.is_some() {
+            self.aborted = true;
+        }
+        result
+    }
+
+    fn run_statement(&mut self, s: &CachedStatement, params: &[Value]) -> Result<StatementResult> {
         let entry = match &s.bound {
             Some(e) if self.still_valid(e)? => e.clone(),
             _ => self.bind(&s.ast)?,

@@ -1,6 +1,7 @@
 //! Runs the repository's `tests/sql/*.slt` files against the in-memory engine, each file in a
 //! fresh database. The root crate runs the same files against the real engine.
 
+#[path = "support/slt_db.rs"]
 mod slt_db;
 
 use std::path::PathBuf;
