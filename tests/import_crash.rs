@@ -105,7 +105,7 @@ fn check(dir: &Path, round: usize) -> usize {
     let rows = db.scan("t", None).unwrap();
     let n = rows.len();
     assert!(
-        n % BATCH == 0 || n == ROWS,
+        n.is_multiple_of(BATCH) || n == ROWS,
         "round {round}: {n} rows is not a whole number of {BATCH}-row batches"
     );
     for (i, row) in rows.iter().enumerate() {

@@ -1,0 +1,84 @@
+#!/bin/sh
+# Bulk import benchmark (bench/RESULTS.md, "Bulk import"): `vela import` of the WordNet/MiniLM set
+# (100k x 384, cosine) and of 1M x 128 seeded random vectors (L2) into tables with a default HNSW
+# index, against the in-memory build of the same vectors by bench's `ann` binary.
+# Needs release builds:
+#   cargo build --release -p vela --bin vela -p vela-datasets --bin fvecs2parquet
+#   cargo build --release -p vela-bench --bin ann
+# Usage: bench/import.sh [wordnet|rand1m|fixed|all]   (OUT=/tmp/vbench by default)
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=$ROOT/target/release
+OUT=${OUT:-/tmp/vbench}
+W=${WORDNET:-$ROOT/../shared/datasets/wordnet-minilm-384-angular}
+mkdir -p "$OUT"
+what=${1:-all}
+
+timed() { # timed NAME CMD...: wall time, peak RSS (VmHWM) and load average into $OUT/NAME.log
+    name=$1; shift
+    echo "== $name: $*" >&2
+    uptime > "$OUT/$name.log"
+    /usr/bin/time -v "$@" >> "$OUT/$name.log" 2>&1
+    uptime >> "$OUT/$name.log"
+    grep -E "imported|Elapsed|Maximum resident|load average|build" "$OUT/$name.log" >&2 || true
+}
+
+wordnet_parquet() {
+    [ -f "$OUT/wordnet.parquet" ] || "$BIN/fvecs2parquet" "$W/base.fvecs" "$OUT/wordnet.parquet" \
+        --texts "$W/base_texts.txt.gz"
+}
+
+rand_files() { # 1M x 128 standard normal float32, seed 42 (numpy), plus 10 queries and a dummy gt
+    [ -f "$OUT/rand-1m-128.fvecs" ] || python3 - "$OUT" <<'PY'
+import sys, numpy as np
+out = sys.argv[1]; rng = np.random.default_rng(42); d = 128
+def vecs(path, a, dt):
+    o = np.empty((a.shape[0], d + 1), dtype=dt); o[:, 1:] = a; o.view(np.int32)[:, 0] = d; o.tofile(path)
+with open(f"{out}/rand-1m-128.fvecs", "wb") as f:
+    for _ in range(10):
+        vecs(f, rng.standard_normal((100_000, d), dtype=np.float32), np.float32)
+vecs(f"{out}/rand-q.fvecs", rng.standard_normal((10, d), dtype=np.float32), np.float32)
+vecs(f"{out}/rand-gt.ivecs", np.tile(np.arange(d, dtype=np.int32), (10, 1)), np.int32)
+PY
+    [ -f "$OUT/rand-1m-128.parquet" ] || "$BIN/fvecs2parquet" "$OUT/rand-1m-128.fvecs" \
+        "$OUT/rand-1m-128.parquet" --compression none
+}
+
+wordnet() {
+    wordnet_parquet
+    rm -rf "$OUT/db-wordnet"
+    "$BIN/vela" "$OUT/db-wordnet" -c "CREATE TABLE wordnet (id BIGINT PRIMARY KEY, text TEXT, embedding VECTOR(384))" \
+        -c "CREATE INDEX wordnet_idx ON wordnet USING hnsw (embedding vector_cosine_ops)"
+    timed import-wordnet "$BIN/vela" import "$OUT/db-wordnet" --table wordnet "$OUT/wordnet.parquet"
+    timed ann-wordnet "$BIN/ann" --base "$W/base.fvecs" --query "$W/query.fvecs" --gt "$W/groundtruth.ivecs" \
+        --metric cosine --ef 64 --repeats 1 --min-time 0 --warmup 0 --max-queries 100
+}
+
+rand1m() {
+    rand_files
+    rm -rf "$OUT/db-rand"
+    "$BIN/vela" "$OUT/db-rand" -c "CREATE TABLE r (id BIGINT PRIMARY KEY, embedding VECTOR(128))" \
+        -c "CREATE INDEX r_idx ON r USING hnsw (embedding vector_l2_ops)"
+    timed import-rand1m "$BIN/vela" import "$OUT/db-rand" --table r "$OUT/rand-1m-128.parquet"
+    timed ann-rand1m "$BIN/ann" --base "$OUT/rand-1m-128.fvecs" --query "$OUT/rand-q.fvecs" \
+        --gt "$OUT/rand-gt.ivecs" --metric l2 --ef 16 --repeats 1 --min-time 0 --warmup 0
+}
+
+fixed() { # adaptive vs fixed batch sizes, WordNet (same table, index)
+    wordnet_parquet
+    for rows in adaptive 1024 65536; do
+        rm -rf "$OUT/db-fixed"
+        "$BIN/vela" "$OUT/db-fixed" -c "CREATE TABLE wordnet (id BIGINT PRIMARY KEY, text TEXT, embedding VECTOR(384))" \
+            -c "CREATE INDEX wordnet_idx ON wordnet USING hnsw (embedding vector_cosine_ops)"
+        if [ "$rows" = adaptive ]; then set --; else set -- --batch-rows "$rows"; fi
+        timed "batch-$rows" "$BIN/vela" import "$OUT/db-fixed" --table wordnet "$OUT/wordnet.parquet" "$@"
+    done
+}
+
+case $what in
+    wordnet) wordnet ;;
+    rand1m) rand1m ;;
+    fixed) fixed ;;
+    all) wordnet; rand1m; fixed ;;
+    *) echo "usage: $0 [wordnet|rand1m|fixed|all]" >&2; exit 2 ;;
+esac
