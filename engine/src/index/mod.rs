@@ -62,7 +62,8 @@
 //! a mix of old and new ids — all valid nodes — which can cost a little recall on that query
 //! but never correctness. The entry point is an `AtomicU64` (`level << 32 | node`), raised by
 //! compare-and-swap. `insert` = append (write lock) then link (read lock): Alg. 1 of Malkov &
-//! Yashunin with the Alg. 4 heuristic (`keepPrunedConnections`), layer 0 allowing `2m`.
+//! Yashunin with the Alg. 4 heuristic (`keepPrunedConnections`, refilling pruned lists only
+//! up to `m` so a pruned layer-0 list, max `2m`, takes later back-links as plain appends).
 //! `insert_batch`/`build` append all vectors under one write lock, link the first node, then
 //! link the rest in parallel on rayon's pool (levels reproducible, edges depend on interleaving).
 //!

@@ -1,5 +1,6 @@
 //! Linking a new node into the graph (Malkov & Yashunin, Alg. 1) and the neighbour-selection
-//! heuristic (Alg. 4 with `keepPrunedConnections`, without `extendCandidates`).
+//! heuristic (Alg. 4 with `keepPrunedConnections` filling only up to `m`, even on layer 0 where
+//! lists hold up to `2m`; without `extendCandidates`).
 
 use std::sync::atomic::Ordering;
 
@@ -64,7 +65,14 @@ impl HnswIndex {
             let Some(&nearest) = s.pool.first() else {
                 continue;
             };
-            select_neighbours(g, kernel, &s.pool, self.params.m, &mut s.selected);
+            select_neighbours(
+                g,
+                kernel,
+                &s.pool,
+                self.params.m,
+                self.params.m,
+                &mut s.selected,
+            );
             chosen.clear();
             chosen.extend_from_slice(&s.selected);
             s.ids.clear();
@@ -133,7 +141,9 @@ impl HnswIndex {
             }
         }
         s.pool.sort_unstable();
-        select_neighbours(g, kernel, &s.pool, max, &mut s.selected);
+        // Refill pruned slots only up to `m`, not `max` (2m on layer 0): a list left below its
+        // maximum takes the next back-links as plain appends instead of re-running the heuristic.
+        select_neighbours(g, kernel, &s.pool, max, self.params.m, &mut s.selected);
         s.ids.clear();
         s.ids.extend(s.selected.iter().map(|c| c.id));
         g.set_neighbours(node, layer, &s.ids);
@@ -142,12 +152,13 @@ impl HnswIndex {
 
 /// Alg. 4: from `candidates` (sorted nearest first by distance to the base node) keep a
 /// candidate only if it is nearer to the base than to every candidate already kept; then, with
-/// `keepPrunedConnections`, fill up to `m` with the nearest discarded ones.
+/// `keepPrunedConnections`, fill up to `keep` (≤ `m`) with the nearest discarded ones.
 pub(super) fn select_neighbours(
     g: &Graph,
     kernel: Kernel,
     candidates: &[Cand],
     m: usize,
+    keep: usize,
     out: &mut Vec<Cand>,
 ) {
     out.clear();
@@ -175,7 +186,7 @@ pub(super) fn select_neighbours(
         }
     }
     for c in pruned {
-        if out.len() >= m {
+        if out.len() >= keep.min(m) {
             break;
         }
         out.push(c);
