@@ -46,8 +46,6 @@ struct State {
 impl State {
     fn new() -> State {
         let dir = tempfile::tempdir().expect("temp dir");
-        // Relative paths a statement names (COPY FROM) resolve inside the temp dir.
-        let _ = std::env::set_current_dir(dir.path());
         let options = Options {
             durability: Durability::Off,
             ..Options::default()
