@@ -50,6 +50,8 @@ fn catalog_key(table_id: u64) -> Vec<u8> {
 const CHUNK_BYTES: usize = 4 << 20;
 /// Store operations gathered per write during replay.
 const REPLAY_BATCH_OPS: usize = 16_384;
+/// Deferred graph inserts a segment gathers during replay before they are done in bulk.
+const REPLAY_GRAPH_ROWS: usize = 100_000;
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -640,8 +642,10 @@ impl Inner {
             }
         }
         if rejected.is_none() {
+            // Replay mode: graph inserts are queued and done in bulk (`flush_deferred`).
+            let defer = self.replay_buf.lock().is_some();
             for (i, (t, changes)) in planned.iter().enumerate() {
-                if let Err(e) = t.prepare(changes) {
+                if let Err(e) = t.prepare(changes, defer) {
                     // `prepare` undid its own table; undo the tables prepared before it.
                     for (t, changes) in planned.iter().take(i) {
                         t.unprepare(changes);
@@ -663,6 +667,11 @@ impl Inner {
         }
         self.store_write(batch)?;
         let sealed = publish_all(&planned, self.opts.seal_rows)?;
+        if self.replay_buf.lock().is_some() {
+            for (t, _) in &planned {
+                t.flush_deferred(REPLAY_GRAPH_ROWS)?;
+            }
+        }
         for (((t, _), outcome), sealed) in planned.iter().zip(&outcomes).zip(&sealed) {
             inc(&t.counters.rows_inserted, outcome.inserted);
             inc(&t.counters.rows_updated, outcome.updated);
@@ -835,10 +844,12 @@ impl Inner {
                 .filter(|r| !covered.contains(&r.row_id))
                 .collect();
             missing.sort_by_key(|r| r.row_id);
-            let app = &sh.appendable;
             for r in missing {
-                app.insert(r.row_id, &r.values)?;
+                sh.appendable.defer(r.clone());
             }
+            let by_id = &sh.by_id;
+            sh.appendable
+                .flush_deferred(&|id| by_id.contains_key(&id))?;
         }
         drop(shards);
         Ok(table)
@@ -871,6 +882,15 @@ impl Inner {
         *self.replay_buf.lock() = None;
         replayed?;
         flushed?;
+        // The graph inserts deferred by replay, in bulk: only versions still live enter.
+        let graphs = Instant::now();
+        for t in self.tables_snapshot() {
+            t.flush_deferred(1)?;
+        }
+        tracing::info!(
+            secs = graphs.elapsed().as_secs_f64(),
+            "replayed rows inserted into the graphs"
+        );
         let last = self.log.last_lsn();
         let applied = self.applied.lock();
         if last > *applied {

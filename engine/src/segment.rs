@@ -12,6 +12,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -19,6 +20,7 @@ use crate::catalog::{TableSchema, VectorIndexDef};
 use crate::codec::{put_str, put_u32, put_u64, Reader};
 use crate::error::{EngineError, Result};
 use crate::index::{HnswIndex, HnswParams};
+use crate::table::Row;
 
 /// Magic and version of the segment blob format.
 const SEGMENT_MAGIC: &[u8; 8] = b"VELASEG2";
@@ -36,6 +38,9 @@ pub(crate) struct Segment {
     pub indexes: Vec<SegmentIndex>,
     /// Every row version id ever inserted into this segment (live or not), in insertion order.
     ids: Mutex<Vec<u64>>,
+    /// Row versions whose graph inserts are deferred (WAL replay, rows loaded without a
+    /// covering blob), in arrival order; [`Segment::flush_deferred`] inserts them in bulk.
+    deferred: Mutex<Vec<Arc<Row>>>,
     /// Set once the segment takes no more rows.
     sealed: AtomicBool,
     /// Number of ids when the segment was last persisted (a blob covering them exists).
@@ -69,6 +74,7 @@ impl Segment {
             id,
             indexes,
             ids: Mutex::new(Vec::new()),
+            deferred: Mutex::new(Vec::new()),
             sealed: AtomicBool::new(false),
             persisted_len: AtomicU64::new(0),
         })
@@ -80,9 +86,9 @@ impl Segment {
     pub fn seal(&self) {
         self.sealed.store(true, Ordering::Release);
     }
-    /// Row versions ever inserted.
+    /// Row versions ever inserted (deferred ones included).
     pub fn len(&self) -> usize {
-        self.ids.lock().len()
+        self.ids.lock().len() + self.deferred.lock().len()
     }
     /// Whether every id is covered by the last persisted blob.
     pub fn is_persisted(&self) -> bool {
@@ -108,6 +114,46 @@ impl Segment {
             }
         }
         self.ids.lock().push(row_id);
+        Ok(())
+    }
+
+    /// Adds one row version whose graph inserts wait for [`Segment::flush_deferred`]. It counts
+    /// in [`Segment::len`] at once (sealing decisions stay those of [`Segment::insert`]).
+    pub fn defer(&self, row: Arc<Row>) {
+        if !self.indexes.is_empty() {
+            self.deferred.lock().push(row);
+        }
+    }
+
+    /// Row versions waiting for their graph inserts.
+    pub fn deferred_len(&self) -> usize {
+        self.deferred.lock().len()
+    }
+
+    /// Inserts the deferred row versions that are still live (`live`) into every index with
+    /// [`HnswIndex::insert_batch`] (parallel linking); the others were superseded or deleted
+    /// meanwhile and never enter the graphs, exactly as if inserted then tombstoned. Every id
+    /// joins the segment's ids in arrival order.
+    pub fn flush_deferred(&self, live: &dyn Fn(u64) -> bool) -> Result<()> {
+        let rows = std::mem::take(&mut *self.deferred.lock());
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for ix in &self.indexes {
+            let dim = ix.index.dim();
+            let mut ids = Vec::with_capacity(rows.len());
+            let mut vectors = Vec::with_capacity(rows.len() * dim);
+            for r in &rows {
+                if let Some(crate::catalog::Value::Vector(v)) = r.values.get(ix.column) {
+                    if live(r.row_id) && !ix.index.contains(r.row_id) {
+                        ids.push(r.row_id);
+                        vectors.extend_from_slice(v);
+                    }
+                }
+            }
+            ix.index.insert_batch(&ids, &vectors)?;
+        }
+        self.ids.lock().extend(rows.iter().map(|r| r.row_id));
         Ok(())
     }
 

@@ -316,11 +316,22 @@ impl Table {
 
     /// Inserts the new versions' vectors into the appendable segments (invisible until
     /// published; large batches in parallel). On error, tombstones what was inserted.
-    pub fn prepare(&self, changes: &[Change]) -> Result<()> {
+    ///
+    /// With `defer` (WAL replay), the new versions are only queued in their appendable segment
+    /// ([`Segment::defer`]); [`Table::flush_deferred`] inserts the survivors in bulk later.
+    pub fn prepare(&self, changes: &[Change], defer: bool) -> Result<()> {
         if self.schema.indexes.is_empty() {
             return Ok(());
         }
         let shards = self.state.read();
+        if defer {
+            for ch in changes {
+                if let (Some(new), Some(shard)) = (&ch.new, shards.get(ch.shard)) {
+                    shard.appendable.defer(new.clone());
+                }
+            }
+            return Ok(());
+        }
         let insert = |ch: &Change| -> Result<()> {
             match (&ch.new, shards.get(ch.shard)) {
                 (Some(new), Some(shard)) => shard.appendable.insert(new.row_id, &new.values),
@@ -337,6 +348,23 @@ impl Table {
             self.unprepare(changes);
         }
         r
+    }
+
+    /// Inserts the deferred row versions of every segment holding at least `min` of them into
+    /// its graphs (bulk, parallel), skipping versions no longer live. Segments are flushed in
+    /// parallel too.
+    pub fn flush_deferred(&self, min: usize) -> Result<()> {
+        if self.schema.indexes.is_empty() {
+            return Ok(());
+        }
+        let shards = self.state.read();
+        let work: Vec<(&Shard, &Arc<Segment>)> = shards
+            .iter()
+            .flat_map(|sh| sh.segments().map(move |g| (sh, g)))
+            .filter(|(_, g)| g.deferred_len() >= min.max(1))
+            .collect();
+        work.par_iter()
+            .try_for_each(|(sh, g)| g.flush_deferred(&|id| sh.by_id.contains_key(&id)))
     }
 
     /// Tombstones a prepared (never published) batch's new versions in the appendable
