@@ -332,7 +332,9 @@ fn copy_round_trip_with_progress_and_bad_files() {
     let csv = dir.path().join("a.csv");
     write_csv(&csv, &rows);
 
-    let calls: Arc<Mutex<Vec<(u64, Option<u64>)>>> = Arc::default();
+    // (rows done, rows total) as the progress hook saw them.
+    type ProgressCalls = Arc<Mutex<Vec<(u64, Option<u64>)>>>;
+    let calls: ProgressCalls = Arc::default();
     let sink = calls.clone();
     conn.set_progress(move |done, total| sink.lock().expect("lock").push((done, total)));
     conn.execute(&format!("COPY a FROM '{}'", csv.display()), &[])
