@@ -1,7 +1,8 @@
 #!/bin/sh
 # Bulk import benchmark (bench/RESULTS.md, "Bulk import"): `vela import` of the WordNet/MiniLM set
 # (100k x 384, cosine) and of 1M x 128 seeded random vectors (L2) into tables with a default HNSW
-# index, against the in-memory build of the same vectors by bench's `ann` binary.
+# index (engine defaults: m 16, ef_construction 64), against the in-memory build of the same vectors
+# by bench's `ann` binary with the same m and ef_construction.
 # Needs release builds:
 #   cargo build --release -p vela --bin vela -p vela-datasets --bin fvecs2parquet
 #   cargo build --release -p vela-bench --bin ann
@@ -51,7 +52,7 @@ wordnet() {
         -c "CREATE INDEX wordnet_idx ON wordnet USING hnsw (embedding vector_cosine_ops)"
     timed import-wordnet "$BIN/vela" import "$OUT/db-wordnet" --table wordnet "$OUT/wordnet.parquet"
     timed ann-wordnet "$BIN/ann" --base "$W/base.fvecs" --query "$W/query.fvecs" --gt "$W/groundtruth.ivecs" \
-        --metric cosine --ef 64 --repeats 1 --min-time 0 --warmup 0 --max-queries 100
+        --metric cosine --ef-construction 64 --ef 64 --repeats 1 --min-time 0 --warmup 0 --max-queries 100
 }
 
 rand1m() {
@@ -61,7 +62,7 @@ rand1m() {
         -c "CREATE INDEX r_idx ON r USING hnsw (embedding vector_l2_ops)"
     timed import-rand1m "$BIN/vela" import "$OUT/db-rand" --table r "$OUT/rand-1m-128.parquet"
     timed ann-rand1m "$BIN/ann" --base "$OUT/rand-1m-128.fvecs" --query "$OUT/rand-q.fvecs" \
-        --gt "$OUT/rand-gt.ivecs" --metric l2 --ef 16 --repeats 1 --min-time 0 --warmup 0
+        --gt "$OUT/rand-gt.ivecs" --metric l2 --ef-construction 64 --ef 16 --repeats 1 --min-time 0 --warmup 0
 }
 
 fixed() { # adaptive vs fixed batch sizes, WordNet (same table, index)
