@@ -318,9 +318,14 @@ impl Session {
     }
 
     fn run_statement(&mut self, s: &CachedStatement, params: &[Value]) -> Result<StatementResult> {
+        // A valid cached entry runs in place (no copy of its plan per execution).
+        let fresh;
         let entry = match &s.bound {
-            Some(e) if self.still_valid(e)? => e.clone(),
-            _ => self.bind(&s.ast)?,
+            Some(e) if self.still_valid(e)? => e,
+            _ => {
+                fresh = self.bind(&s.ast)?;
+                &fresh
+            }
         };
         if !matches!(entry.bound, Bound::Explain { analyze: false, .. }) {
             check_params(&entry.params, params)?;

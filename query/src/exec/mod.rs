@@ -92,6 +92,65 @@ pub fn execute(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// [`execute`] for a [`Plan::VectorSearch`], also returning the hits' distances (`None` when
+/// the search ran as a scan).
+fn execute_search(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<(Vec<Row>, Option<Vec<f32>>)> {
+    let Plan::VectorSearch {
+        schema,
+        column,
+        metric,
+        query,
+        k,
+        filter,
+        exact,
+    } = plan
+    else {
+        return Ok((execute(plan, ctx)?, None));
+    };
+    let slot = ctx.stats.as_mut().map(|s| {
+        s.push(NodeStats::default());
+        s.len() - 1
+    });
+    let start = Instant::now();
+    let out = source::vector_search_hits(
+        ctx,
+        schema,
+        source::SearchSpec {
+            column: *column,
+            metric: *metric,
+            query,
+            k,
+            exact: *exact,
+        },
+        filter.as_ref(),
+    )?;
+    if let (Some(stats), Some(slot)) = (ctx.stats.as_mut(), slot) {
+        if let Some(s) = stats.get_mut(slot) {
+            s.elapsed = start.elapsed();
+            s.rows = out.0.len();
+        }
+    }
+    Ok(out)
+}
+
+/// The `k` rows nearest by `distances` (one per row), ties in input order. Rows already in
+/// order (the engine's hits always are) are only truncated.
+fn top_n_by_distance(mut rows: Vec<Row>, distances: &[f32], k: usize) -> Vec<Row> {
+    if rows.len() == distances.len() && distances.windows(2).any(|w| w[0].total_cmp(&w[1]).is_gt())
+    {
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by(|&a, &b| distances[a].total_cmp(&distances[b]));
+        let mut slots: Vec<Option<Row>> = rows.into_iter().map(Some).collect();
+        rows = order
+            .into_iter()
+            .take(k)
+            .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+            .collect();
+    }
+    rows.truncate(k);
+    rows
+}
+
 /// Evaluates a LIMIT/OFFSET-like count: a non-negative integer or NULL (no limit).
 pub fn eval_count(
     e: &crate::expr::BExpr,
@@ -179,6 +238,18 @@ fn run(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
         }
         Plan::TopN { input, keys, k } => {
             let k = eval_count(k, ctx, "LIMIT", "2201W")?;
+            // The optimizer puts a VectorSearch only under the Top-N on its own distance key:
+            // order by the engine's hit distances (no per-row distance recomputation, and no
+            // sort at all when the hits come in order, as the engine returns them).
+            if let (Some(k), [key], Plan::VectorSearch { .. }) = (k, keys.as_slice(), &**input) {
+                if key.asc {
+                    let (rows, distances) = execute_search(input, ctx)?;
+                    return match distances {
+                        Some(d) => Ok(top_n_by_distance(rows, &d, k)),
+                        None => top_n(rows, keys, k, ctx),
+                    };
+                }
+            }
             let rows = execute(input, ctx)?;
             match k {
                 Some(k) => top_n(rows, keys, k, ctx),

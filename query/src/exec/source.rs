@@ -141,6 +141,19 @@ pub fn vector_search(
     spec: SearchSpec<'_>,
     filter: Option<&BExpr>,
 ) -> Result<Vec<Row>> {
+    Ok(vector_search_hits(ctx, schema, spec, filter)?.0)
+}
+
+/// [`vector_search`] with each row's distance under the search metric when the rows are the
+/// engine's hits (`None` when it fell back to a scan). The engine's distance orders rows as
+/// the SQL distance operator does (for L2 it is the square of `<->`: monotone), so a Top-N
+/// on the searched distance can order by it instead of recomputing every distance.
+pub fn vector_search_hits(
+    ctx: &ExecContext<'_>,
+    schema: &TableSchema,
+    spec: SearchSpec<'_>,
+    filter: Option<&BExpr>,
+) -> Result<(Vec<Row>, Option<Vec<f32>>)> {
     let SearchSpec {
         column,
         metric,
@@ -153,14 +166,14 @@ pub fn vector_search(
     let query = match eval(query, &[], &ectx)? {
         Value::Vector(v) => v,
         // `ORDER BY emb <-> NULL`: every distance is NULL; the exact path orders them.
-        _ => return scan(ctx, schema, filter),
+        _ => return Ok((scan(ctx, schema, filter)?, None)),
     };
     let k = match k {
         Some(k) if k <= MAX_INDEX_K && !has_pending(ctx, &schema.name) => k,
-        _ => return scan(ctx, schema, filter),
+        _ => return Ok((scan(ctx, schema, filter)?, None)),
     };
     if k == 0 {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let column_def = schema
         .columns
@@ -187,7 +200,8 @@ pub fn vector_search(
         })
     })?;
     if exact && hits.len() < k {
-        return scan(ctx, schema, filter);
+        return Ok((scan(ctx, schema, filter)?, None));
     }
-    Ok(hits.into_iter().map(|h| h.row).collect())
+    let distances = hits.iter().map(|h| h.distance).collect();
+    Ok((hits.into_iter().map(|h| h.row).collect(), Some(distances)))
 }
