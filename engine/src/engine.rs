@@ -46,6 +46,9 @@ fn catalog_key(table_id: u64) -> Vec<u8> {
     k.extend_from_slice(&table_id.to_be_bytes());
     k
 }
+/// A persisted segment as scanned: id, shard, sealed, chunk count, concatenated blob.
+type Manifest = (u64, u32, bool, u32, Vec<u8>);
+
 /// Size of one segment blob chunk in the `index` column family.
 const CHUNK_BYTES: usize = 4 << 20;
 /// Store operations gathered per write during replay.
@@ -767,51 +770,81 @@ impl Inner {
         let table = Table::new(id, schema)?;
         let n = table.schema.shards as usize;
         let mut shards = table.state.write();
-        self.store
-            .scan_prefix(Cf::Rows, &table_prefix(id), &mut |k, v| {
-                let key = crate::codec::get_key(k.get(8..).unwrap_or_default())?;
-                let mut r = Reader::new(v);
-                let row_id = r.u64()?;
-                let values = get_row(&mut r)?;
-                let row = Arc::new(Row {
-                    row_id,
-                    key,
-                    values,
-                });
-                if let Some(s) = shards.get_mut(shard_of(&row.key, n)) {
-                    s.by_id.insert(row_id, row.clone());
-                    s.keys.insert(row.key.clone(), row);
-                }
-                Ok(true)
-            })?;
+        // Rows and segment blobs are independent: scan them on two threads.
+        let scan_rows = || -> Result<Vec<Arc<Row>>> {
+            let mut rows = Vec::new();
+            self.store
+                .scan_prefix(Cf::Rows, &table_prefix(id), &mut |k, v| {
+                    let key = crate::codec::get_key(k.get(8..).unwrap_or_default())?;
+                    let mut r = Reader::new(v);
+                    let row_id = r.u64()?;
+                    let values = get_row(&mut r)?;
+                    rows.push(Arc::new(Row {
+                        row_id,
+                        key,
+                        values,
+                    }));
+                    Ok(true)
+                })?;
+            Ok(rows)
+        };
         // Segment manifests (16-byte keys: shard u32 | sealed u8 | chunks u32 | len u64), each
         // followed by its chunks (20-byte keys), in one pass.
-        let mut manifests: Vec<(u64, u32, bool, u32, Vec<u8>)> = Vec::new();
-        self.store
-            .scan_prefix(Cf::Index, &table_prefix(id), &mut |k, v| {
-                let seg = be_u64(k.get(8..).unwrap_or_default())?;
-                if k.len() == 16 {
-                    let mut r = Reader::new(v);
-                    manifests.push((seg, r.u32()?, r.u8()? != 0, r.u32()?, Vec::new()));
-                } else if let Some(m) = manifests.last_mut().filter(|m| m.0 == seg) {
-                    m.4.extend_from_slice(v);
-                }
-                Ok(true)
-            })?;
+        let scan_blobs = || -> Result<Vec<Manifest>> {
+            let mut manifests: Vec<Manifest> = Vec::new();
+            self.store
+                .scan_prefix(Cf::Index, &table_prefix(id), &mut |k, v| {
+                    let seg = be_u64(k.get(8..).unwrap_or_default())?;
+                    if k.len() == 16 {
+                        let mut r = Reader::new(v);
+                        manifests.push((seg, r.u32()?, r.u8()? != 0, r.u32()?, Vec::new()));
+                    } else if let Some(m) = manifests.last_mut().filter(|m| m.0 == seg) {
+                        m.4.extend_from_slice(v);
+                    }
+                    Ok(true)
+                })?;
+            Ok(manifests)
+        };
+        let (rows, manifests) = rayon::join(scan_rows, scan_blobs);
+        let (rows, mut manifests) = (rows?, manifests?);
+        for row in rows {
+            if let Some(s) = shards.get_mut(shard_of(&row.key, n)) {
+                s.by_id.insert(row.row_id, row.clone());
+                s.keys.insert(row.key.clone(), row);
+            }
+        }
         manifests.sort_by_key(|m| m.0);
+        if let Some((seg, shard, ..)) = manifests.iter().find(|m| m.1 as usize >= n) {
+            return Err(EngineError::Corrupt(format!(
+                "segment {seg} of missing shard {shard}"
+            )));
+        }
+        // Decode the blobs in parallel (checksums, vectors, graphs).
+        let decoded: Vec<(u64, u32, bool, Segment)> = {
+            let shards_ref = &*shards;
+            manifests
+                .into_par_iter()
+                .map(|(seg, shard, sealed, _chunks, bytes)| {
+                    let by_id = &shards_ref
+                        .get(shard as usize)
+                        .ok_or_else(|| EngineError::Corrupt("missing shard".into()))?
+                        .by_id;
+                    let segment =
+                        Segment::from_bytes(&bytes, &table.schema, &|i| by_id.contains_key(&i))?;
+                    Ok((seg, shard, sealed, segment))
+                })
+                .collect::<Result<_>>()?
+        };
         let mut max_seg = n as u64;
         let mut loaded_appendable = vec![false; n];
-        for (seg, shard, sealed, _chunks, bytes) in manifests {
+        for (seg, shard, sealed, segment) in decoded {
             max_seg = max_seg.max(seg);
             let Some(sh) = shards.get_mut(shard as usize) else {
                 return Err(EngineError::Corrupt(format!(
                     "segment {seg} of missing shard {shard}"
                 )));
             };
-            let by_id = &sh.by_id;
-            let segment = Arc::new(Segment::from_bytes(&bytes, &table.schema, &|i| {
-                by_id.contains_key(&i)
-            })?);
+            let segment = Arc::new(segment);
             if sealed {
                 segment.seal();
                 sh.sealed.push(segment);
