@@ -291,10 +291,10 @@ pub struct Progress {
 }
 
 const ROWS_TEMPLATE: &str =
-    "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows ({per_sec}, ETA {eta})";
+    "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows ({msg}, ETA {eta})";
 const BYTES_TEMPLATE: &str =
     "{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} ({msg}, ETA {eta})";
-const SPINNER_TEMPLATE: &str = "{spinner} [{elapsed_precise}] {human_pos} rows ({per_sec})";
+const SPINNER_TEMPLATE: &str = "{spinner} [{elapsed_precise}] {human_pos} rows ({msg})";
 
 impl Progress {
     /// A bar when standard error is a terminal, else a no-op.
@@ -338,6 +338,7 @@ impl Progress {
             ));
         } else {
             bar.set_position(rows);
+            bar.set_message(format!("{} rows/s", thousands(rows_per_sec.round() as u64)));
         }
     }
 
