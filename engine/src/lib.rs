@@ -49,6 +49,12 @@
 //! - **Segments**: a row version (`row_id = lsn << 20 | position`) is live iff the shard's key
 //!   map points at it; a segment's other ids are tombstones. On load, liveness is recomputed
 //!   from the rows, and rows not covered by a persisted segment go into the appendable one.
+//! - **Replay**: `apply_writes` is the one apply function; in replay mode (the replay buffer
+//!   is set) new versions are queued in their segment instead of entering its graphs, and
+//!   inserted in bulk (`insert_batch`) every 100k rows per segment and at the end of replay,
+//!   only those still live then (a queued version superseded or deleted later never enters a
+//!   graph; one flushed earlier is tombstoned as usual). Queued versions count in a segment's
+//!   length, so sealing decides as in the live path.
 //! - **Checkpoint**: persist unpersisted segments (appendable ones as snapshots, under the
 //!   turnstile), sync the WAL, flush the store at the applied LSN, drop WAL files below it.
 
