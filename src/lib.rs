@@ -12,12 +12,12 @@ mod sql;
 pub use database::{Database, Options};
 pub use error::{Error, Result};
 pub use sql::{Connection, EngineAdapter, SqlError};
-pub use vela_query::{PreparedStatement, StatementResult};
 pub use vela_engine::{
     ColumnDef, ColumnType, EngineMetrics, EngineOptions, HnswConfig, Key, Metric, Op, Row,
     RowPredicate, ScalarType, SearchHit, SearchRequest, TableMetrics, TableSchema, Value,
     VectorIndexDef, WriteOutcome,
 };
+pub use vela_query::{PreparedStatement, StatementResult};
 pub use vela_storage::Durability;
 
 pub use vela_engine as engine;

@@ -71,12 +71,7 @@ impl StoreBackend for RocksStore {
     fn get(&self, c: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.0.get(cf(c), key)?)
     }
-    fn scan_prefix(
-        &self,
-        c: Cf,
-        prefix: &[u8],
-        f: &mut ScanFn<'_>,
-    ) -> Result<()> {
+    fn scan_prefix(&self, c: Cf, prefix: &[u8], f: &mut ScanFn<'_>) -> Result<()> {
         for item in self.0.iter_prefix(cf(c), prefix)? {
             let (k, v) = item?;
             if !f(&k, &v)? {

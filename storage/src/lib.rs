@@ -6,13 +6,13 @@
 
 pub mod backup;
 pub mod error;
-pub mod wal;
 pub mod layout;
 pub mod lock;
 pub mod store;
+pub mod wal;
 
 pub use error::{Result, StorageError};
-pub use wal::{Durability, Lsn, Wal, WalOptions, WalReader};
 pub use layout::DataDir;
 pub use lock::DirLock;
 pub use store::{Cf, SegmentStore, StoreBatch, StoreIter, StoreOptions};
+pub use wal::{Durability, Lsn, Wal, WalOptions, WalReader};
