@@ -192,38 +192,6 @@ impl From<VelaError> for ImportError {
     }
 }
 
-/// The SQLSTATE of a bulk-data error (the same codes as `COPY ... FROM`).
-fn dataset_code(e: &DatasetError) -> &'static str {
-    match e {
-        DatasetError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => "58P01",
-        DatasetError::Io { .. } => "58030",
-        DatasetError::NotAFile { .. } => "42809",
-        DatasetError::Parquet { .. }
-        | DatasetError::Corrupt { .. }
-        | DatasetError::Csv { .. }
-        | DatasetError::Format { .. } => "22P04",
-        DatasetError::SchemaMismatch { .. } => "42804",
-        DatasetError::Value { reason, .. } => {
-            if reason.starts_with("duplicate primary key") {
-                "23505"
-            } else if reason.starts_with("NULL primary key") || reason.starts_with("NULL in a NOT")
-            {
-                "23502"
-            } else if reason.starts_with("not a vector literal")
-                || reason.starts_with("bad vector component")
-            {
-                "22P02"
-            } else {
-                "22000"
-            }
-        }
-        DatasetError::UnknownFormat { .. }
-        | DatasetError::Invalid { .. }
-        | DatasetError::PrimaryKey { .. } => "22023",
-        _ => "22000",
-    }
-}
-
 /// What an import did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
@@ -408,7 +376,7 @@ fn open_source(
     options: &ImportOptions,
 ) -> Result<TableSource, ImportError> {
     let opened = |e: DatasetError| ImportError {
-        code: dataset_code(&e),
+        code: e.code(),
         message: format!("import into {}: {e}; nothing was written", args.table),
     };
     if args.create {
@@ -469,7 +437,7 @@ pub fn import(db: &Database, args: &ImportArgs) -> Result<Summary, ImportError> 
             Ok(None) => break Ok(()),
             Err(e) => {
                 break Err(ImportError {
-                    code: dataset_code(&e),
+                    code: e.code(),
                     message: format!(
                         "import into {table}: {e}; the batch holding that row was not applied; {}",
                         committed(rows, batches)

@@ -106,6 +106,41 @@ impl DatasetError {
         }
     }
 
+    /// The SQLSTATE a bulk-data error maps to, shared by `COPY ... FROM` and `vela import`:
+    /// `58P01` no such file, `42809` not a file, `22P04` corrupt or malformed file, `42804`
+    /// schema mismatch, `23505`/`23502` key violations, `22P02` malformed vector text, `22000`
+    /// other bad values, `22023` bad options.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DatasetError::Io { .. } if self.is_not_found() => "58P01",
+            DatasetError::Io { .. } => "58030",
+            DatasetError::NotAFile { .. } => "42809",
+            DatasetError::Parquet { .. }
+            | DatasetError::Corrupt { .. }
+            | DatasetError::Csv { .. }
+            | DatasetError::Format { .. } => "22P04",
+            DatasetError::SchemaMismatch { .. } => "42804",
+            DatasetError::Value { reason, .. } => {
+                if reason.starts_with("duplicate primary key") {
+                    "23505"
+                } else if reason.starts_with("NULL primary key")
+                    || reason.starts_with("NULL in a NOT")
+                {
+                    "23502"
+                } else if reason.starts_with("not a vector literal")
+                    || reason.starts_with("bad vector component")
+                {
+                    "22P02"
+                } else {
+                    "22000"
+                }
+            }
+            DatasetError::UnknownFormat { .. }
+            | DatasetError::Invalid { .. }
+            | DatasetError::PrimaryKey { .. } => "22023",
+        }
+    }
+
     /// Whether the file itself could not be found or opened (for a "no such file" SQLSTATE).
     pub fn is_not_found(&self) -> bool {
         matches!(self, DatasetError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)

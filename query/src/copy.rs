@@ -346,38 +346,6 @@ impl Committed {
     }
 }
 
-/// The SQLSTATE of a bulk-data error.
-fn dataset_code(e: &DatasetError) -> &'static str {
-    match e {
-        DatasetError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => "58P01",
-        DatasetError::Io { .. } => "58030",
-        DatasetError::NotAFile { .. } => "42809",
-        DatasetError::Parquet { .. }
-        | DatasetError::Corrupt { .. }
-        | DatasetError::Csv { .. }
-        | DatasetError::Format { .. } => "22P04",
-        DatasetError::SchemaMismatch { .. } => "42804",
-        DatasetError::Value { reason, .. } => {
-            if reason.starts_with("duplicate primary key") {
-                "23505"
-            } else if reason.starts_with("NULL primary key") || reason.starts_with("NULL in a NOT")
-            {
-                "23502"
-            } else if reason.starts_with("not a vector literal")
-                || reason.starts_with("bad vector component")
-            {
-                "22P02"
-            } else {
-                "22000"
-            }
-        }
-        DatasetError::UnknownFormat { .. }
-        | DatasetError::Invalid { .. }
-        | DatasetError::PrimaryKey { .. } => "22023",
-        _ => "22000",
-    }
-}
-
 fn rows_span(first: u64, n: u64) -> String {
     if n == 1 {
         format!("file row {}", first + 1)
@@ -412,7 +380,7 @@ fn copy_from(
         mapping: MapOptions::default(),
     };
     let mut source = TableSource::open(path, &target, &import).map_err(|e| QueryError::Copy {
-        code: dataset_code(&e),
+        code: e.code(),
         message: format!("COPY {table} FROM: {e}; nothing was written"),
     })?;
     let total = source.total_rows();
@@ -425,7 +393,7 @@ fn copy_from(
             Ok(None) => break,
             Err(e) => {
                 return Err(QueryError::Copy {
-                    code: dataset_code(&e),
+                    code: e.code(),
                     message: format!(
                         "COPY {table} FROM: {e}; this batch (from file row {}) was not applied; {}",
                         source.rows_done() + 1,
@@ -529,7 +497,7 @@ fn copy_to(
         ..ExportOptions::default()
     };
     let io = |e: DatasetError| QueryError::Copy {
-        code: dataset_code(&e),
+        code: e.code(),
         message: format!("COPY TO: {e}; the file was not written"),
     };
     match source {
