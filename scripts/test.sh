@@ -4,4 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo test --workspace --all-targets --no-fail-fast "$@"
+status=0
+cargo test --workspace --all-targets --no-fail-fast "$@" || status=$?
+# --all-targets leaves out doc tests; the examples in the API docs must run too.
+cargo test --workspace --doc "$@" || status=$?
+exit $status
