@@ -63,3 +63,44 @@ impl sqllogictest::DB for SltDb {
         Some(err.0.code().to_string())
     }
 }
+
+/// Runs every `.slt` file in `dir` (in name order) through `run_one`, which runs one file in a
+/// fresh database, and fails with every file's error at once.
+pub fn run_slt_dir(
+    dir: &std::path::Path,
+    mut run_one: impl FnMut(&std::path::Path) -> Result<(), String>,
+) {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no .slt files found in {}",
+        dir.display()
+    );
+    let failures: Vec<String> = files
+        .iter()
+        .filter_map(|file| run_one(file).err())
+        .collect();
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+/// Runs one `.slt` file; every connection the file opens is a session from `new_session`.
+/// Records labelled `label` (`onlyif label`) apply.
+pub fn run_slt_file(
+    file: &std::path::Path,
+    label: &str,
+    new_session: impl Fn() -> Session,
+) -> Result<(), String> {
+    let mut runner = sqllogictest::Runner::new(|| {
+        let db = SltDb(new_session());
+        async move { Ok::<_, SltError>(db) }
+    });
+    runner.add_label(label);
+    runner
+        .run_file(file)
+        .map_err(|e| format!("{}: {}", file.display(), e.display(true)))
+}
