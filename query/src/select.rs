@@ -222,21 +222,14 @@ fn bind_from(select: &Select, ctx: &mut BindContext<'_>) -> Result<(Plan, Scope)
                     .table(&table)?
                     .ok_or_else(|| QueryError::UndefinedTable(table.clone()))?;
                 let qualifier = alias.as_ref().map_or(table, |a| ident_name(&a.name));
-                let renames = alias
-                    .as_ref()
-                    .map(|a| a.columns.clone())
-                    .unwrap_or_default();
-                let mut scope = Scope::default();
-                for (i, c) in schema.columns.iter().enumerate() {
-                    let name = renames
-                        .get(i)
-                        .map_or(c.name.clone(), |r| ident_name(&r.name));
-                    scope.columns.push(ScopeColumn {
-                        qualifier: Some(qualifier.clone()),
-                        name,
-                        ty: SqlType::of_column(c.ty),
-                    });
-                }
+                let scope = aliased_scope(
+                    Some(qualifier),
+                    alias.as_ref(),
+                    schema
+                        .columns
+                        .iter()
+                        .map(|c| (c.name.clone(), SqlType::of_column(c.ty))),
+                );
                 Ok((
                     Plan::Scan {
                         schema,
@@ -253,27 +246,36 @@ fn bind_from(select: &Select, ctx: &mut BindContext<'_>) -> Result<(Plan, Scope)
             } => {
                 let inner = bind_query(subquery, ctx)?;
                 let qualifier = alias.as_ref().map(|a| ident_name(&a.name));
-                let renames = alias
-                    .as_ref()
-                    .map(|a| a.columns.clone())
-                    .unwrap_or_default();
-                let mut scope = Scope::default();
-                for (i, c) in inner.columns.iter().enumerate() {
-                    let name = renames
-                        .get(i)
-                        .map_or(c.name.clone(), |r| ident_name(&r.name));
-                    scope.columns.push(ScopeColumn {
-                        qualifier: qualifier.clone(),
-                        name,
-                        ty: c.ty,
-                    });
-                }
+                let scope = aliased_scope(
+                    qualifier,
+                    alias.as_ref(),
+                    inner.columns.iter().map(|c| (c.name.clone(), c.ty)),
+                );
                 Ok((inner.root, scope))
             }
             other => Err(QueryError::unsupported(format!("FROM {other}"))),
         },
         _ => Err(QueryError::unsupported("joins")),
     }
+}
+
+/// The scope of a FROM item: its columns under `qualifier`, renamed by the alias's column list
+/// (`AS a(x, y)`) where it gives names.
+fn aliased_scope(
+    qualifier: Option<String>,
+    alias: Option<&sqlparser::ast::TableAlias>,
+    columns: impl Iterator<Item = (String, SqlType)>,
+) -> Scope {
+    let renames = alias.map(|a| a.columns.as_slice()).unwrap_or_default();
+    let columns = columns
+        .enumerate()
+        .map(|(i, (name, ty))| ScopeColumn {
+            qualifier: qualifier.clone(),
+            name: renames.get(i).map_or(name, |r| ident_name(&r.name)),
+            ty,
+        })
+        .collect();
+    Scope { columns }
 }
 
 /// A table name: `t` or `schema.t` (the schema is ignored), folded like identifiers.
