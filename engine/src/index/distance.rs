@@ -1,6 +1,8 @@
 //! Distance kernels: simsimd for L2², cosine and inner product, a portable autovectorised loop
 //! for L1 (simsimd 6.5 has no f32 L1 kernel), and [`scalar`] reference versions that tests and
-//! benchmarks compare against.
+//! benchmarks compare against. The graph search itself calls the hand-written kernels of
+//! `index::simd` (four-accumulator AVX-512 / AVX2 dot and L2², resolved once per search), which
+//! fall back to these on other CPUs.
 //!
 //! Every distance is "smaller is nearer":
 //!
@@ -82,14 +84,10 @@ impl Metric {
     }
 
     /// The kernel the index uses on *stored* vectors: for cosine the stored vectors and the
-    /// query are unit length (or zero), so `1 − a·b` is the cosine distance.
+    /// query are unit length (or zero), so `1 − a·b` is the cosine distance. Resolved for this
+    /// CPU by [`super::simd::stored_kernel`] (call once per search, not per distance).
     pub(crate) fn stored_kernel(self) -> fn(&[f32], &[f32]) -> f32 {
-        match self {
-            Metric::L2 => l2_squared,
-            Metric::Cosine => unit_cosine_distance,
-            Metric::InnerProduct => neg_inner_product,
-            Metric::L1 => l1,
-        }
+        super::simd::stored_kernel(self)
     }
 }
 

@@ -11,6 +11,7 @@
 //! | [`SearchOptions`], [`SearchStrategy`] | `k`, `ef`, filter, selectivity estimate, plan override |
 //! | [`exact_knn`] | batch brute force through faer's GEMM (ground truth, small segments) |
 //! | [`distance`] | simsimd kernels and the [`distance::scalar`] reference |
+//! | `simd` (private) | the search's AVX-512 / AVX2 dot and L2² kernels, chosen once per search |
 //!
 //! Errors are [`crate::EngineError`]: `DimensionMismatch`, `NonFiniteComponent`, `ZeroK`,
 //! `InvalidParameter`, `DuplicateRowId`, `BulkLengthMismatch` (bad input), `SegmentFull`
@@ -118,6 +119,7 @@ pub mod exact;
 pub mod filter;
 pub mod hnsw;
 mod prefetch;
+mod simd;
 mod store;
 
 pub use distance::Metric;
