@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vela::engine::EngineError;
-use vela::{Database, Error as VelaError};
+use vela::{Database, Error as VelaError, Op, Value};
 use vela_datasets::{
-    BatchSizer, CsvOptions, DatasetError, Format, ImportOptions, MapOptions, SizerConfig,
-    SourceOptions, TableSource,
+    key_index, BatchSizer, CsvOptions, DatasetError, Format, ImportOptions, MapOptions,
+    SizerConfig, SourceOptions, TableSource,
 };
 
 pub const USAGE: &str = "\
@@ -430,9 +430,12 @@ pub fn import(db: &Database, args: &ImportArgs) -> Result<Summary, ImportError> 
         source.progress_bytes().map(|(_, total)| total),
     );
     let (mut rows, mut batches) = (0u64, 0u64);
+    let key_column = source.table().primary_key_column().name.clone();
+    let pk = source.table().primary_key;
     let result = loop {
         let batch_started = Instant::now();
-        let batch = match source.next_batch(sizer.next_rows()) {
+        // Rows straight from the file's decoded chunks: the batch never exists as Arrow data.
+        let batch = match source.next_rows(sizer.next_rows(), sizer.byte_budget()) {
             Ok(Some(b)) => b,
             Ok(None) => break Ok(()),
             Err(e) => {
@@ -445,16 +448,21 @@ pub fn import(db: &Database, args: &ImportArgs) -> Result<Summary, ImportError> 
                 })
             }
         };
-        let n = batch.num_rows() as u64;
-        let first = source.rows_done().saturating_sub(n);
-        if let Err(e) = db.insert(table, &batch) {
+        let (n, first, bytes) = (batch.len() as u64, batch.first_row, batch.bytes);
+        // The rows move into the write; only their keys are kept, to name a duplicate.
+        let keys: Vec<Value> = batch
+            .rows
+            .iter()
+            .map(|r| r.get(pk).cloned().unwrap_or(Value::Null))
+            .collect();
+        let ops = batch.rows.into_iter().map(Op::Insert).collect();
+        if let Err(e) = db.write(table, ops) {
             let what = match &e {
                 VelaError::Engine(EngineError::DuplicateKey { key, .. }) => {
-                    match source.mapping().key_row(&batch, key) {
+                    match key_index(&keys, key) {
                         Some(i) => format!(
-                            "row {}, column \"{}\": duplicate key value {key} already exists in \"{table}\"",
+                            "row {}, column \"{key_column}\": duplicate key value {key} already exists in \"{table}\"",
                             first + i as u64 + 1,
-                            source.table().primary_key_column().name,
                         ),
                         None => e.to_string(),
                     }
@@ -474,9 +482,10 @@ pub fn import(db: &Database, args: &ImportArgs) -> Result<Summary, ImportError> 
         rows += n;
         batches += 1;
         let took = batch_started.elapsed();
-        sizer.record(n as usize, batch.get_array_memory_size(), took);
+        sizer.record(n as usize, bytes, took);
         tracing::debug!(
             rows = n,
+            bytes,
             took_ms = took.as_millis() as u64,
             next = sizer.next_rows(),
             "batch"

@@ -35,7 +35,7 @@ impl Default for SizerConfig {
         SizerConfig {
             min_rows: 1024,
             max_rows: 65_536,
-            byte_budget: 64 << 20,
+            byte_budget: 16 << 20,
             initial_rows: 4096,
             step: 2.0,
             min_step: 1.25,
@@ -105,6 +105,12 @@ impl BatchSizer {
     /// Rows for the next batch.
     pub fn next_rows(&self) -> usize {
         self.size.floor() as usize
+    }
+
+    /// The largest batch in bytes (for `TableSource::next_rows`, which stops a batch there even
+    /// before any row size is known).
+    pub fn byte_budget(&self) -> usize {
+        self.cfg.byte_budget
     }
 
     /// The largest size the byte budget allows at the observed row size.
@@ -205,7 +211,8 @@ mod tests {
             let n = sizer.next_rows().min(total - done);
             let t = f(n);
             secs += t;
-            sizer.record(n, n * 512, Duration::from_secs_f64(t));
+            // 128-byte rows: 65,536 of them fit the default 16 MiB budget.
+            sizer.record(n, n * 128, Duration::from_secs_f64(t));
             sizes.push(n);
             done += n;
         }

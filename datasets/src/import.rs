@@ -1,12 +1,13 @@
 //! [`TableSource`]: a file opened for a table — a [`BatchSource`] plus its checked
-//! [`TableMapping`] — giving batches in the engine's shape. This is what `COPY t FROM` and
-//! `vela import` call.
+//! [`TableMapping`] — giving batches in the engine's shape, or ([`TableSource::next_rows`])
+//! engine rows ready for one write. This is what `COPY t FROM` and `vela import` call.
 
 use std::path::Path;
 
+use arrow::array::Array;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use vela_engine::catalog::{ColumnType, ScalarType, TableSchema};
+use vela_engine::catalog::{ColumnType, ScalarType, TableSchema, Value};
 
 use crate::error::DatasetError;
 use crate::format::Format;
@@ -20,6 +21,55 @@ pub struct ImportOptions {
     pub mapping: MapOptions,
 }
 
+/// One import batch as engine rows, from [`TableSource::next_rows`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowBatch {
+    /// The rows, in the table's column order.
+    pub rows: Vec<Vec<Value>>,
+    /// The file row (from 0) of `rows[0]`.
+    pub first_row: u64,
+    /// Bytes of the Arrow data the rows came from (each slice counted by what it covers): the
+    /// weight of the batch, for [`crate::BatchSizer::record`].
+    pub bytes: usize,
+}
+
+impl RowBatch {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// The position among `keys` of the primary key value the engine displays as `key` (as in
+/// `EngineError::DuplicateKey { key }`), to name the row of a duplicate-key error.
+pub fn key_index<'a>(keys: impl IntoIterator<Item = &'a Value>, key: &str) -> Option<usize> {
+    let want: Option<i64> = key.parse().ok();
+    keys.into_iter().position(|v| match v {
+        Value::BigInt(v) => want == Some(*v),
+        Value::Text(t) => t == key,
+        _ => false,
+    })
+}
+
+/// Bytes of `batch` as sliced: a slice of a larger decoded chunk counts only its own rows
+/// (`get_array_memory_size` would count the whole chunk's buffers).
+pub fn slice_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum()
+}
+
 /// A file opened for a table: batches come out converted to the table's Arrow schema.
 pub struct TableSource {
     source: Box<dyn BatchSource>,
@@ -28,6 +78,8 @@ pub struct TableSource {
     pending: Option<RecordBatch>,
     /// Rows of the file handed out so far (converted).
     rows_done: u64,
+    /// Bytes per row of the last decoded chunk, to cut [`TableSource::next_rows`] batches.
+    row_bytes: Option<f64>,
 }
 
 impl std::fmt::Debug for TableSource {
@@ -75,6 +127,7 @@ impl TableSource {
             mapping,
             pending: None,
             rows_done: 0,
+            row_bytes: None,
         })
     }
 
@@ -98,6 +151,7 @@ impl TableSource {
             mapping,
             pending: first,
             rows_done: 0,
+            row_bytes: None,
         })
     }
 
@@ -135,6 +189,68 @@ impl TableSource {
     /// Errors name the file, and the row (from 1) and column where they apply; after an error the
     /// import should stop.
     pub fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError> {
+        self.take(max_rows, true)
+    }
+
+    /// The next batch of at most `max_rows` rows and about `max_bytes` bytes as engine rows, `None`
+    /// at the end. The file is read and converted one decoded chunk at a time, each chunk
+    /// dropped once its rows exist, so the batch is never held as Arrow data and as rows at once
+    /// (only one chunk is). A batch stops short of `max_rows` once it reaches `max_bytes` (at the
+    /// bytes per row of the chunks seen so far; the file's first chunk is always taken whole).
+    /// Errors are as for
+    /// [`TableSource::next_batch`]; rows read before an error are dropped with it.
+    pub fn next_rows(
+        &mut self,
+        max_rows: usize,
+        max_bytes: usize,
+    ) -> Result<Option<RowBatch>, DatasetError> {
+        let max_rows = max_rows.max(1);
+        let mut out = RowBatch {
+            first_row: self.rows_done,
+            ..RowBatch::default()
+        };
+        while out.rows.len() < max_rows && out.bytes < max_bytes {
+            let mut want = max_rows - out.rows.len();
+            if let Some(per_row) = self.row_bytes {
+                let fits = ((max_bytes - out.bytes) as f64 / per_row).floor() as usize;
+                want = want.min(fits.max(1));
+            }
+            let Some(chunk) = self.next_chunk(want)? else {
+                break;
+            };
+            let bytes = slice_bytes(&chunk);
+            if chunk.num_rows() > 0 {
+                self.row_bytes = Some((bytes as f64 / chunk.num_rows() as f64).max(1.0));
+            }
+            out.bytes += bytes;
+            let rows =
+                vela_engine::arrow_conv::batch_to_rows(self.table(), &chunk).map_err(|e| {
+                    DatasetError::invalid(
+                        self.source.path(),
+                        format!(
+                            "converting file rows {}-{}: {e}",
+                            self.rows_done - chunk.num_rows() as u64 + 1,
+                            self.rows_done
+                        ),
+                    )
+                })?;
+            drop(chunk);
+            if out.rows.is_empty() {
+                out.rows = rows;
+            } else {
+                out.rows.extend(rows);
+            }
+        }
+        Ok((!out.rows.is_empty()).then_some(out))
+    }
+
+    /// At most `max_rows` rows of one decoded chunk, converted (no joining of chunks).
+    fn next_chunk(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError> {
+        self.take(max_rows, false)
+    }
+
+    /// The next `max_rows` rows converted: joined across decoded chunks (`join`) or from one.
+    fn take(&mut self, max_rows: usize, join: bool) -> Result<Option<RecordBatch>, DatasetError> {
         let max_rows = max_rows.max(1);
         let raw = match self.pending.take() {
             Some(b) if b.num_rows() > max_rows => {
@@ -142,7 +258,8 @@ impl TableSource {
                 Some(b.slice(0, max_rows))
             }
             Some(b) => Some(b),
-            None => self.source.next_batch(max_rows)?,
+            None if join => self.source.next_batch(max_rows)?,
+            None => self.source.next_chunk(max_rows)?,
         };
         let Some(raw) = raw else { return Ok(None) };
         let converted = self.mapping.convert(&raw, self.rows_done)?;

@@ -32,11 +32,11 @@ pub mod vecs;
 pub use adaptive::{BatchSizer, SizerConfig};
 pub use error::DatasetError;
 pub use format::Format;
-pub use import::{ImportOptions, TableSource};
+pub use import::{key_index, slice_bytes, ImportOptions, RowBatch, TableSource};
 pub use mapping::{format_vector, infer_table_schema, parse_vector, MapOptions, TableMapping};
 pub use sink::{write_batches, BatchWriter, ExportOptions, ExportSummary, ParquetCompression};
 pub use source::{
     open_source, BatchSource, CsvOptions, CsvSource, MemorySource, ParquetSource, SourceOptions,
-    VecsOptions, VecsSource, DEFAULT_DECODE_ROWS,
+    VecsOptions, VecsSource, DEFAULT_DECODE_BYTES, DEFAULT_DECODE_ROWS,
 };
 pub use vecs::{read_fvecs, read_ivecs, write_fvecs, write_ivecs, Component, VecsKind, VecsReader};

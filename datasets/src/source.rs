@@ -1,10 +1,12 @@
 //! [`BatchSource`]: one streaming interface over Parquet, CSV and fvecs/bvecs files, giving Arrow
 //! `RecordBatch`es of at most a caller-chosen number of rows, in bounded memory.
 //!
-//! Memory: a source holds at most one decoded chunk of `decode_rows` rows (Parquet and CSV decode
-//! in chunks of that size, then hand out zero-copy slices) plus the batch being returned, so a
-//! caller asking for `max_rows` rows never has more than about `max_rows + decode_rows` rows of
-//! the file in memory, whatever the file's size or its row groups' size.
+//! Memory: a source holds at most one decoded chunk (Parquet and CSV decode in chunks of at most
+//! `decode_rows` rows and about `decode_bytes` bytes, then hand out zero-copy slices) plus the
+//! batch being returned, so a caller asking for `max_rows` rows never has more than about
+//! `max_rows` rows plus one chunk of the file in memory, whatever the file's size or its row
+//! groups' size. [`BatchSource::next_chunk`] hands out at most one decoded chunk without joining
+//! chunks, for callers that convert rows chunk by chunk (`TableSource::next_rows`).
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -18,7 +20,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use vela_engine::catalog::{ColumnType, TableSchema};
+use vela_engine::catalog::{ColumnType, ScalarType, TableSchema};
 
 use crate::error::{check_regular_file, panic_message, DatasetError};
 use crate::format::{is_gzip, Format};
@@ -26,6 +28,10 @@ use crate::vecs::VecsReader;
 
 /// Rows decoded at a time by the Parquet and CSV readers (see the module doc on memory).
 pub const DEFAULT_DECODE_ROWS: usize = 8192;
+
+/// About how many bytes one decoded chunk may hold: wide rows are decoded in fewer rows than
+/// [`DEFAULT_DECODE_ROWS`] (e.g. 2,700 rows of 384-d vectors with text).
+pub const DEFAULT_DECODE_BYTES: usize = 4 << 20;
 
 /// Rows the CSV reader looks at to infer column types when no table schema is given.
 pub const DEFAULT_CSV_INFER_ROWS: usize = 1000;
@@ -41,6 +47,12 @@ pub trait BatchSource: Send {
     /// The next batch of at most `max_rows` rows (at least 1 row), `None` at the end of the file.
     /// `max_rows == 0` is treated as 1. Batches may be shorter than `max_rows` before the end.
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError>;
+    /// Like [`BatchSource::next_batch`] but never joins decoded chunks: at most `max_rows` rows
+    /// of one decoded chunk (a zero-copy slice), so the batch may be shorter than asked for
+    /// before the end. Sources without decode chunks answer as `next_batch` does.
+    fn next_chunk(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError> {
+        self.next_batch(max_rows)
+    }
     /// How many rows the file holds, when that is known without reading it (Parquet metadata,
     /// vecs file size); a hint for progress bars.
     fn total_rows(&self) -> Option<u64>;
@@ -102,6 +114,10 @@ pub struct SourceOptions {
     pub vecs: VecsOptions,
     /// Rows decoded at a time by Parquet and CSV (bounds memory; see the module doc).
     pub decode_rows: usize,
+    /// About the most bytes of one decoded chunk: fewer than `decode_rows` rows are decoded at
+    /// a time when rows are wide (Parquet: from the row groups' uncompressed size; CSV: from
+    /// the column types).
+    pub decode_bytes: usize,
 }
 
 impl Default for SourceOptions {
@@ -111,6 +127,7 @@ impl Default for SourceOptions {
             csv: CsvOptions::default(),
             vecs: VecsOptions::default(),
             decode_rows: DEFAULT_DECODE_ROWS,
+            decode_bytes: DEFAULT_DECODE_BYTES,
         }
     }
 }
@@ -128,10 +145,13 @@ pub fn open_source(
         Some(f) => f,
         None => Format::from_path(path)?,
     };
-    let decode_rows = options.decode_rows.max(1);
+    let decode = DecodeSize {
+        rows: options.decode_rows.max(1),
+        bytes: options.decode_bytes.max(1),
+    };
     Ok(match format {
-        Format::Parquet => Box::new(ParquetSource::open(path, decode_rows)?),
-        Format::Csv => Box::new(CsvSource::open(path, &options.csv, target, decode_rows)?),
+        Format::Parquet => Box::new(ParquetSource::open_bounded(path, decode)?),
+        Format::Csv => Box::new(CsvSource::open_bounded(path, &options.csv, target, decode)?),
         Format::Fvecs | Format::Bvecs => Box::new(VecsSource::open(path, format, &options.vecs)?),
     })
 }
@@ -144,7 +164,12 @@ type ErrMap = Box<dyn Fn(&Path, ArrowError, u64) -> DatasetError + Send>;
 /// decoder is caught and poisons the source.
 struct Rechunker {
     path: PathBuf,
+    format: Format,
     schema: SchemaRef,
+    /// The file's row count, when known up front.
+    total_rows: Option<u64>,
+    /// `(bytes read so far, file size)`, for sources without a row count (CSV).
+    progress: Option<(Arc<AtomicU64>, u64)>,
     inner: ArrowIter,
     pending: Option<RecordBatch>,
     rows_read: u64,
@@ -153,6 +178,32 @@ struct Rechunker {
 }
 
 impl Rechunker {
+    fn new(
+        path: &Path,
+        format: Format,
+        schema: SchemaRef,
+        inner: ArrowIter,
+        map_err: ErrMap,
+    ) -> Rechunker {
+        Rechunker {
+            path: path.to_path_buf(),
+            format,
+            schema,
+            total_rows: None,
+            progress: None,
+            inner,
+            pending: None,
+            rows_read: 0,
+            poisoned: false,
+            map_err,
+        }
+    }
+
+    fn progress_bytes(&self) -> Option<(u64, u64)> {
+        let (read, len) = self.progress.as_ref()?;
+        Some((read.load(Ordering::Relaxed), *len))
+    }
+
     fn pull(&mut self) -> Result<Option<RecordBatch>, DatasetError> {
         if let Some(b) = self.pending.take() {
             return Ok(Some(b));
@@ -182,6 +233,28 @@ impl Rechunker {
                     ),
                 })
             }
+        }
+    }
+
+    /// At most `max_rows` rows of one decoded chunk; the rest of the chunk stays pending.
+    fn next_chunk(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError> {
+        let max_rows = max_rows.max(1);
+        loop {
+            let Some(b) = self.pull()? else {
+                return Ok(None);
+            };
+            let rows = b.num_rows();
+            if rows == 0 {
+                continue;
+            }
+            let out = if rows > max_rows {
+                self.pending = Some(b.slice(max_rows, rows - max_rows));
+                b.slice(0, max_rows)
+            } else {
+                b
+            };
+            self.rows_read += out.num_rows() as u64;
+            return Ok(Some(out));
         }
     }
 
@@ -222,15 +295,83 @@ impl Rechunker {
     }
 }
 
-/// A Parquet file, read row group by row group in chunks of `decode_rows` rows.
+/// How much a Parquet or CSV reader decodes at a time: at most `rows` rows and about `bytes`
+/// bytes (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DecodeSize {
+    rows: usize,
+    bytes: usize,
+}
+
+impl DecodeSize {
+    /// Rows per decoded chunk for rows of about `row_bytes` bytes: `rows`, fewer for wide rows,
+    /// at least 64 (a chunk of very wide rows still makes progress).
+    fn rows_for(self, row_bytes: f64) -> usize {
+        let rows = self.rows.max(1);
+        if row_bytes.is_finite() && row_bytes > 0.0 {
+            let by_bytes = (self.bytes as f64 / row_bytes).floor() as usize;
+            rows.min(by_bytes.max(64))
+        } else {
+            rows
+        }
+    }
+}
+
+/// Implements [`BatchSource`] for sources that are a [`Rechunker`] in a field `chunks`.
+macro_rules! rechunked_source {
+    ($($source:ty),*) => {$(
+        impl BatchSource for $source {
+            fn path(&self) -> &Path {
+                &self.chunks.path
+            }
+            fn format(&self) -> Format {
+                self.chunks.format
+            }
+            fn schema(&self) -> SchemaRef {
+                self.chunks.schema.clone()
+            }
+            fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError> {
+                self.chunks.next_batch(max_rows)
+            }
+            fn next_chunk(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError> {
+                self.chunks.next_chunk(max_rows)
+            }
+            fn total_rows(&self) -> Option<u64> {
+                self.chunks.total_rows
+            }
+            fn rows_read(&self) -> u64 {
+                self.chunks.rows_read
+            }
+            fn progress_bytes(&self) -> Option<(u64, u64)> {
+                self.chunks.progress_bytes()
+            }
+        }
+    )*};
+}
+
+rechunked_source!(ParquetSource, CsvSource, MemorySource);
+
+/// A Parquet file, read row group by row group in decoded chunks of at most `decode_rows` rows
+/// (fewer when the row groups' uncompressed rows are wide; see [`DEFAULT_DECODE_BYTES`]).
 pub struct ParquetSource {
     chunks: Rechunker,
-    total_rows: u64,
+    decode_rows: usize,
 }
 
 impl ParquetSource {
-    /// Opens a Parquet file (reads its footer; a truncated or corrupt footer is an error here).
+    /// Opens a Parquet file (reads its footer; a truncated or corrupt footer is an error here),
+    /// decoding `decode_rows` rows at a time.
     pub fn open(path: &Path, decode_rows: usize) -> Result<ParquetSource, DatasetError> {
+        ParquetSource::open_bounded(
+            path,
+            DecodeSize {
+                rows: decode_rows,
+                bytes: usize::MAX,
+            },
+        )
+    }
+
+    fn open_bounded(path: &Path, decode: DecodeSize) -> Result<ParquetSource, DatasetError> {
         check_regular_file(path)?;
         let file = File::open(path).map_err(DatasetError::io("open", path))?;
         let parquet_err = |reason: String| DatasetError::Parquet {
@@ -239,49 +380,45 @@ impl ParquetSource {
         };
         let opened = catch_unwind(AssertUnwindSafe(|| {
             let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-            let total = builder.metadata().file_metadata().num_rows();
+            let meta = builder.metadata();
+            let total = meta.file_metadata().num_rows();
+            // Uncompressed bytes per row over the row groups: what a decoded row weighs.
+            let (bytes, rows) = meta.row_groups().iter().fold((0i64, 0i64), |(b, r), g| {
+                (b.saturating_add(g.total_byte_size()), r + g.num_rows())
+            });
+            let decode_rows = decode.rows_for(if rows > 0 {
+                bytes as f64 / rows as f64
+            } else {
+                f64::NAN
+            });
             let schema = builder.schema().clone();
-            let reader = builder.with_batch_size(decode_rows.max(1)).build()?;
-            Ok::<_, parquet::errors::ParquetError>((total, schema, reader))
+            let reader = builder.with_batch_size(decode_rows).build()?;
+            Ok::<_, parquet::errors::ParquetError>((total, schema, reader, decode_rows))
         }))
         .map_err(|p| parquet_err(panic_message(p.as_ref())))?;
-        let (total, schema, reader) = opened.map_err(|e| parquet_err(e.to_string()))?;
+        let (total, schema, reader, decode_rows) =
+            opened.map_err(|e| parquet_err(e.to_string()))?;
         Ok(ParquetSource {
             chunks: Rechunker {
-                path: path.to_path_buf(),
-                schema,
-                inner: Box::new(reader),
-                pending: None,
-                rows_read: 0,
-                poisoned: false,
-                map_err: Box::new(|path, e, rows| DatasetError::Parquet {
-                    path: path.to_path_buf(),
-                    reason: format!("reading rows after row {rows}: {e}"),
-                }),
+                total_rows: Some(u64::try_from(total).unwrap_or(0)),
+                ..Rechunker::new(
+                    path,
+                    Format::Parquet,
+                    schema,
+                    Box::new(reader),
+                    Box::new(|path, e, rows| DatasetError::Parquet {
+                        path: path.to_path_buf(),
+                        reason: format!("reading rows after row {rows}: {e}"),
+                    }),
+                )
             },
-            total_rows: u64::try_from(total).unwrap_or(0),
+            decode_rows,
         })
     }
-}
 
-impl BatchSource for ParquetSource {
-    fn path(&self) -> &Path {
-        &self.chunks.path
-    }
-    fn format(&self) -> Format {
-        Format::Parquet
-    }
-    fn schema(&self) -> SchemaRef {
-        self.chunks.schema.clone()
-    }
-    fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError> {
-        self.chunks.next_batch(max_rows)
-    }
-    fn total_rows(&self) -> Option<u64> {
-        Some(self.total_rows)
-    }
-    fn rows_read(&self) -> u64 {
-        self.chunks.rows_read
+    /// Rows decoded at a time.
+    pub fn decode_rows(&self) -> usize {
+        self.decode_rows
     }
 }
 
@@ -302,8 +439,6 @@ impl<R: Read> Read for Counting<R> {
 /// A CSV file (optionally gzip-compressed).
 pub struct CsvSource {
     chunks: Rechunker,
-    bytes_read: Arc<AtomicU64>,
-    file_len: u64,
 }
 
 fn open_text(path: &Path, count: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>, DatasetError> {
@@ -384,12 +519,26 @@ fn csv_error(path: &Path, e: ArrowError, schema: &Schema, header: bool) -> Datas
 impl CsvSource {
     /// Opens a CSV file. With `target`, columns take the table's types (matched by header name,
     /// or by position without a header; columns the table lacks are read as text and reported by
-    /// the mapping); without it, types are inferred from the first `infer_rows` rows.
+    /// the mapping); without it, types are inferred from the first `infer_rows` rows. Decodes
+    /// `decode_rows` rows at a time.
     pub fn open(
         path: &Path,
         options: &CsvOptions,
         target: Option<&TableSchema>,
         decode_rows: usize,
+    ) -> Result<CsvSource, DatasetError> {
+        let decode = DecodeSize {
+            rows: decode_rows,
+            bytes: usize::MAX,
+        };
+        CsvSource::open_bounded(path, options, target, decode)
+    }
+
+    fn open_bounded(
+        path: &Path,
+        options: &CsvOptions,
+        target: Option<&TableSchema>,
+        decode: DecodeSize,
     ) -> Result<CsvSource, DatasetError> {
         let file_len = check_regular_file(path)?;
         let delimiter = options.delimiter.unwrap_or_else(|| {
@@ -453,49 +602,38 @@ impl CsvSource {
         let reader = arrow::csv::ReaderBuilder::new(schema.clone())
             .with_header(options.header)
             .with_delimiter(delimiter)
-            .with_batch_size(decode_rows.max(1))
+            .with_batch_size(decode.rows_for(csv_row_bytes(target, &schema)))
             .build(open_text(path, bytes_read.clone())?)
             .map_err(csv_err)?;
         let err_schema = schema.clone();
         let header = options.header;
         Ok(CsvSource {
             chunks: Rechunker {
-                path: path.to_path_buf(),
-                schema,
-                inner: Box::new(reader),
-                pending: None,
-                rows_read: 0,
-                poisoned: false,
-                map_err: Box::new(move |path, e, _| csv_error(path, e, &err_schema, header)),
+                progress: Some((bytes_read, file_len)),
+                ..Rechunker::new(
+                    path,
+                    Format::Csv,
+                    schema,
+                    Box::new(reader),
+                    Box::new(move |path, e, _| csv_error(path, e, &err_schema, header)),
+                )
             },
-            bytes_read,
-            file_len,
         })
     }
 }
 
-impl BatchSource for CsvSource {
-    fn path(&self) -> &Path {
-        &self.chunks.path
-    }
-    fn format(&self) -> Format {
-        Format::Csv
-    }
-    fn schema(&self) -> SchemaRef {
-        self.chunks.schema.clone()
-    }
-    fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError> {
-        self.chunks.next_batch(max_rows)
-    }
-    fn total_rows(&self) -> Option<u64> {
-        None
-    }
-    fn rows_read(&self) -> u64 {
-        self.chunks.rows_read
-    }
-    fn progress_bytes(&self) -> Option<(u64, u64)> {
-        Some((self.bytes_read.load(Ordering::Relaxed), self.file_len))
-    }
+/// About how many bytes a decoded CSV row takes: vectors are text (about 12 bytes a
+/// component), text columns are taken as 32 bytes, other values 8.
+fn csv_row_bytes(target: Option<&TableSchema>, schema: &Schema) -> f64 {
+    let column = |name: &str| {
+        let ty = target.and_then(|t| crate::mapping::match_column(t, name).map(|(_, c)| c.ty));
+        match ty {
+            Some(ColumnType::Vector { dim }) => 12.0 * f64::from(dim),
+            Some(ColumnType::Scalar(ScalarType::Text)) | None => 32.0,
+            Some(ColumnType::Scalar(_)) => 8.0,
+        }
+    };
+    schema.fields().iter().map(|f| column(f.name())).sum()
 }
 
 enum VecsInner {
@@ -629,7 +767,6 @@ impl BatchSource for VecsSource {
 /// asked for.
 pub struct MemorySource {
     chunks: Rechunker,
-    total_rows: u64,
 }
 
 impl MemorySource {
@@ -638,36 +775,15 @@ impl MemorySource {
         let total_rows = batches.iter().map(|b| b.num_rows() as u64).sum();
         MemorySource {
             chunks: Rechunker {
-                path: path.to_path_buf(),
-                schema,
-                inner: Box::new(batches.into_iter().map(Ok)),
-                pending: None,
-                rows_read: 0,
-                poisoned: false,
-                map_err: Box::new(|path, e, _| DatasetError::invalid(path, e.to_string())),
+                total_rows: Some(total_rows),
+                ..Rechunker::new(
+                    path,
+                    Format::Parquet,
+                    schema,
+                    Box::new(batches.into_iter().map(Ok)),
+                    Box::new(|path, e, _| DatasetError::invalid(path, e.to_string())),
+                )
             },
-            total_rows,
         }
-    }
-}
-
-impl BatchSource for MemorySource {
-    fn path(&self) -> &Path {
-        &self.chunks.path
-    }
-    fn format(&self) -> Format {
-        Format::Parquet
-    }
-    fn schema(&self) -> SchemaRef {
-        self.chunks.schema.clone()
-    }
-    fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>, DatasetError> {
-        self.chunks.next_batch(max_rows)
-    }
-    fn total_rows(&self) -> Option<u64> {
-        Some(self.total_rows)
-    }
-    fn rows_read(&self) -> u64 {
-        self.chunks.rows_read
     }
 }

@@ -35,6 +35,15 @@ fn export(path: &Path, batches: &[RecordBatch], options: &ExportOptions) {
     .unwrap();
 }
 
+/// Parquet with row groups of `rows` rows.
+fn export_in_groups(path: &Path, batches: &[RecordBatch], rows: usize) {
+    let options = ExportOptions {
+        row_group_rows: rows,
+        ..ExportOptions::default()
+    };
+    export(path, batches, &options);
+}
+
 fn open_table(path: &Path, t: &vela_engine::TableSchema) -> Result<TableSource, DatasetError> {
     TableSource::open(path, t, &ImportOptions::default())
 }
@@ -57,14 +66,7 @@ fn parquet_round_trip_in_any_batch_size() {
     let path = dir.path().join("docs.parquet");
     let batches = vec![docs_batch(0, 700, 8), docs_batch(700, 300, 8)];
     let expected = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
-    export(
-        &path,
-        &batches,
-        &ExportOptions {
-            row_group_rows: 256,
-            ..ExportOptions::default()
-        },
-    );
+    export_in_groups(&path, &batches, 256);
     for max_rows in [1, 7, 256, 300, 5000] {
         // A decode size that does not divide the row groups, to exercise re-chunking.
         let options = SourceOptions {
@@ -312,6 +314,130 @@ fn large_row_groups_are_read_in_bounded_batches() {
     }
     assert_eq!(seen, 60_000);
     assert_eq!(ts.rows_done(), 60_000);
+}
+
+#[test]
+fn next_rows_gives_the_rows_of_next_batch_in_batches_bounded_by_rows_and_bytes() {
+    let dir = tmp();
+    let path = dir.path().join("docs.parquet");
+    let batches = vec![docs_batch(0, 700, 8), docs_batch(700, 300, 8)];
+    export_in_groups(&path, &batches, 256);
+    let t = docs_table(8);
+    let expected = rows_of(
+        &t,
+        &drain_table(&mut open_table(&path, &t).unwrap(), 1000).unwrap(),
+    );
+    let options = ImportOptions {
+        source: SourceOptions {
+            decode_rows: 100,
+            ..SourceOptions::default()
+        },
+        ..ImportOptions::default()
+    };
+    // By rows: batches of exactly max_rows rows (spanning decode chunks and row groups).
+    for max_rows in [1, 7, 100, 333, 5000] {
+        let mut ts = TableSource::open(&path, &t, &options).unwrap();
+        let mut got = Vec::new();
+        while let Some(b) = ts.next_rows(max_rows, usize::MAX).unwrap() {
+            assert_eq!(b.first_row, got.len() as u64);
+            assert_eq!(
+                b.len(),
+                max_rows.min(1000 - got.len()),
+                "max_rows {max_rows}"
+            );
+            assert!(b.bytes > 0);
+            got.extend(b.rows);
+        }
+        assert_eq!(got, expected, "max_rows {max_rows}");
+        assert_eq!(ts.rows_done(), 1000);
+    }
+    // By bytes: a budget of about 50 rows cuts batches there, whatever max_rows says.
+    let mut ts = TableSource::open(&path, &t, &options).unwrap();
+    let first = ts.next_rows(10, usize::MAX).unwrap().unwrap();
+    let row_bytes = first.bytes / first.len();
+    let budget = 50 * row_bytes;
+    let mut got = first.rows;
+    let mut sizes = Vec::new();
+    while let Some(b) = ts.next_rows(1000, budget).unwrap() {
+        assert!(
+            b.len() <= 60 && b.bytes < budget + budget / 5,
+            "{} rows, {} bytes",
+            b.len(),
+            b.bytes
+        );
+        sizes.push(b.len());
+        got.extend(b.rows);
+    }
+    assert_eq!(got, expected);
+    // Only the last batch is short.
+    assert!(
+        sizes[..sizes.len() - 1].iter().all(|&n| n >= 45),
+        "{sizes:?}"
+    );
+    // A bad value mid-batch is an error naming its row; the earlier rows of the batch are not
+    // handed out.
+    let bad = dir.path().join("bad.parquet");
+    let mut b = docs_batch(0, 300, 8);
+    let mut cols = b.columns().to_vec();
+    let mut values = cols[5]
+        .as_fixed_size_list()
+        .values()
+        .as_primitive::<Float32Type>()
+        .values()
+        .to_vec();
+    values[250 * 8 + 3] = f32::NAN;
+    cols[5] = Arc::new(fsl(8, values));
+    b = RecordBatch::try_new(b.schema(), cols).unwrap();
+    export(&bad, &[b], &ExportOptions::default());
+    let mut ts = TableSource::open(&bad, &t, &options).unwrap();
+    let e = ts.next_rows(1000, usize::MAX).unwrap_err().to_string();
+    assert!(e.contains("row 251") && e.contains("\"embedding\""), "{e}");
+}
+
+#[test]
+fn wide_rows_are_decoded_in_fewer_rows_per_chunk() {
+    let dir = tmp();
+    let path = dir.path().join("wide.parquet");
+    // 2,000 rows of 256-d vectors (about 1.1 KiB a row uncompressed) in one row group.
+    export_in_groups(&path, &[docs_batch(0, 2000, 256)], 2000);
+    let chunk = |decode_bytes: usize| {
+        let options = SourceOptions {
+            decode_bytes,
+            ..SourceOptions::default()
+        };
+        let mut source = open_source(&path, &options, None).unwrap();
+        let first = source.next_chunk(10_000).unwrap().unwrap().num_rows();
+        // next_chunk never joins chunks: the next one starts where this one ended.
+        if let Some(second) = source.next_chunk(10_000).unwrap() {
+            assert_eq!(
+                second.column(0).as_primitive::<Int64Type>().value(0),
+                first as i64
+            );
+        }
+        first
+    };
+    // Unbounded bytes: the whole row group fits one 8,192-row chunk.
+    assert_eq!(chunk(usize::MAX), 2000);
+    // 256 KiB: about 230 rows of ~1.1 KiB.
+    let rows = chunk(256 << 10);
+    assert!((150..=300).contains(&rows), "{rows}");
+    // Never fewer than 64 rows, however small the budget.
+    assert_eq!(chunk(1), 64);
+}
+
+#[test]
+fn key_index_finds_the_displayed_key() {
+    use vela_datasets::key_index;
+    let keys = [Value::BigInt(5), Value::BigInt(-3), Value::Text("x".into())];
+    assert_eq!(key_index(&keys, "-3"), Some(1));
+    assert_eq!(key_index(&keys, "x"), Some(2));
+    assert_eq!(key_index(&keys, "7"), None);
+    assert_eq!(key_index(&keys, ""), None);
+    // A slice counts its own rows only.
+    let b = docs_batch(0, 1000, 8);
+    let whole = vela_datasets::slice_bytes(&b);
+    let part = vela_datasets::slice_bytes(&b.slice(0, 100));
+    assert!(part * 8 < whole && part * 12 > whole, "{part} of {whole}");
 }
 
 // ---------------------------------------------------------------- the Arrow mapping
@@ -600,14 +726,7 @@ fn missing_file_and_directory_are_named() {
 fn truncated_and_corrupt_parquet_files_are_errors_not_panics() {
     let dir = tmp();
     let good = dir.path().join("good.parquet");
-    export(
-        &good,
-        &[docs_batch(0, 400, 8)],
-        &ExportOptions {
-            row_group_rows: 100,
-            ..ExportOptions::default()
-        },
-    );
+    export_in_groups(&good, &[docs_batch(0, 400, 8)], 100);
     let bytes = std::fs::read(&good).unwrap();
     let t = docs_table(8);
     let read_all = |p: &Path| -> Result<usize, DatasetError> {

@@ -64,7 +64,6 @@ use vela_datasets::{
     BatchSizer, BatchWriter, CsvOptions, DatasetError, ExportOptions, Format, ImportOptions,
     MapOptions, SizerConfig, SourceOptions, TableSource,
 };
-use vela_engine::arrow_conv;
 use vela_engine::catalog::{Key, TableSchema, Value};
 
 use crate::engine::{row_key, Row, TableWrite, WriteOp};
@@ -388,7 +387,8 @@ fn copy_from(
     let mut done = Committed::default();
     loop {
         let started = Instant::now();
-        let batch = match source.next_batch(sizer.next_rows()) {
+        // Rows straight from the file's decoded chunks: the batch never exists as Arrow data.
+        let batch = match source.next_rows(sizer.next_rows(), sizer.byte_budget()) {
             Ok(Some(b)) => b,
             Ok(None) => break,
             Err(e) => {
@@ -402,8 +402,7 @@ fn copy_from(
                 })
             }
         };
-        let n = batch.num_rows() as u64;
-        let first = source.rows_done().saturating_sub(n);
+        let (n, first, bytes) = (batch.len() as u64, batch.first_row, batch.bytes);
         let bad_batch = |code: &'static str, what: String| QueryError::Copy {
             code,
             message: format!(
@@ -413,11 +412,10 @@ fn copy_from(
                 done.describe()
             ),
         };
-        let rows = arrow_conv::batch_to_rows(&target, &batch)
-            .map_err(|e| bad_batch("22000", e.to_string()))?;
         let rows: Vec<Row> = match columns {
-            None => rows,
-            Some(cols) => rows
+            None => batch.rows,
+            Some(cols) => batch
+                .rows
                 .into_iter()
                 .map(|r| {
                     let mut full = vec![Value::Null; schema.columns.len()];
@@ -449,7 +447,7 @@ fn copy_from(
         }
         done.rows += n;
         done.batches += 1;
-        sizer.record(n as usize, batch.get_array_memory_size(), started.elapsed());
+        sizer.record(n as usize, bytes, started.elapsed());
         if let Some(p) = progress {
             p(done.rows, total);
         }

@@ -136,6 +136,11 @@ pub fn drain_table(source: &mut TableSource, max_rows: usize) -> Result<RecordBa
     Ok(arrow::compute::concat_batches(&schema, &parts).unwrap())
 }
 
+/// The engine rows of a batch in the table's shape.
+pub fn rows_of(t: &TableSchema, b: &RecordBatch) -> Vec<Vec<vela_engine::catalog::Value>> {
+    vela_engine::arrow_conv::batch_to_rows(t, b).unwrap()
+}
+
 /// One batch from columns (names and arrays).
 pub fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
     let fields: Vec<Field> = columns
