@@ -1,5 +1,6 @@
 //! The engine: catalog, write path (WAL -> apply turnstile -> store -> publish), recovery,
-//! checkpoints and the background worker.
+//! checkpoints and the background threads (worker: persist sealed segments, optimizer,
+//! checkpoints; linker: unindexed tails into graphs).
 //!
 //! Write path: a batch (one table's ops, or a transaction's ops on several tables via
 //! `write_many`, logged as one `WriteMany` entry) is validated against the schemas, encoded and appended to the WAL as one
@@ -7,7 +8,9 @@
 //! Then the writer waits its turn: entries are applied in strict LSN order (the writer holding
 //! LSN `L` waits until `L - 1` is applied). Applying plans the batch against the current state
 //! (a duplicate key on `INSERT` rejects the whole batch, deterministically, so WAL replay makes
-//! the same decision), inserts new vectors into the appendable segments (invisible to readers),
+//! the same decision), adds new versions to the appendable segments (invisible to readers):
+//! into their unindexed tails while the shard's tails stay within `tail_rows` (always during
+//! replay), else into their graphs;
 //! writes one atomic store batch (rows + the applied LSN marker), and publishes the row-map
 //! changes under the write locks of every table it touches (taken in table-id order).
 //!
@@ -53,8 +56,9 @@ type Manifest = (u64, u32, bool, u32, Vec<u8>);
 const CHUNK_BYTES: usize = 4 << 20;
 /// Store operations gathered per write during replay.
 const REPLAY_BATCH_OPS: usize = 16_384;
-/// Deferred graph inserts a segment gathers during replay before they are done in bulk.
-const REPLAY_GRAPH_ROWS: usize = 100_000;
+/// Tail versions the linker links per step (one `insert_batch`): large enough to keep every
+/// core busy, small enough that a checkpoint or a close waits little for it.
+const LINK_CHUNK: usize = 8_192;
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -73,6 +77,11 @@ pub struct EngineOptions {
     pub rewrite_tombstone_ratio: f64,
     /// Sealed segments smaller than this are merged together by the optimizer.
     pub merge_below_rows: usize,
+    /// Most versions a shard's unindexed tails hold after a live write: a write that fits
+    /// leaves its vectors to the background linker (searches cover them exactly meanwhile);
+    /// one that does not links them itself before it is acknowledged (back-pressure). WAL
+    /// replay always uses the tails. 0: live writes always link inline.
+    pub tail_rows: usize,
 }
 
 impl Default for EngineOptions {
@@ -87,6 +96,7 @@ impl Default for EngineOptions {
             background: true,
             rewrite_tombstone_ratio: 0.2,
             merge_below_rows: 20_000,
+            tail_rows: 8_192,
         }
     }
 }
@@ -107,13 +117,74 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     checkpoints: AtomicU64,
     replayed: AtomicU64,
+    /// Wakes the background threads (new tail rows, close).
+    signal: Arc<Signal>,
+}
+
+/// A stop flag and a condition variable shared by the engine and its background threads.
+#[derive(Default)]
+struct Signal {
+    stopped: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Signal {
+    /// Waits up to `timeout` for a wake-up; returns whether the threads must stop.
+    fn wait(&self, timeout: Duration) -> bool {
+        let mut stopped = self.stopped.lock();
+        if !*stopped {
+            self.cv.wait_for(&mut stopped, timeout);
+        }
+        *stopped
+    }
+    /// Sleeps `period` (wake-ups do not shorten it); returns whether the threads must stop.
+    fn sleep(&self, period: Duration) -> bool {
+        let deadline = Instant::now() + period;
+        let mut stopped = self.stopped.lock();
+        while !*stopped && !self.cv.wait_until(&mut stopped, deadline).timed_out() {}
+        *stopped
+    }
+    fn wake(&self) {
+        self.cv.notify_all();
+    }
+    fn stop(&self) {
+        *self.stopped.lock() = true;
+        self.cv.notify_all();
+    }
+}
+
+/// The background threads (worker: persist sealed segments, optimizer, checkpoints; linker:
+/// unindexed tails into graphs). Stopped and joined by [`Engine::close`] or when the last
+/// engine handle is dropped; they hold only weak references to the engine.
+struct Background {
+    signal: Arc<Signal>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Background {
+    fn stop(&self) {
+        self.signal.stop();
+        let handles = std::mem::take(&mut *self.handles.lock());
+        let me = std::thread::current().id();
+        for h in handles {
+            if h.thread().id() != me {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// The engine. Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
-    worker: Arc<Mutex<Option<JoinHandle<()>>>>,
+    background: Arc<Background>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -174,6 +245,7 @@ impl Engine {
             closed: AtomicBool::new(false),
             checkpoints: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
+            signal: Arc::new(Signal::default()),
         });
         inner.load()?;
         let loaded = started.elapsed();
@@ -185,36 +257,69 @@ impl Engine {
             "engine opened"
         );
         let engine = Engine {
+            background: Arc::new(Background {
+                signal: inner.signal.clone(),
+                handles: Mutex::new(Vec::new()),
+            }),
             inner,
-            worker: Arc::new(Mutex::new(None)),
         };
         if engine.inner.opts.background {
-            engine.start_worker();
+            engine.start_background();
         }
         Ok(engine)
     }
 
-    fn start_worker(&self) {
-        let weak = Arc::downgrade(&self.inner);
+    fn start_background(&self) {
+        let (weak, signal) = (Arc::downgrade(&self.inner), self.inner.signal.clone());
         let interval = self.inner.opts.background_interval;
-        let spawned = std::thread::Builder::new()
-            .name("vela-engine-bg".into())
-            .spawn(move || {
-                let mut last_checkpoint = Instant::now();
-                loop {
-                    std::thread::sleep(interval);
-                    let Some(inner) = weak.upgrade() else { return };
-                    if inner.closed.load(Ordering::Acquire) {
-                        return;
-                    }
-                    if let Err(e) = inner.background_step(&mut last_checkpoint) {
-                        tracing::warn!(error = %e, "background step failed");
+        let worker = move || {
+            let mut last_checkpoint = Instant::now();
+            while !signal.sleep(interval) {
+                let Some(inner) = weak.upgrade() else { return };
+                if let Err(e) = inner.background_step(&mut last_checkpoint) {
+                    tracing::warn!(error = %e, "background step failed");
+                }
+            }
+        };
+        let (weak, signal) = (Arc::downgrade(&self.inner), self.inner.signal.clone());
+        let linker = move || {
+            // Its own pool: the global one stays free for searches, which it would otherwise
+            // queue behind a whole chunk.
+            let pool = rayon::ThreadPoolBuilder::new()
+                .thread_name(|i| format!("vela-link-{i}"))
+                .build();
+            let pool = match pool {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no linker pool; tails are linked by writers");
+                    return;
+                }
+            };
+            let mut idle = false;
+            while !(idle && signal.wait(interval)) {
+                let Some(inner) = weak.upgrade() else { return };
+                if *signal.stopped.lock() || inner.poisoned.lock().is_some() {
+                    return;
+                }
+                match pool.install(|| inner.link_step()) {
+                    Ok(n) => idle = n == 0,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "linking an unindexed tail failed");
+                        idle = true;
                     }
                 }
-            });
-        match spawned {
-            Ok(h) => *self.worker.lock() = Some(h),
-            Err(e) => tracing::warn!(error = %e, "could not start the background worker"),
+            }
+        };
+        type Job = Box<dyn FnOnce() + Send>;
+        let threads: [(&str, Job); 2] = [
+            ("vela-engine-bg", Box::new(worker)),
+            ("vela-engine-link", Box::new(linker)),
+        ];
+        for (name, f) in threads {
+            match std::thread::Builder::new().name(name.into()).spawn(f) {
+                Ok(h) => self.background.handles.lock().push(h),
+                Err(e) => tracing::warn!(error = %e, name, "could not start a background thread"),
+            }
         }
     }
 
@@ -384,10 +489,26 @@ impl Engine {
         self.inner.checkpoint()
     }
 
-    /// Persists sealed segments and runs one optimizer pass (what the background worker does).
+    /// Links every unindexed tail, persists sealed segments and runs one optimizer pass (what
+    /// the background threads do).
     pub fn run_maintenance(&self) -> Result<()> {
+        self.link_tails()?;
         self.inner.persist_sealed()?;
         self.inner.optimize()
+    }
+
+    /// Links every version waiting in an unindexed tail (after WAL replay, a load, or small
+    /// live writes) into its segment's graphs now, on the caller's rayon pool; the background
+    /// linker does the same in chunks. Returns the versions taken from tails.
+    pub fn link_tails(&self) -> Result<u64> {
+        let mut total = 0u64;
+        loop {
+            let n = self.inner.link_step()?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+        }
     }
 
     /// Writes a consistent backup of the store into `dir` after a checkpoint (the WAL below the
@@ -413,9 +534,7 @@ impl Engine {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        if let Some(h) = self.worker.lock().take() {
-            let _ = h.join();
-        }
+        self.background.stop();
         if self.inner.poisoned.lock().is_some() {
             return Ok(());
         }
@@ -644,17 +763,21 @@ impl Inner {
                 }
             }
         }
+        let mut tailed = false;
         if rejected.is_none() {
-            // Replay mode: graph inserts are queued and done in bulk (`flush_deferred`).
-            let defer = self.replay_buf.lock().is_some();
+            // Replay: every new version goes to an unindexed tail, linked after open.
+            let replay = self.replay_buf.lock().is_some();
             for (i, (t, changes)) in planned.iter().enumerate() {
-                if let Err(e) = t.prepare(changes, defer) {
-                    // `prepare` undid its own table; undo the tables prepared before it.
-                    for (t, changes) in planned.iter().take(i) {
-                        t.unprepare(changes);
+                match t.prepare(changes, replay, self.opts.tail_rows) {
+                    Ok(tail) => tailed |= tail,
+                    Err(e) => {
+                        // `prepare` undid its own table; undo the tables prepared before it.
+                        for (t, changes) in planned.iter().take(i) {
+                            t.unprepare(changes);
+                        }
+                        rejected = Some(e);
+                        break;
                     }
-                    rejected = Some(e);
-                    break;
                 }
             }
         }
@@ -669,11 +792,9 @@ impl Inner {
             t.store_ops(changes, &mut batch);
         }
         self.store_write(batch)?;
-        let sealed = publish_all(&planned, self.opts.seal_rows)?;
-        if self.replay_buf.lock().is_some() {
-            for (t, _) in &planned {
-                t.flush_deferred(REPLAY_GRAPH_ROWS)?;
-            }
+        let sealed = publish_all(lsn, &planned, self.opts.seal_rows)?;
+        if tailed {
+            self.signal.wake();
         }
         for (((t, _), outcome), sealed) in planned.iter().zip(&outcomes).zip(&sealed) {
             inc(&t.counters.rows_inserted, outcome.inserted);
@@ -721,15 +842,21 @@ impl Inner {
             return Err(e);
         }
         let table = Arc::new(Table::new(table_id, schema)?);
+        table.published.store(lsn, Ordering::Release);
+        let replaying = self.replay_buf.lock().is_some();
         {
             let old_shards = old.state.read();
             let mut new_shards = table.state.write();
             for (o, n) in old_shards.iter().zip(new_shards.iter_mut()) {
                 n.keys = o.keys.clone();
                 n.by_id = o.by_id.clone();
-                let rows: Vec<&Arc<Row>> = n.keys.values().collect();
-                rows.par_iter()
-                    .try_for_each(|r| n.appendable.insert(r.row_id, &r.values))?;
+                let mut rows: Vec<Arc<Row>> = n.keys.values().cloned().collect();
+                rows.sort_by_key(|r| r.row_id);
+                if replaying {
+                    n.appendable.append_tail(rows);
+                } else {
+                    n.appendable.insert_rows(&rows, &|_| true)?;
+                }
             }
         }
         let json = serde_json::to_vec(&table.schema)
@@ -871,18 +998,15 @@ impl Inner {
                 continue;
             }
             let covered: HashSet<u64> = sh.segments().flat_map(|s| s.ids()).collect();
-            let mut missing: Vec<&Arc<Row>> = sh
+            let mut missing: Vec<Arc<Row>> = sh
                 .by_id
                 .values()
                 .filter(|r| !covered.contains(&r.row_id))
+                .cloned()
                 .collect();
             missing.sort_by_key(|r| r.row_id);
-            for r in missing {
-                sh.appendable.defer(r.clone());
-            }
-            let by_id = &sh.by_id;
-            sh.appendable
-                .flush_deferred(&|id| by_id.contains_key(&id))?;
+            // Searchable at once (exactly); the linker adds them to the graphs.
+            sh.appendable.append_tail(missing);
         }
         drop(shards);
         Ok(table)
@@ -915,15 +1039,6 @@ impl Inner {
         *self.replay_buf.lock() = None;
         replayed?;
         flushed?;
-        // The graph inserts deferred by replay, in bulk: only versions still live enter.
-        let graphs = Instant::now();
-        for t in self.tables_snapshot() {
-            t.flush_deferred(1)?;
-        }
-        tracing::info!(
-            secs = graphs.elapsed().as_secs_f64(),
-            "replayed rows inserted into the graphs"
-        );
         let last = self.log.last_lsn();
         let applied = self.applied.lock();
         if last > *applied {
@@ -935,13 +1050,19 @@ impl Inner {
         drop(applied);
         self.replayed.fetch_add(count, Ordering::Relaxed);
         let secs = started.elapsed().as_secs_f64();
-        tracing::info!(entries = count, secs, "WAL replayed");
+        let tails: usize = self.tables_snapshot().iter().map(|t| t.tail_rows()).sum();
+        tracing::info!(entries = count, secs, unlinked = tails, "WAL replayed");
         Ok(())
     }
 
     /// Writes a segment's blob and manifest (replacing an earlier one).
-    fn persist_segment(&self, table: &Table, shard: u32, seg: &Segment) -> Result<()> {
-        let (bytes, len) = seg.to_bytes();
+    /// With `wait` false, a segment whose tail a linker is linking right now is skipped (its
+    /// rows stay covered by the `rows` column family; a load puts them into a tail).
+    fn persist_segment(&self, table: &Table, shard: u32, seg: &Segment, wait: bool) -> Result<()> {
+        let Some((bytes, len)) = seg.to_bytes(wait) else {
+            tracing::debug!(segment = seg.id, "segment being linked: persisted later");
+            return Ok(());
+        };
         let mut batch = StoreWrite {
             lsn: self.last_lsn.load(Ordering::Relaxed),
             ..StoreWrite::default()
@@ -971,8 +1092,9 @@ impl Inner {
         Ok(())
     }
 
-    /// Persists sealed segments that have no blob yet (no engine lock needed: they are
-    /// immutable apart from tombstones, and liveness is recomputed on load).
+    /// Persists sealed segments that have no blob yet and no unindexed tail (no engine lock
+    /// needed: they are immutable apart from tombstones and tail linking, and liveness is
+    /// recomputed on load). One with a tail waits until the linker has emptied it.
     fn persist_sealed(&self) -> Result<()> {
         let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
         for t in tables {
@@ -982,13 +1104,13 @@ impl Inner {
                 .iter()
                 .enumerate()
                 .flat_map(|(i, s)| s.sealed.iter().map(move |g| (i as u32, g.clone())))
-                .filter(|(_, g)| !g.is_persisted())
+                .filter(|(_, g)| !g.is_persisted() && g.tail_len() == 0)
                 .collect();
             for (shard, seg) in todo {
                 let span =
                     tracing::debug_span!("seal", table = %t.schema.name, shard, segment = seg.id);
                 let _enter = span.enter();
-                self.persist_segment(&t, shard, &seg)?;
+                self.persist_segment(&t, shard, &seg, true)?;
             }
         }
         Ok(())
@@ -998,24 +1120,40 @@ impl Inner {
         let span = tracing::info_span!("checkpoint");
         let _enter = span.enter();
         self.persist_sealed()?;
+        // Sealed segments still linking their tails: partial blobs (linked versions only),
+        // outside the turnstile (they take no new rows).
+        let unpersisted = |t: &Table, appendable: bool| -> Vec<(u32, Arc<Segment>)> {
+            t.state
+                .read()
+                .iter()
+                .enumerate()
+                .flat_map(|(i, s)| {
+                    let segs: Vec<&Arc<Segment>> = if appendable {
+                        vec![&s.appendable]
+                    } else {
+                        s.sealed.iter().collect()
+                    };
+                    segs.into_iter().map(move |g| (i as u32, g.clone()))
+                })
+                .filter(|(_, g)| !g.is_persisted())
+                .collect()
+        };
+        let tables = self.tables_snapshot();
+        for t in tables.iter().filter(|t| !t.schema.indexes.is_empty()) {
+            for (shard, seg) in unpersisted(t, false) {
+                self.persist_segment(t, shard, &seg, true)?;
+            }
+        }
         let lsn = {
-            // Under the turnstile: appendable snapshots match the applied LSN exactly.
+            // Under the turnstile: appendable snapshots match the applied LSN exactly. One a
+            // linker is busy with is skipped rather than waited for (writers wait on us).
             let applied = self.applied.lock();
-            let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
-            for t in tables {
+            for t in self.tables_snapshot() {
                 if t.schema.indexes.is_empty() {
                     continue;
                 }
-                let segs: Vec<(u32, Arc<Segment>)> = t
-                    .state
-                    .read()
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(i, s)| s.segments().map(move |g| (i as u32, g.clone())))
-                    .filter(|(_, g)| !g.is_persisted())
-                    .collect();
-                for (shard, seg) in segs {
-                    self.persist_segment(&t, shard, &seg)?;
+                for (shard, seg) in unpersisted(&t, true) {
+                    self.persist_segment(&t, shard, &seg, false)?;
                 }
             }
             *applied
@@ -1050,6 +1188,19 @@ impl Inner {
         crate::optimizer::run(self)
     }
 
+    /// Links one chunk of unindexed tail versions of every table that has some; returns the
+    /// versions linked (0: every tail is empty).
+    fn link_step(&self) -> Result<usize> {
+        let mut n = 0;
+        for t in self.tables_snapshot() {
+            if self.closed.load(Ordering::Acquire) {
+                break;
+            }
+            n += t.link_some(LINK_CHUNK)?;
+        }
+        Ok(n)
+    }
+
     pub(crate) fn tables_snapshot(&self) -> Vec<Arc<Table>> {
         self.tables.read().values().cloned().collect()
     }
@@ -1065,7 +1216,7 @@ impl Inner {
     }
 
     pub(crate) fn persist(&self, table: &Table, shard: u32, seg: &Segment) -> Result<()> {
-        self.persist_segment(table, shard, seg)
+        self.persist_segment(table, shard, seg, true)
     }
 
     pub(crate) fn forget_segment(&self, table: &Table, seg: u64) -> Result<()> {
@@ -1104,6 +1255,7 @@ impl Inner {
                     searches: load(&c.searches),
                     seals: load(&c.seals),
                     merges: load(&c.merges),
+                    unlinked_rows: shards.iter().map(|s| s.tail_rows() as u64).sum(),
                     write_latency: c.write_latency.snapshot(),
                     search_latency: c.search_latency.snapshot(),
                     shards: shards

@@ -11,7 +11,8 @@
 //!   tables: ONE WAL entry, one store batch, published together; all or nothing),
 //!   `search(table, &SearchRequest) -> Vec<SearchHit>`, `get(table, &Key) -> Option<Arc<Row>>`,
 //!   `scan(table, Option<RowPredicate>) -> Vec<Arc<Row>>` (ordered by primary key),
-//!   `schema`, `tables`, `row_count`, `checkpoint`, `backup_store`, `metrics`, `close`.
+//!   `schema`, `tables`, `row_count`, `checkpoint`, `backup_store`, `metrics`,
+//!   `run_maintenance`, `link_tails`, `close`.
 //! - Catalog types in [`catalog`]: [`TableSchema`], [`ColumnDef`], [`ColumnType`],
 //!   [`ScalarType`], [`Value`], [`Key`], [`VectorIndexDef`], [`HnswConfig`].
 //! - Arrow conversion in [`arrow_conv`]: `RecordBatch` -> rows and rows -> `RecordBatch`.
@@ -23,12 +24,14 @@
 //! ```text
 //! Engine ── catalog: name -> Arc<Table>            (engine.rs)
 //!   │  write: validate -> WAL append (group commit) -> turnstile (LSN order)
-//!   │         -> plan (dup keys) -> vectors into appendable graphs (invisible)
+//!   │         -> plan (dup keys) -> vectors into appendable graphs or tail (invisible)
 //!   │         -> one store batch (rows + applied LSN) -> publish under table write lock
 //!   ├─ Table ── RwLock<Vec<Shard>>                  (table.rs, search.rs)
 //!   │    └─ Shard: key -> Arc<Row>, row_id -> Arc<Row>, appendable + sealed Segments
-//!   │         └─ Segment: one HnswIndex per indexed vector column + its row ids (segment.rs)
-//!   └─ background: persist sealed segments, optimizer (optimizer.rs), checkpoints
+//!   │         └─ Segment: one HnswIndex per indexed vector column, its linked row ids
+//!   │           and its unindexed tail (searched exactly until linked)   (segment.rs)
+//!   └─ background: persist sealed segments, optimizer (optimizer.rs), checkpoints;
+//!      linker: unindexed tails -> graphs
 //! ```
 //!
 //! # Invariants
@@ -49,14 +52,21 @@
 //! - **Segments**: a row version (`row_id = lsn << 20 | position`) is live iff the shard's key
 //!   map points at it; a segment's other ids are tombstones. On load, liveness is recomputed
 //!   from the rows, and rows not covered by a persisted segment go into the appendable one.
-//! - **Replay**: `apply_writes` is the one apply function; in replay mode (the replay buffer
-//!   is set) new versions are queued in their segment instead of entering its graphs, and
-//!   inserted in bulk (`insert_batch`) every 100k rows per segment and at the end of replay,
-//!   only those still live then (a queued version superseded or deleted later never enters a
-//!   graph; one flushed earlier is tombstoned as usual). Queued versions count in a segment's
-//!   length, so sealing decides as in the live path.
+//! - **Unindexed tails**: a segment's versions are linked (graph nodes) or in its tail. Replay
+//!   (`apply_writes` in replay mode: the replay buffer is set), loading rows no blob covers,
+//!   and live writes that fit `EngineOptions::tail_rows` per shard put new versions in the
+//!   appendable segment's tail: visible when published like any version, found by exact
+//!   search. The background linker (own thread and rayon pool) links tails in chunks with
+//!   `insert_batch`, without the table lock; a version is in the graph before it leaves the
+//!   tail and searches scan tails before graphs, so none is ever missed. Versions dead by then
+//!   get no node. A live write over the limit links its own vectors inline (back-pressure), so
+//!   tails grow past the limit only by replay/load, i.e. by what was written since the last
+//!   checkpoint. Tail versions count in a segment's length, so sealing decides as before.
 //! - **Checkpoint**: persist unpersisted segments (appendable ones as snapshots, under the
 //!   turnstile), sync the WAL, flush the store at the applied LSN, drop WAL files below it.
+//!   A blob covers its segment's linked versions only; tail versions are uncovered rows, which
+//!   a load puts into tails again. The background persists a sealed segment only once its
+//!   tail is empty (a checkpoint may write a partial blob; it is rewritten once linked).
 
 pub mod arrow_conv;
 pub mod backend;

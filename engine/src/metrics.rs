@@ -133,6 +133,8 @@ pub struct TableMetrics {
     pub searches: u64,
     pub seals: u64,
     pub merges: u64,
+    /// Versions in unindexed tails (searched exactly until the linker links them).
+    pub unlinked_rows: u64,
     pub write_latency: LatencySummary,
     pub search_latency: LatencySummary,
     pub shards: Vec<ShardMetrics>,

@@ -11,8 +11,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
 use crate::engine::Inner;
 use crate::error::Result;
 use crate::metrics::inc;
@@ -72,8 +70,7 @@ fn optimize_shard(inner: &Inner, t: &Arc<Table>, shard: usize) -> Result<()> {
     let span = tracing::info_span!("merge", table = %t.schema.name, shard, segments = victims.len(), rows = rows.len());
     let _enter = span.enter();
     let merged = Arc::new(Segment::new(t.alloc_segment_id(), &t.schema)?);
-    rows.par_iter()
-        .try_for_each(|r| merged.insert(r.row_id, &r.values))?;
+    merged.insert_rows(&rows, &|_| true)?;
     merged.seal();
     let victim_ids: HashSet<u64> = victims.iter().map(|v| v.id).collect();
     let swapped = inner.with_apply_lock(|| {

@@ -1,12 +1,15 @@
 //! Vector search and scans over a table: fan out over shards (rayon) and, within a shard, over
 //! its segments; merge the top-k.
 //!
-//! A search runs under the table's read lock, so it sees one prefix of applied batches. A row
+//! A search runs under the table's read lock, so it sees one prefix of applied batches. Each
+//! segment is searched twice: its unindexed tail (versions not linked yet) exactly, then its
+//! graphs by HNSW; hits are merged by row id. A row
 //! filter is pushed into each segment's filtered HNSW search (the index chooses between a
 //! filter-aware traversal and exact search over matching rows from the filter's selectivity).
 //! Columns without an index, a metric other than the index's, or `exact = true` are answered by
 //! exact search over the shard's live rows.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -79,13 +82,17 @@ fn check_query(query: &[f32], dim: usize) -> Result<()> {
     Ok(())
 }
 
+/// The `k` nearest hits, nearest first (ties by key). A version found twice (in a tail and a
+/// graph while a linker moves it, or in two segments after a crash during a merge) counts
+/// once, at its smallest distance.
 fn merge_top_k(mut hits: Vec<SearchHit>, k: usize) -> Vec<SearchHit> {
     hits.sort_by(|a, b| {
         a.distance
             .total_cmp(&b.distance)
             .then(a.row.key.cmp(&b.row.key))
     });
-    hits.dedup_by(|a, b| a.row.row_id == b.row.row_id);
+    let mut seen = HashSet::with_capacity(hits.len());
+    hits.retain(|h| seen.insert(h.row.row_id));
     hits.truncate(k);
     hits
 }
@@ -128,6 +135,15 @@ fn index_shard(shard: &Shard, col: usize, req: &SearchRequest<'_>) -> Result<Vec
         let Some(index) = seg.index_on(col) else {
             continue;
         };
+        // The unindexed tail first, exactly: a version a linker moves meanwhile is in the
+        // graph before it leaves the tail, so it is found in one or the other (or both).
+        let tail_visible = |r: &Row| {
+            shard.by_id.contains_key(&r.row_id) && req.filter.is_none_or(|f| f(&r.values))
+        };
+        for (distance, row) in seg.search_tail(col, index.metric(), req.query, req.k, &tail_visible)
+        {
+            hits.push(SearchHit { distance, row });
+        }
         if index.is_empty() {
             continue;
         }

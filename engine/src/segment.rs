@@ -7,19 +7,30 @@
 //! version is live when the shard's row map points at its id; a segment's other ids are
 //! tombstones (deleted in the graphs so searches skip them, still traversed).
 //!
-//! Persistence: a segment serializes to one blob (see [`Segment::to_bytes`]), stored in chunks in
-//! the store's `index` column family, with a manifest in `meta`.
+//! **Unindexed tail.** A segment's row versions are either *linked* (nodes of its graphs) or in
+//! its *tail*: versions that arrived by WAL replay, by loading rows no blob covers, or by a
+//! small live write, and wait for the background linker ([`Segment::link_tail`], chunks
+//! through `HnswIndex::insert_batch`). Searches cover the tail by exact search
+//! ([`Segment::search_tail`]) and the graphs by HNSW. A linker inserts a chunk into the graphs
+//! *before* it leaves the tail, and a search scans the tail *before* the graphs, so a search
+//! racing a linker sees each version at least once (duplicates are merged by row id).
+//!
+//! Persistence: a segment serializes to one blob (see [`Segment::to_bytes`]) covering its linked
+//! versions only, stored in chunks in the store's `index` column family, with a manifest. Tail
+//! versions are not in the blob: on load they are rows no blob covers, and go to the appendable
+//! segment's tail again. A sealed segment is written by the background only once its tail is
+//! empty (a checkpoint may write a partial blob, rewritten once the tail is linked).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
-use crate::catalog::{TableSchema, VectorIndexDef};
+use crate::catalog::{TableSchema, Value, VectorIndexDef};
 use crate::codec::{put_str, put_u32, put_u64, Reader};
 use crate::error::{EngineError, Result};
-use crate::index::{HnswIndex, HnswParams};
+use crate::index::{HnswIndex, HnswParams, Metric};
 use crate::table::Row;
 
 /// Magic and version of the segment blob format.
@@ -32,15 +43,23 @@ pub(crate) struct SegmentIndex {
     pub index: HnswIndex,
 }
 
+/// The row versions of a segment.
+#[derive(Default)]
+struct Members {
+    /// Versions linked into the graphs (live or not), in link order.
+    linked: Vec<u64>,
+    /// Versions not linked yet, in arrival order.
+    tail: Vec<Arc<Row>>,
+}
+
 /// A segment of a shard.
 pub(crate) struct Segment {
     pub id: u64,
     pub indexes: Vec<SegmentIndex>,
-    /// Every row version id ever inserted into this segment (live or not), in insertion order.
-    ids: Mutex<Vec<u64>>,
-    /// Row versions whose graph inserts are deferred (WAL replay, rows loaded without a
-    /// covering blob), in arrival order; [`Segment::flush_deferred`] inserts them in bulk.
-    deferred: Mutex<Vec<Arc<Row>>>,
+    members: RwLock<Members>,
+    /// Held while a chunk of the tail is linked and while the blob is serialized, so a blob's
+    /// graphs hold exactly its linked ids.
+    linking: Mutex<()>,
     /// Set once the segment takes no more rows.
     sealed: AtomicBool,
     /// Number of ids when the segment was last persisted (a blob covering them exists).
@@ -73,8 +92,8 @@ impl Segment {
         Ok(Segment {
             id,
             indexes,
-            ids: Mutex::new(Vec::new()),
-            deferred: Mutex::new(Vec::new()),
+            members: RwLock::new(Members::default()),
+            linking: Mutex::new(()),
             sealed: AtomicBool::new(false),
             persisted_len: AtomicU64::new(0),
         })
@@ -86,9 +105,14 @@ impl Segment {
     pub fn seal(&self) {
         self.sealed.store(true, Ordering::Release);
     }
-    /// Row versions ever inserted (deferred ones included).
+    /// Row versions ever added (linked and tail).
     pub fn len(&self) -> usize {
-        self.ids.lock().len() + self.deferred.lock().len()
+        let m = self.members.read();
+        m.linked.len() + m.tail.len()
+    }
+    /// Row versions waiting in the tail.
+    pub fn tail_len(&self) -> usize {
+        self.members.read().tail.len()
     }
     /// Whether every id is covered by the last persisted blob.
     pub fn is_persisted(&self) -> bool {
@@ -97,55 +121,54 @@ impl Segment {
     pub fn mark_persisted(&self, len: u64) {
         self.persisted_len.store(len, Ordering::Release);
     }
+    /// Every row version id of the segment, linked ones first, then the tail's.
     pub fn ids(&self) -> Vec<u64> {
-        self.ids.lock().clone()
+        let m = self.members.read();
+        let mut ids = Vec::with_capacity(m.linked.len() + m.tail.len());
+        ids.extend_from_slice(&m.linked);
+        ids.extend(m.tail.iter().map(|r| r.row_id));
+        ids
     }
 
     /// Adds one row version: its vectors go into each index whose column is not NULL.
-    pub fn insert(&self, row_id: u64, values: &[crate::catalog::Value]) -> Result<()> {
+    pub fn insert(&self, row_id: u64, values: &[Value]) -> Result<()> {
         if self.indexes.is_empty() {
             return Ok(());
         }
         for ix in &self.indexes {
-            if let Some(crate::catalog::Value::Vector(v)) = values.get(ix.column) {
+            if let Some(Value::Vector(v)) = values.get(ix.column) {
                 if !ix.index.contains(row_id) {
                     ix.index.insert(row_id, v)?;
                 }
             }
         }
-        self.ids.lock().push(row_id);
+        self.members.write().linked.push(row_id);
         Ok(())
     }
 
-    /// Adds one row version whose graph inserts wait for [`Segment::flush_deferred`]. It counts
-    /// in [`Segment::len`] at once (sealing decisions stay those of [`Segment::insert`]).
-    pub fn defer(&self, row: Arc<Row>) {
-        if !self.indexes.is_empty() {
-            self.deferred.lock().push(row);
-        }
-    }
-
-    /// Row versions waiting for their graph inserts.
-    pub fn deferred_len(&self) -> usize {
-        self.deferred.lock().len()
-    }
-
-    /// Inserts the deferred row versions that are still live (`live`) into every index with
-    /// [`HnswIndex::insert_batch`] (parallel linking); the others were superseded or deleted
-    /// meanwhile and never enter the graphs, exactly as if inserted then tombstoned. Every id
-    /// joins the segment's ids in arrival order.
-    pub fn flush_deferred(&self, live: &dyn Fn(u64) -> bool) -> Result<()> {
-        let rows = std::mem::take(&mut *self.deferred.lock());
-        if rows.is_empty() {
+    /// Adds row versions in bulk: every index links the non-NULL vectors of the rows `keep`
+    /// accepts with [`HnswIndex::insert_batch`] (in parallel on the current rayon pool); the
+    /// others count as linked tombstones. Every id joins the linked ids.
+    pub fn insert_rows(&self, rows: &[Arc<Row>], keep: &dyn Fn(&Row) -> bool) -> Result<()> {
+        if self.indexes.is_empty() || rows.is_empty() {
             return Ok(());
         }
+        self.link_rows(rows, keep)?;
+        self.members
+            .write()
+            .linked
+            .extend(rows.iter().map(|r| r.row_id));
+        Ok(())
+    }
+
+    fn link_rows(&self, rows: &[Arc<Row>], keep: &dyn Fn(&Row) -> bool) -> Result<()> {
         for ix in &self.indexes {
             let dim = ix.index.dim();
             let mut ids = Vec::with_capacity(rows.len());
             let mut vectors = Vec::with_capacity(rows.len() * dim);
-            for r in &rows {
-                if let Some(crate::catalog::Value::Vector(v)) = r.values.get(ix.column) {
-                    if live(r.row_id) && !ix.index.contains(r.row_id) {
+            for r in rows {
+                if let Some(Value::Vector(v)) = r.values.get(ix.column) {
+                    if keep(r) && !ix.index.contains(r.row_id) {
                         ids.push(r.row_id);
                         vectors.extend_from_slice(v);
                     }
@@ -153,8 +176,95 @@ impl Segment {
             }
             ix.index.insert_batch(&ids, &vectors)?;
         }
-        self.ids.lock().extend(rows.iter().map(|r| r.row_id));
         Ok(())
+    }
+
+    /// Adds row versions to the tail: searchable at once (exactly), linked later.
+    pub fn append_tail(&self, rows: impl IntoIterator<Item = Arc<Row>>) {
+        if !self.indexes.is_empty() {
+            self.members.write().tail.extend(rows);
+        }
+    }
+
+    /// Removes versions of a rejected batch from the tail.
+    pub fn remove_from_tail(&self, ids: &HashSet<u64>) {
+        let _linker = self.linking.lock();
+        self.members
+            .write()
+            .tail
+            .retain(|r| !ids.contains(&r.row_id));
+    }
+
+    /// Links the oldest `max` versions of the tail into the graphs ([`Segment::insert_rows`]
+    /// with `live` deciding, once for the chunk, which versions still deserve a node) and only
+    /// then moves them from the tail to the linked ids. Returns the ids moved (the caller
+    /// tombstones those that died while they were linked).
+    pub fn link_tail(
+        &self,
+        max: usize,
+        live: &dyn Fn(&[Arc<Row>]) -> Vec<bool>,
+    ) -> Result<Vec<u64>> {
+        let _linker = self.linking.lock();
+        let chunk: Vec<Arc<Row>> = self.members.read().tail.iter().take(max).cloned().collect();
+        if chunk.is_empty() {
+            return Ok(Vec::new());
+        }
+        let alive: HashSet<u64> = chunk
+            .iter()
+            .zip(live(&chunk))
+            .filter(|(_, l)| *l)
+            .map(|(r, _)| r.row_id)
+            .collect();
+        self.link_rows(&chunk, &|r| alive.contains(&r.row_id))?;
+        let ids: Vec<u64> = chunk.iter().map(|r| r.row_id).collect();
+        let mut m = self.members.write();
+        // Only linkers (holding `linking`) remove from the tail, and appends go to its end, so
+        // the chunk is still its prefix.
+        let prefix = m.tail.len() >= chunk.len()
+            && m.tail.iter().zip(&chunk).all(|(a, b)| Arc::ptr_eq(a, b));
+        if !prefix {
+            return Err(EngineError::Corrupt(format!(
+                "segment {}: the tail changed under its linker",
+                self.id
+            )));
+        }
+        m.tail.drain(..chunk.len());
+        m.linked.extend_from_slice(&ids);
+        Ok(ids)
+    }
+
+    /// The `k` nearest tail versions `visible` accepts, by exact search on column position
+    /// `column` under `metric`, nearest first.
+    pub fn search_tail(
+        &self,
+        column: usize,
+        metric: Metric,
+        query: &[f32],
+        k: usize,
+        visible: &dyn Fn(&Row) -> bool,
+    ) -> Vec<(f32, Arc<Row>)> {
+        let m = self.members.read();
+        if m.tail.is_empty() || k == 0 {
+            return Vec::new();
+        }
+        let mut hits: Vec<(f32, Arc<Row>)> = m
+            .tail
+            .iter()
+            .filter_map(|r| match r.values.get(column) {
+                Some(Value::Vector(v)) if visible(r) => {
+                    Some((metric.distance(query, v), r.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        drop(m);
+        let order = |a: &(f32, Arc<Row>), b: &(f32, Arc<Row>)| a.0.total_cmp(&b.0);
+        if hits.len() > k {
+            hits.select_nth_unstable_by(k - 1, order);
+            hits.truncate(k);
+        }
+        hits.sort_by(order);
+        hits
     }
 
     /// Tombstones a row version in every index (no-op for ids this segment does not hold).
@@ -172,10 +282,17 @@ impl Segment {
             .map(|i| &i.index)
     }
 
-    /// Serializes the ids and every index's graph (`HnswIndex::to_bytes`: vectors, graph,
-    /// id map, tombstones, checksummed), so loading needs no rebuild.
-    pub fn to_bytes(&self) -> (Vec<u8>, u64) {
-        let ids = self.ids();
+    /// Serializes the linked ids and every index's graph (`HnswIndex::to_bytes`: vectors,
+    /// graph, id map, tombstones, checksummed), so loading needs no rebuild. The tail is not
+    /// included. Returns the blob and the number of ids it covers; `None` when `wait` is false
+    /// and a linker is busy with the tail (the graphs hold versions the ids do not list yet).
+    pub fn to_bytes(&self, wait: bool) -> Option<(Vec<u8>, u64)> {
+        let _linker = if wait {
+            self.linking.lock()
+        } else {
+            self.linking.try_lock()?
+        };
+        let ids = self.members.read().linked.clone();
         let graphs: Vec<Vec<u8>> = self.indexes.iter().map(|ix| ix.index.to_bytes()).collect();
         let total: usize = graphs.iter().map(|g| g.len() + 64).sum();
         let mut out = Vec::with_capacity(64 + ids.len() * 8 + total);
@@ -192,7 +309,7 @@ impl Segment {
             put_u64(&mut out, g.len() as u64);
             out.extend_from_slice(g);
         }
-        (out, ids.len() as u64)
+        Some((out, ids.len() as u64))
     }
 
     /// Loads a segment serialized by [`Segment::to_bytes`] for `schema`. `live` says which ids
@@ -232,13 +349,13 @@ impl Segment {
         for &d in ids.iter().filter(|i| !live(**i)) {
             seg.delete(d);
         }
-        *seg.ids.lock() = ids;
+        seg.members.get_mut().linked = ids;
         seg.mark_persisted(len);
         Ok(seg)
     }
 
-    /// Ids of this segment, as a set.
+    /// Ids of this segment (linked and tail), as a set.
     pub fn id_set(&self) -> HashSet<u64> {
-        self.ids.lock().iter().copied().collect()
+        self.ids().into_iter().collect()
     }
 }

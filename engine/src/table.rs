@@ -2,17 +2,18 @@
 //! application of a write batch.
 //!
 //! Visibility: a table's shards sit behind one `RwLock`. Applying a batch prepares everything
-//! outside it (vectors are inserted into the appendable segments' graphs under ids no reader
-//! can see yet, because readers only accept ids present in the row maps), writes the store, and
-//! then takes the write lock only to swap the row-map entries. Readers hold the read lock for a
-//! whole search or scan, so they see a prefix of applied batches, never half of one.
+//! outside it (new versions go into the appendable segments' graphs or unindexed tails under
+//! ids no reader can see yet, because readers only accept ids present in the row maps), writes
+//! the store, and then takes the write lock only to swap the row-map entries. Readers hold the
+//! read lock for a whole search or scan, so they see a prefix of applied batches, never half
+//! of one. The background linker ([`Table::link_some`]) takes the lock only briefly, to learn
+//! which tail versions are dead, never while it links.
 
-use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use rayon::prelude::*;
 
 use crate::backend::{Cf, StoreWrite};
 use crate::catalog::{ColumnType, Key, ScalarType, TableSchema, Value};
@@ -57,6 +58,11 @@ impl Shard {
     pub fn segments(&self) -> impl Iterator<Item = &Arc<Segment>> {
         std::iter::once(&self.appendable).chain(self.sealed.iter())
     }
+
+    /// Versions waiting in the tails of this shard's segments.
+    pub fn tail_rows(&self) -> usize {
+        self.segments().map(|g| g.tail_len()).sum()
+    }
 }
 
 /// A table at run time.
@@ -67,6 +73,8 @@ pub(crate) struct Table {
     pub counters: TableCounters,
     pub shard_counters: Vec<ShardCounters>,
     pub next_segment: AtomicU64,
+    /// LSN of the last batch published into the row maps (written under the write lock).
+    pub published: AtomicU64,
 }
 
 /// What a write batch did.
@@ -225,6 +233,7 @@ impl Table {
             state: RwLock::new(shards),
             counters: TableCounters::default(),
             next_segment: AtomicU64::new(n as u64 + 1),
+            published: AtomicU64::new(0),
         })
     }
 
@@ -314,69 +323,119 @@ impl Table {
         Ok((changes, out))
     }
 
-    /// Inserts the new versions' vectors into the appendable segments (invisible until
-    /// published; large batches in parallel). On error, tombstones what was inserted.
-    ///
-    /// With `defer` (WAL replay), the new versions are only queued in their appendable segment
-    /// ([`Segment::defer`]); [`Table::flush_deferred`] inserts the survivors in bulk later.
-    pub fn prepare(&self, changes: &[Change], defer: bool) -> Result<()> {
+    /// Adds the new versions to the appendable segments, invisible until published (readers
+    /// accept only ids of the row maps). With `replay` (WAL replay) they all go to the
+    /// segments' unindexed tails ([`Segment::append_tail`]) for the background linker. A live
+    /// batch does too for each shard whose tails stay within `tail_limit` rows; elsewhere its
+    /// vectors are inserted into the graphs now (in bulk and in parallel for large batches):
+    /// that is the back-pressure that bounds the exact-search share of a search. On error,
+    /// undoes what was added. Returns whether any version went to a tail.
+    pub fn prepare(&self, changes: &[Change], replay: bool, tail_limit: usize) -> Result<bool> {
         if self.schema.indexes.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let shards = self.state.read();
-        if defer {
-            for ch in changes {
-                if let (Some(new), Some(shard)) = (&ch.new, shards.get(ch.shard)) {
-                    shard.appendable.defer(new.clone());
-                }
+        let mut per_shard: Vec<Vec<Arc<Row>>> = vec![Vec::new(); shards.len()];
+        for ch in changes {
+            if let (Some(new), Some(rows)) = (&ch.new, per_shard.get_mut(ch.shard)) {
+                rows.push(new.clone());
             }
-            return Ok(());
         }
-        let insert = |ch: &Change| -> Result<()> {
-            match (&ch.new, shards.get(ch.shard)) {
-                (Some(new), Some(shard)) => shard.appendable.insert(new.row_id, &new.values),
-                _ => Ok(()),
+        let mut tailed = false;
+        let mut r = Ok(());
+        for (shard, rows) in shards.iter().zip(per_shard) {
+            if rows.is_empty() {
+                continue;
             }
-        };
-        let r = if changes.len() >= PARALLEL_PREPARE_ROWS {
-            changes.par_iter().try_for_each(insert)
-        } else {
-            changes.iter().try_for_each(insert)
-        };
+            if replay || shard.tail_rows() + rows.len() <= tail_limit {
+                shard.appendable.append_tail(rows);
+                tailed = true;
+            } else if rows.len() >= PARALLEL_PREPARE_ROWS {
+                r = shard.appendable.insert_rows(&rows, &|_| true);
+            } else {
+                r = rows
+                    .iter()
+                    .try_for_each(|row| shard.appendable.insert(row.row_id, &row.values));
+            }
+            if r.is_err() {
+                break;
+            }
+        }
         drop(shards);
         if r.is_err() {
             self.unprepare(changes);
         }
-        r
+        r.map(|_| tailed)
     }
 
-    /// Inserts the deferred row versions of every segment holding at least `min` of them into
-    /// its graphs (bulk, parallel), skipping versions no longer live. Segments are flushed in
-    /// parallel too.
-    pub fn flush_deferred(&self, min: usize) -> Result<()> {
-        if self.schema.indexes.is_empty() {
-            return Ok(());
-        }
+    /// Links up to `max` tail versions of one segment (sealed segments first, so they can be
+    /// persisted) into its graphs; versions no longer live get no node, and those that die
+    /// while being linked are tombstoned after. Holds the table's read lock only briefly, never
+    /// while linking. Returns the versions taken from the tail (0: no tail left).
+    pub fn link_some(&self, max: usize) -> Result<usize> {
+        let work = {
+            let shards = self.state.read();
+            shards.iter().enumerate().find_map(|(i, sh)| {
+                sh.sealed
+                    .iter()
+                    .chain(std::iter::once(&sh.appendable))
+                    .find(|g| g.tail_len() > 0)
+                    .map(|g| (i, g.clone()))
+            })
+        };
+        let Some((shard, seg)) = work else {
+            return Ok(0);
+        };
+        let live = |rows: &[Arc<Row>]| -> Vec<bool> {
+            let shards = self.state.read();
+            rows.iter()
+                .map(|r| !self.is_dead(shards.get(shard), r.row_id))
+                .collect()
+        };
+        let linked = seg.link_tail(max, &live)?;
         let shards = self.state.read();
-        let work: Vec<(&Shard, &Arc<Segment>)> = shards
-            .iter()
-            .flat_map(|sh| sh.segments().map(move |g| (sh, g)))
-            .filter(|(_, g)| g.deferred_len() >= min.max(1))
-            .collect();
-        work.par_iter()
-            .try_for_each(|(sh, g)| g.flush_deferred(&|id| sh.by_id.contains_key(&id)))
+        for &id in &linked {
+            if self.is_dead(shards.get(shard), id) {
+                seg.delete(id);
+            }
+        }
+        Ok(linked.len())
     }
 
-    /// Tombstones a prepared (never published) batch's new versions in the appendable
-    /// segments: the batch was rejected after `prepare`.
+    /// Whether a version is dead for good: published (its batch's LSN is at most the last
+    /// published one) and no longer in the row map. A version of a batch being applied is in a
+    /// tail before it is published, and is not dead. Call under the table's lock.
+    fn is_dead(&self, shard: Option<&Shard>, row_id: u64) -> bool {
+        row_id >> 20 <= self.published.load(Ordering::Acquire)
+            && !shard.is_some_and(|s| s.by_id.contains_key(&row_id))
+    }
+
+    /// Versions waiting in the tails of this table's segments.
+    pub fn tail_rows(&self) -> usize {
+        self.state.read().iter().map(Shard::tail_rows).sum()
+    }
+
+    /// Removes a prepared (never published) batch's new versions from the appendable segments
+    /// (graphs: tombstoned; tails: removed): the batch was rejected after `prepare`.
     pub fn unprepare(&self, changes: &[Change]) {
         if self.schema.indexes.is_empty() {
             return;
         }
         let shards = self.state.read();
+        let mut tails: Vec<HashSet<u64>> = vec![HashSet::new(); shards.len()];
         for ch in changes {
-            if let (Some(new), Some(shard)) = (&ch.new, shards.get(ch.shard)) {
-                shard.appendable.delete(new.row_id);
+            if let (Some(new), Some(t)) = (&ch.new, tails.get_mut(ch.shard)) {
+                t.insert(new.row_id);
+            }
+        }
+        // Out of the tails first (no linker runs meanwhile), then out of the graphs, which
+        // also covers versions a linker took before.
+        for (shard, ids) in shards.iter().zip(&tails) {
+            if !ids.is_empty() {
+                shard.appendable.remove_from_tail(ids);
+                for &id in ids {
+                    shard.appendable.delete(id);
+                }
             }
         }
     }
@@ -447,8 +506,10 @@ impl Table {
 /// taken, in table-id order (readers hold one table's lock at a time, writers are serialised
 /// by the turnstile, so this cannot deadlock), the row maps are swapped, and only then are the
 /// locks released; a reader sees all of the batches or none. Then the replaced versions are
-/// tombstoned under the read locks. Returns each table's sealed segments, in input order.
+/// tombstoned under the read locks. `lsn` is the entry's; it becomes each table's `published`.
+/// Returns each table's sealed segments, in input order.
 pub(crate) fn publish_all(
+    lsn: u64,
     items: &[(Arc<Table>, Vec<Change>)],
     seal_rows: usize,
 ) -> Result<Vec<Vec<Arc<Segment>>>> {
@@ -470,8 +531,9 @@ pub(crate) fn publish_all(
         }
     }
     for (i, guard) in guards.iter_mut() {
-        if let Some((_, changes)) = items.get(*i) {
+        if let Some((t, changes)) = items.get(*i) {
             Table::swap_in(guard, changes);
+            t.published.fetch_max(lsn, Ordering::AcqRel);
         }
     }
     let mut sealed: Vec<Vec<Arc<Segment>>> = vec![Vec::new(); items.len()];

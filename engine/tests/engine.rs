@@ -8,5 +8,6 @@ mod engine {
     pub mod model;
     pub mod optimizer;
     pub mod rocks;
+    pub mod tail;
     pub mod transactions;
 }

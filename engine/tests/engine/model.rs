@@ -1,7 +1,10 @@
 //! Model-based test: random DDL, upserts/inserts/updates/deletes, checkpoints, maintenance,
 //! clean reopens and simulated crashes (the store keeps only a prefix of its unflushed batches)
 //! against a `BTreeMap` model. After every step the rows read back equal the model, and exact
-//! search equals brute force over the model.
+//! search equals brute force over the model. So does the index search (segments this small are
+//! searched exactly by the index), over linked graphs and unindexed tails alike: replayed and
+//! loaded rows and small writes wait in tails until `Link`/`Maintain`, and each reopen cycles
+//! the tail limit of live writes (all to tails, all linked inline, mixed per shard).
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
@@ -9,7 +12,9 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use vela_engine::{Engine, EngineError, Key, MemLog, MemStore, Metric, Op, SearchRequest, Value};
+use vela_engine::{
+    Engine, EngineError, EngineOptions, Key, MemLog, MemStore, Metric, Op, SearchRequest, Value,
+};
 
 use super::common::*;
 
@@ -22,6 +27,8 @@ enum Action {
     WriteMany(bool, Vec<(u8, i64, u8)>, Vec<(u8, i64, u8)>),
     Checkpoint,
     Maintain,
+    /// Link every unindexed tail into the graphs.
+    Link,
     Reopen,
     Crash(u8),
     Search(usize, u8),
@@ -41,6 +48,7 @@ fn action() -> impl Strategy<Value = Action> {
             .prop_map(|(swap, a, b)| Action::WriteMany(swap, a, b)),
         2 => Just(Action::Checkpoint),
         2 => Just(Action::Maintain),
+        1 => Just(Action::Link),
         1 => Just(Action::Reopen),
         2 => any::<u8>().prop_map(Action::Crash),
         3 => (0..2usize, any::<u8>()).prop_map(|(t, q)| Action::Search(t, q)),
@@ -119,16 +127,25 @@ struct World {
     log: Arc<MemLog>,
     store: Arc<MemStore>,
     model: Model,
+    opens: usize,
 }
 
+/// The live-write tail limits cycled through by reopens.
+const TAIL_LIMITS: [usize; 3] = [8_192, 0, 5];
+
 impl World {
-    fn open(log: Arc<MemLog>, store: Arc<MemStore>, model: Model) -> World {
-        let engine = Engine::open(log.clone(), store.clone(), test_options(6)).unwrap();
+    fn open(log: Arc<MemLog>, store: Arc<MemStore>, model: Model, opens: usize) -> World {
+        let opts = EngineOptions {
+            tail_rows: TAIL_LIMITS[opens % TAIL_LIMITS.len()],
+            ..test_options(6)
+        };
+        let engine = Engine::open(log.clone(), store.clone(), opts).unwrap();
         World {
             engine,
             log,
             store,
             model,
+            opens,
         }
     }
 
@@ -210,17 +227,25 @@ impl World {
             Action::Checkpoint => {
                 self.engine.checkpoint().unwrap();
             }
-            Action::Maintain => self.engine.run_maintenance().unwrap(),
+            Action::Maintain | Action::Link => {
+                if matches!(a, Action::Maintain) {
+                    self.engine.run_maintenance().unwrap();
+                } else {
+                    self.engine.link_tails().unwrap();
+                }
+                let m = self.engine.metrics();
+                assert!(m.tables.iter().all(|t| t.unlinked_rows == 0), "{m:?}");
+            }
             Action::Reopen => {
                 self.engine.close().unwrap();
                 let model = std::mem::take(&mut self.model);
-                *self = World::open(self.log.clone(), self.store.clone(), model);
+                *self = World::open(self.log.clone(), self.store.clone(), model, self.opens + 1);
             }
             Action::Crash(keep) => {
                 let keep = *keep as usize % (self.store.unflushed() + 1);
                 let (log, store) = (self.log.crash(), self.store.crash(keep));
                 let model = std::mem::take(&mut self.model);
-                *self = World::open(log, store, model);
+                *self = World::open(log, store, model, self.opens + 1);
             }
             Action::Search(t, q) => {
                 let query = vector(*q);
@@ -229,7 +254,7 @@ impl World {
                 };
                 let mut req = SearchRequest::new("v", &query, 5);
                 req.exact = true;
-                let hits = self.engine.search(&name(*t), &req).unwrap();
+                let exact = self.engine.search(&name(*t), &req).unwrap();
                 let mut expected: Vec<(f32, i64)> = table
                     .iter()
                     .filter_map(|(k, r)| match &r[3] {
@@ -239,28 +264,34 @@ impl World {
                     .collect();
                 expected.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
                 expected.truncate(5);
-                let got: Vec<(f32, i64)> = hits
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.distance,
-                            match h.row.key {
-                                Key::BigInt(k) => k,
-                                _ => -1,
-                            },
-                        )
-                    })
-                    .collect();
-                assert_eq!(got, expected);
-                // The graph search returns live rows with their true distances.
+                let keyed = |hits: &[vela_engine::SearchHit]| -> Vec<(f32, i64)> {
+                    hits.iter()
+                        .map(|h| {
+                            let Key::BigInt(k) = h.row.key else { panic!() };
+                            assert_eq!(table.get(&k), Some(&h.row.values));
+                            (h.distance, k)
+                        })
+                        .collect()
+                };
+                assert_eq!(keyed(&exact), expected, "exact search");
+                // The index search (graphs + tails) over segments this small is exact too.
                 let hits = self
                     .engine
                     .search(&name(*t), &SearchRequest::new("v", &query, 5))
                     .unwrap();
-                for h in hits {
-                    let Key::BigInt(k) = h.row.key else { panic!() };
-                    assert_eq!(table.get(&k), Some(&h.row.values));
+                // Ties at the k-th distance may pick other keys: compare distances, and check
+                // each hit is a distinct live row at its true distance.
+                let got = keyed(&hits);
+                let dist = |v: &[(f32, i64)]| v.iter().map(|h| h.0).collect::<Vec<_>>();
+                assert_eq!(dist(&got), dist(&expected), "index search: {got:?}");
+                for (d, k) in &got {
+                    let Value::Vector(v) = &table[k][3] else {
+                        panic!()
+                    };
+                    assert_eq!(*d, Metric::L2.distance(&query, v));
                 }
+                let keys: std::collections::HashSet<i64> = got.iter().map(|h| h.1).collect();
+                assert_eq!(keys.len(), got.len(), "a row returned twice: {got:?}");
             }
         }
     }
@@ -312,7 +343,7 @@ fn engine_matches_a_btreemap_model() {
     );
     runner
         .run(&prop::collection::vec(action(), 1..60), |actions| {
-            let mut w = World::open(MemLog::new(true), MemStore::new(), Model::new());
+            let mut w = World::open(MemLog::new(true), MemStore::new(), Model::new(), 0);
             let start = [Action::Create(0), Action::Create(1)];
             for a in start.iter().chain(&actions) {
                 w.step(a);

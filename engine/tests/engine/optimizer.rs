@@ -2,7 +2,9 @@
 //! tombstone-heavy segments, and recall@10 stays within 0.01 of a fresh build of the survivors.
 
 use rand::{Rng, SeedableRng};
-use vela_engine::{Engine, Key, Op, SearchRequest, Value};
+use std::sync::Arc;
+
+use vela_engine::{Engine, EngineOptions, Key, MemLog, MemStore, Op, SearchRequest, Value};
 
 use super::common::*;
 
@@ -46,6 +48,18 @@ fn load(e: &Engine, rows: &[(i64, Vec<f32>)]) {
     }
 }
 
+/// An in-memory engine whose writes link inline (no unindexed tails: this test compares
+/// graphs).
+fn graph_engine(seal_rows: usize) -> (Engine, Arc<MemLog>, Arc<MemStore>) {
+    let (log, store) = (MemLog::new(true), MemStore::new());
+    let opts = EngineOptions {
+        tail_rows: 0,
+        ..test_options(seal_rows)
+    };
+    let e = Engine::open(log.clone(), store.clone(), opts).unwrap();
+    (e, log, store)
+}
+
 #[test]
 fn recall_after_deleting_half_is_within_001_of_a_fresh_build() {
     let seed = seed("recall_after_deleting_half");
@@ -58,7 +72,7 @@ fn recall_after_deleting_half_is_within_001_of_a_fresh_build() {
         .map(|_| (0..DIM).map(|_| rng.random::<f32>()).collect())
         .collect();
 
-    let (e, _, _) = mem_engine(1000);
+    let (e, _, _) = graph_engine(1000);
     e.create_table(docs_schema("docs", DIM as u32, 1, true))
         .unwrap();
     load(&e, &rows);
@@ -85,7 +99,7 @@ fn recall_after_deleting_half_is_within_001_of_a_fresh_build() {
     let after = recall(&e, &queries);
 
     // The baseline: a fresh index over the survivors in one segment, as the rewrite produces.
-    let (fresh, _, _) = mem_engine(10_000);
+    let (fresh, _, _) = graph_engine(10_000);
     fresh
         .create_table(docs_schema("docs", DIM as u32, 1, true))
         .unwrap();
