@@ -26,14 +26,22 @@ pub(crate) fn prefetch_lines(data: &[f32], lines: usize) {
     }
 }
 
-/// Prefetches the cache line holding `words[0]` (a neighbour list).
+/// Prefetches every cache line that `words` touches (a neighbour list: `1 + 2m` words, i.e.
+/// 132 bytes at m = 16, usually spread over three lines because lists are not line-aligned).
 #[inline(always)]
 pub(crate) fn prefetch_words<T>(words: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: as above; the pointer is never dereferenced.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(words.as_ptr() as *const i8) };
+        let start = words.as_ptr() as usize;
+        let bytes = std::mem::size_of_val(words);
+        let first = start & !63;
+        let mut line = first;
+        while line < start + bytes {
+            // SAFETY: as above; the pointer is never dereferenced.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
+            line += 64;
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
