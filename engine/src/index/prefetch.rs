@@ -1,8 +1,8 @@
-//! Software prefetch of a vector row before the graph search reaches it.
+//! Software prefetch of vector rows and neighbour lists before the graph search reads them.
 //!
-//! This is the index's only `unsafe`. `_mm_prefetch` is a hint: it never dereferences the
-//! pointer, cannot fault, and has no effect on program semantics, so calling it with any
-//! address is sound. Rust still marks it `unsafe` because it is a `#[target_feature(sse)]`
+//! One of the index's two `unsafe` modules (the other is `simd`). `_mm_prefetch` is a hint: it
+//! never dereferences the pointer, cannot fault, and has no effect on program semantics, so
+//! calling it with any address is sound. Rust still marks it `unsafe` because it is a `#[target_feature(sse)]`
 //! function; SSE is part of the x86_64 baseline, so the feature is always present there.
 //! Other architectures get the safe no-op fallback.
 #![allow(unsafe_code)] // Why: see the module doc; one intrinsic call, no memory access.
