@@ -37,6 +37,9 @@ pub enum Cf {
 /// One atomic batch of puts and deletes.
 #[derive(Debug, Default, Clone)]
 pub struct StoreWrite {
+    /// `(cf, from, to)`: every key in `[from, to)` is deleted, *before* `ops` are applied (so
+    /// a batch can clear a range and refill it).
+    pub ranges: Vec<(Cf, Vec<u8>, Vec<u8>)>,
     /// `(cf, key, Some(value))` puts, `(cf, key, None)` deletes, applied in order.
     pub ops: Vec<(Cf, Vec<u8>, Option<Vec<u8>>)>,
     /// The LSN this batch brings the store to (recorded by stores that track it).
@@ -49,6 +52,10 @@ impl StoreWrite {
     }
     pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
         self.ops.push((cf, key, None));
+    }
+    /// Deletes every key in `[from, to)` of `cf` (before the batch's other operations).
+    pub fn delete_range(&mut self, cf: Cf, from: Vec<u8>, to: Vec<u8>) {
+        self.ranges.push((cf, from, to));
     }
 }
 
@@ -191,6 +198,15 @@ struct MemStoreInner {
 }
 
 fn apply(tree: &mut Tree, batch: &StoreWrite) {
+    for (cf, from, to) in &batch.ranges {
+        let doomed: Vec<(Cf, Vec<u8>)> = tree
+            .range((*cf, from.clone())..(*cf, to.clone()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in doomed {
+            tree.remove(&k);
+        }
+    }
     for (cf, k, v) in &batch.ops {
         match v {
             Some(v) => {

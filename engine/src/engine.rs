@@ -117,6 +117,7 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     checkpoints: AtomicU64,
     replayed: AtomicU64,
+    replay_micros: AtomicU64,
     /// Wakes the background threads (new tail rows, close).
     signal: Arc<Signal>,
 }
@@ -211,6 +212,19 @@ fn chunk_key(table: u64, seg: u64, chunk: u32) -> Vec<u8> {
     k
 }
 
+/// Deletes a table's segment manifests and blobs (and rows when `rows`) in `batch`: one range
+/// per column family (table ids are never reused).
+fn delete_table_data(table_id: u64, batch: &mut StoreWrite, rows: bool) {
+    let (from, to) = (
+        table_prefix(table_id),
+        table_prefix(table_id.saturating_add(1)),
+    );
+    if rows {
+        batch.delete_range(Cf::Rows, from.clone(), to.clone());
+    }
+    batch.delete_range(Cf::Index, from, to);
+}
+
 fn be_u64(b: &[u8]) -> Result<u64> {
     let a: [u8; 8] = b
         .get(..8)
@@ -245,6 +259,7 @@ impl Engine {
             closed: AtomicBool::new(false),
             checkpoints: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
+            replay_micros: AtomicU64::new(0),
             signal: Arc::new(Signal::default()),
         });
         inner.load()?;
@@ -624,6 +639,9 @@ impl Inner {
             return self.store.write(batch);
         };
         pending.lsn = pending.lsn.max(batch.lsn);
+        // Ranges go before every gathered op: only DDL deletes ranges, and the buffer is
+        // written before a DDL entry is applied, so no gathered op precedes them.
+        pending.ranges.extend(batch.ranges);
         // One applied-LSN marker per gathered batch (added when it is written) is enough.
         pending
             .ops
@@ -656,7 +674,8 @@ impl Inner {
     fn apply(&self, lsn: u64, rec: LogRecord) -> Result<Vec<WriteOutcome>> {
         self.last_lsn.fetch_max(lsn, Ordering::Relaxed);
         if !matches!(rec, LogRecord::Write { .. } | LogRecord::WriteMany { .. }) {
-            // DDL reads the store (drop table scans its keys): make it complete first.
+            // DDL deletes key ranges, which a gathered batch applies before its ops: start a
+            // fresh one.
             self.flush_replay_buf()?;
         }
         let mut batch = StoreWrite {
@@ -691,7 +710,7 @@ impl Inner {
                     return Err(EngineError::UnknownTable(format!("#{table_id}")));
                 };
                 batch.delete(Cf::Rows, catalog_key(table_id));
-                self.delete_table_data(table_id, &mut batch, true)?;
+                delete_table_data(table_id, &mut batch, true);
                 self.store_write(batch)?;
                 self.tables.write().remove(&t.schema.name);
                 Ok(vec![WriteOutcome {
@@ -745,16 +764,17 @@ impl Inner {
                 None => groups.push((t, ops)),
             }
         }
-        for (t, _) in &groups {
+        let touched: Vec<Arc<Table>> = groups.iter().map(|(t, _)| t.clone()).collect();
+        for t in &touched {
             inc(&t.counters.batches, 1);
         }
         let mut planned: Vec<(Arc<Table>, Vec<Change>)> = Vec::with_capacity(groups.len());
         let mut outcomes = Vec::with_capacity(groups.len());
         let mut rejected = None;
-        for (t, ops) in &groups {
+        for (t, ops) in groups {
             match t.plan(lsn, ops) {
                 Ok((changes, outcome)) => {
-                    planned.push((t.clone(), changes));
+                    planned.push((t, changes));
                     outcomes.push(outcome);
                 }
                 Err(e) => {
@@ -782,7 +802,7 @@ impl Inner {
             }
         }
         if let Some(e) = rejected {
-            for (t, _) in &groups {
+            for t in &touched {
                 inc(&t.counters.batches_rejected, 1);
             }
             self.store_write(batch)?;
@@ -806,22 +826,6 @@ impl Inner {
             }
         }
         Ok(outcomes)
-    }
-
-    /// Deletes a table's segment manifests and blobs (and rows when `rows`) into `batch`.
-    fn delete_table_data(&self, table_id: u64, batch: &mut StoreWrite, rows: bool) -> Result<()> {
-        let prefix = table_prefix(table_id);
-        let mut cfs = vec![Cf::Index];
-        if rows {
-            cfs.push(Cf::Rows);
-        }
-        for cf in cfs {
-            self.store.scan_prefix(cf, &prefix, &mut |k, _| {
-                batch.delete(cf, k.to_vec());
-                Ok(true)
-            })?;
-        }
-        Ok(())
     }
 
     /// Replaces a table by one with a changed index list, its segments rebuilt over its rows.
@@ -862,7 +866,7 @@ impl Inner {
         let json = serde_json::to_vec(&table.schema)
             .map_err(|e| EngineError::Corrupt(format!("schema JSON: {e}")))?;
         batch.put(Cf::Rows, catalog_key(table_id), json);
-        self.delete_table_data(table_id, &mut batch, false)?;
+        delete_table_data(table_id, &mut batch, false);
         self.store_write(batch)?;
         self.tables.write().insert(table.schema.name.clone(), table);
         Ok(WriteOutcome {
@@ -1049,6 +1053,8 @@ impl Inner {
         }
         drop(applied);
         self.replayed.fetch_add(count, Ordering::Relaxed);
+        self.replay_micros
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         let secs = started.elapsed().as_secs_f64();
         let tails: usize = self.tables_snapshot().iter().map(|t| t.tail_rows()).sum();
         tracing::info!(entries = count, secs, unlinked = tails, "WAL replayed");
@@ -1067,6 +1073,8 @@ impl Inner {
             lsn: self.last_lsn.load(Ordering::Relaxed),
             ..StoreWrite::default()
         };
+        // The earlier blob's keys, if any, are deleted one by one: a range tombstone per
+        // persist would pile up in the `index` column family, which loads scan.
         let mut old_chunks = Vec::new();
         self.store
             .scan_prefix(Cf::Index, &manifest_key(table.id, seg.id), &mut |k, _| {
@@ -1279,6 +1287,7 @@ impl Inner {
             flushed_lsn: self.store.flushed_lsn(),
             checkpoints: self.checkpoints.load(Ordering::Relaxed),
             replayed_entries: self.replayed.load(Ordering::Relaxed),
+            replay_micros: self.replay_micros.load(Ordering::Relaxed),
             tables,
         }
     }

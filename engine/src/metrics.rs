@@ -157,6 +157,8 @@ pub struct EngineMetrics {
     pub flushed_lsn: u64,
     pub checkpoints: u64,
     pub replayed_entries: u64,
+    /// Time the WAL replay of the last open took (after loading the store), in microseconds.
+    pub replay_micros: u64,
     pub tables: Vec<TableMetrics>,
 }
 

@@ -1,6 +1,6 @@
-//! The optimizer: merges small sealed segments of a shard into one and rewrites sealed segments
-//! whose share of tombstones passes a threshold, so searches see few segments and recall does
-//! not decay under deletes.
+//! The optimizer: merges small sealed segments of a shard into one (smallest first, up to
+//! `seal_rows` live rows per merge) and rewrites sealed segments whose share of tombstones
+//! passes a threshold, so searches see few segments and recall does not decay under deletes.
 //!
 //! The new segment is built from the live rows' vectors without any engine lock (readers and
 //! writers go on). It is swapped in under the apply turnstile and the table's write lock (a
@@ -40,18 +40,31 @@ fn optimize_shard(inner: &Inner, t: &Arc<Table>, shard: usize) -> Result<()> {
         };
         let mut victims = Vec::new();
         let mut small = Vec::new();
+        let mut total = 0;
         for seg in &sh.sealed {
             let ids = seg.id_set();
             let live = ids.iter().filter(|i| sh.by_id.contains_key(i)).count();
             let dead_share = 1.0 - live as f64 / ids.len().max(1) as f64;
             if dead_share > opts.rewrite_tombstone_ratio {
                 victims.push(seg.clone());
+                total += live;
             } else if live < opts.merge_below_rows {
-                small.push(seg.clone());
+                small.push((live, seg.clone()));
             }
         }
-        if small.len() >= 2 {
-            victims.extend(small);
+        // Small segments join, smallest first, while the result stays within a sealed
+        // segment's size (merges are capped; a rewrite alone is not).
+        small.sort_by_key(|(live, g)| (*live, g.id));
+        let mut joined = Vec::new();
+        for (live, seg) in small {
+            if total + live > opts.seal_rows.max(opts.merge_below_rows) {
+                break;
+            }
+            total += live;
+            joined.push(seg);
+        }
+        if joined.len() >= 2 || (!victims.is_empty() && !joined.is_empty()) {
+            victims.extend(joined);
         }
         if victims.is_empty() {
             return Ok(());

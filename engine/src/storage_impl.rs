@@ -59,6 +59,9 @@ fn cf(c: Cf) -> vela_storage::Cf {
 impl StoreBackend for RocksStore {
     fn write(&self, batch: StoreWrite) -> Result<()> {
         let mut b = self.0.batch();
+        for (c, from, to) in &batch.ranges {
+            b.delete_range(cf(*c), from, to);
+        }
         for (c, k, v) in &batch.ops {
             match v {
                 Some(v) => b.put(cf(*c), k, v),

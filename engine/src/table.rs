@@ -244,17 +244,18 @@ impl Table {
 
     /// Plans a batch against the current state: the final change per key, or the batch's
     /// deterministic rejection (duplicate key on insert).
-    pub fn plan(&self, lsn: u64, ops: &[Op]) -> Result<(Vec<Change>, WriteOutcome)> {
+    /// The rows of `ops` move into the new versions (no copy).
+    pub fn plan(&self, lsn: u64, ops: Vec<Op>) -> Result<(Vec<Change>, WriteOutcome)> {
         let shards = self.state.read();
         let nshards = shards.len();
-        let mut overlay: HashMap<Key, usize> = HashMap::new();
-        let mut changes: Vec<Change> = Vec::new();
+        let mut overlay: HashMap<Key, usize> = HashMap::with_capacity(ops.len());
+        let mut changes: Vec<Change> = Vec::with_capacity(ops.len());
         let mut out = WriteOutcome {
             lsn,
             ..Default::default()
         };
-        for (i, op) in ops.iter().enumerate() {
-            let key = match op {
+        for (i, op) in ops.into_iter().enumerate() {
+            let key = match &op {
                 Op::Insert(r) | Op::Upsert(r) | Op::Update(r) => key_of(&self.schema, r)?,
                 Op::Delete(k) => k.clone(),
             };
@@ -276,11 +277,11 @@ impl Table {
             let Some(ch) = changes.get_mut(slot) else {
                 return Err(EngineError::Corrupt("batch plan slot out of range".into()));
             };
-            let version = |values: &Vec<Value>| {
+            let version = |values: Vec<Value>| {
                 Some(Arc::new(Row {
                     row_id: (lsn << 20) | i as u64,
                     key: key.clone(),
-                    values: values.clone(),
+                    values,
                 }))
             };
             match op {

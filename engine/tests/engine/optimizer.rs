@@ -116,3 +116,43 @@ fn recall_after_deleting_half_is_within_001_of_a_fresh_build() {
     );
     assert_eq!(e.scan("docs", None).unwrap().len(), survivors.len());
 }
+
+/// Merges are capped: twenty small sealed segments of 10 rows merge into segments of at most
+/// `max(seal_rows, merge_below_rows)` = 30 live rows, not into one; every row stays found.
+#[test]
+fn merges_are_capped_at_a_segment_size() {
+    let (log, store) = (MemLog::new(true), MemStore::new());
+    let opts = EngineOptions {
+        tail_rows: 0,
+        merge_below_rows: 30,
+        ..test_options(10)
+    };
+    let e = Engine::open(log, store, opts).unwrap();
+    e.create_table(docs_schema("docs", DIM as u32, 1, true))
+        .unwrap();
+    let rows: Vec<(i64, Vec<f32>)> = (0..200)
+        .map(|i| {
+            (
+                i,
+                (0..DIM).map(|d| ((i * 7 + d as i64) % 13) as f32).collect(),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(10) {
+        load(&e, chunk);
+    }
+    let segments = |e: &Engine| e.metrics().tables[0].shards[0].segments;
+    assert_eq!(segments(&e), 21, "20 sealed + the appendable one");
+    for _ in 0..30 {
+        e.run_maintenance().unwrap();
+    }
+    // 200 rows in merges of at most 3 segments: at least 7 sealed segments remain.
+    let after = segments(&e);
+    assert!((8..=10).contains(&after), "{after} segments after merging");
+    assert!(e.metrics().tables[0].merges >= 6);
+    for (id, v) in &rows {
+        let hits = e.search("docs", &SearchRequest::new("v", v, 1)).unwrap();
+        assert_eq!(hits[0].distance, 0.0, "row {id} is in no segment");
+    }
+    assert_eq!(e.row_count("docs").unwrap(), 200);
+}
