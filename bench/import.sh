@@ -6,7 +6,7 @@
 # Needs release builds:
 #   cargo build --release -p vela --bin vela -p vela-datasets --bin fvecs2parquet
 #   cargo build --release -p vela-bench --bin ann
-# Usage: bench/import.sh [wordnet|rand1m|fixed|all]   (OUT=/tmp/vbench by default)
+# Usage: bench/import.sh [wordnet|rand1m|fixed|noindex|all]   (OUT=/tmp/vbench by default)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/target/release
@@ -76,10 +76,31 @@ fixed() { # adaptive vs fixed batch sizes, WordNet (same table, index)
     done
 }
 
+noindex() { # adaptive vs fixed batch sizes where per-batch cost matters: 1M x 128 into a table
+    # WITHOUT a vector index (the WAL fsync and store write per batch are the cost), ROUNDS
+    # interleaved rounds (default 3); one line per run in $OUT/noindex.txt
+    rand_files
+    : > "$OUT/noindex.txt"
+    for round in $(seq 1 "${ROUNDS:-3}"); do
+        for rows in adaptive 1024 8192 65536; do
+            rm -rf "$OUT/db-noindex"
+            "$BIN/vela" "$OUT/db-noindex" -c "CREATE TABLE r (id BIGINT PRIMARY KEY, embedding VECTOR(128))" >/dev/null
+            if [ "$rows" = adaptive ]; then set --; else set -- --batch-rows "$rows"; fi
+            load=$(cut -d' ' -f1 /proc/loadavg)
+            /usr/bin/time -f "%e %U %S %M" -o "$OUT/noindex.time" \
+                "$BIN/vela" import "$OUT/db-noindex" --table r "$OUT/rand-1m-128.parquet" "$@" 2> "$OUT/noindex.err"
+            echo "round=$round batches=$rows load=$load wall,user,sys,maxrss_kb=$(tr ' ' , < "$OUT/noindex.time") $(tail -1 "$OUT/noindex.err")" \
+                | tee -a "$OUT/noindex.txt" >&2
+        done
+    done
+    rm -rf "$OUT/db-noindex"
+}
+
 case $what in
     wordnet) wordnet ;;
     rand1m) rand1m ;;
     fixed) fixed ;;
+    noindex) noindex ;;
     all) wordnet; rand1m; fixed ;;
-    *) echo "usage: $0 [wordnet|rand1m|fixed|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [wordnet|rand1m|fixed|noindex|all]" >&2; exit 2 ;;
 esac
