@@ -2,7 +2,8 @@
 //!
 //! [`EngineAdapter`] implements the query layer's narrow `Engine` trait over a [`Database`]
 //! (thin: catalog calls map one to one, a write batch becomes one engine `write_many`, rows
-//! are copied out of the engine's `Arc<Row>`s, `TRUNCATE` deletes every key in one batch).
+//! are copied out of the engine's `Arc<Row>`s — a search's hits only in the columns the query
+//! reads — and `TRUNCATE` deletes every key in one batch).
 //! [`Connection`] is a SQL session (settings, transaction, prepared statements, plan cache);
 //! [`Database::execute`] and [`Database::query`] run SQL on a fresh connection each call.
 //! Errors are [`SqlError`]s (`vela_query::QueryError`) with a SQLSTATE code; engine errors keep the
@@ -167,7 +168,7 @@ impl SqlEngine for EngineAdapter {
             .map_err(convert)?
             .into_iter()
             .map(|h| SearchHit {
-                row: h.row.values.clone(),
+                row: request.hit_row(&h.row.values),
                 distance: h.distance,
             })
             .collect())

@@ -15,6 +15,11 @@
 //! median QPS per mode and the median per-round ratio to `engine`. `VELA_BENCH_SQL_ROWS` sets
 //! the row count (default 20,000), `VELA_BENCH_SQL_ROUNDS` the rounds (default 15).
 //!
+//! `VELA_BENCH_SQL_PROFILE=<mode>` (`engine`, `sql_literal`, `sql_param`, `prepared`) instead
+//! runs only that mode, `VELA_BENCH_SQL_ROUNDS` times over the queries, and nothing else: a
+//! fixed workload to compare modes under `valgrind --tool=callgrind` (instruction counts do
+//! not depend on the machine's load).
+//!
 //! `cargo bench -p vela-bench --bench sql`.
 
 use std::hint::black_box;
@@ -279,8 +284,35 @@ fn summary(f: &mut Fixture) {
     println!();
 }
 
+/// The `VELA_BENCH_SQL_PROFILE` workload; see the module docs.
+fn profile(f: &mut Fixture, mode: &str) {
+    let Some(mode) = MODES.into_iter().find(|m| m.name() == mode) else {
+        panic!(
+            "VELA_BENCH_SQL_PROFILE={mode}: not one of engine, sql_literal, sql_param, prepared"
+        );
+    };
+    let rounds = env_usize("VELA_BENCH_SQL_ROUNDS", 15);
+    let start = Instant::now();
+    for _ in 0..rounds {
+        for i in 0..QUERIES {
+            black_box(f.run(mode, i));
+        }
+    }
+    eprintln!(
+        "sql bench: {} x {} queries of {} in {:.2} s",
+        rounds,
+        QUERIES,
+        mode.name(),
+        start.elapsed().as_secs_f64()
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let mut f = fixture();
+    if let Ok(mode) = std::env::var("VELA_BENCH_SQL_PROFILE") {
+        profile(&mut f, &mode);
+        return;
+    }
     summary(&mut f);
     let mut group = c.benchmark_group("sql");
     group

@@ -50,6 +50,29 @@ pub struct SearchRequest<'a> {
     /// Exact top-k over every row (the planner's choice for a column without a matching index);
     /// `false` lets the engine use the column's index.
     pub exact: bool,
+    /// The column positions the caller reads from the hit rows (sorted); the engine may return
+    /// NULL in the others instead of copying them (say, a 512-byte vector when only `id` is
+    /// selected). `None`: every column.
+    pub columns: Option<&'a [usize]>,
+}
+
+impl SearchRequest<'_> {
+    /// `row` as a hit of this request: whole, or with the columns not in
+    /// [`SearchRequest::columns`] set to NULL (copying only what is read).
+    pub fn hit_row(&self, row: &[Value]) -> Row {
+        match self.columns {
+            None => row.to_vec(),
+            Some(keep) => {
+                let mut out = vec![Value::Null; row.len()];
+                for &i in keep {
+                    if let (Some(slot), Some(v)) = (out.get_mut(i), row.get(i)) {
+                        *slot = v.clone();
+                    }
+                }
+                out
+            }
+        }
+    }
 }
 
 /// One search result: the row and its distance under the request's metric.

@@ -194,7 +194,7 @@ impl Engine for MemoryEngine {
                 let d = metric_distance(request.metric, v, request.query)?;
                 if !d.is_nan() {
                     hits.push(SearchHit {
-                        row: row.clone(),
+                        row: request.hit_row(row),
                         distance: d as f32,
                     });
                 }

@@ -35,10 +35,10 @@ pub struct BindContext<'a> {
 /// Binds and optimizes a query.
 pub fn plan_query(query: &Query, ctx: &mut BindContext<'_>) -> Result<QueryPlan> {
     let logical = bind_query(query, ctx)?;
-    Ok(QueryPlan {
-        root: with_init_plans(optimize(logical.root), ctx.params),
-        columns: logical.columns,
-    })
+    Ok(QueryPlan::new(
+        with_init_plans(optimize(logical.root), ctx.params),
+        logical.columns,
+    ))
 }
 
 /// Puts the statement's init plans (its uncorrelated subqueries) above `root`, to run first.
@@ -196,13 +196,13 @@ pub fn bind_values(rows: &[Vec<Expr>], params: &mut ParamTypes) -> Result<QueryP
             ty: *t,
         })
         .collect();
-    Ok(QueryPlan {
-        root: Plan::Values {
+    Ok(QueryPlan::new(
+        Plan::Values {
             rows: out_rows,
             names,
         },
         columns,
-    })
+    ))
 }
 
 /// The FROM clause: the input plan and its scope.
@@ -509,7 +509,7 @@ fn bind_select(
             names,
         }
     };
-    Ok(QueryPlan { root, columns })
+    Ok(QueryPlan::new(root, columns))
 }
 
 /// GROUP BY items may be positions (`GROUP BY 1`) or output aliases; both become the select

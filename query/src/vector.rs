@@ -35,25 +35,36 @@ pub fn parse_vector(text: &str) -> Result<Vec<f32>> {
         ));
     }
     let mut values = Vec::new();
-    for element in inner.split(',') {
+    // One pass over the bytes: elements end at ',' (ASCII, so every cut is a char boundary)
+    // and lose pgvector's whitespace (C `isspace`) on both sides.
+    let bytes = inner.as_bytes();
+    let mut start = 0;
+    while start <= bytes.len() {
+        let end = bytes
+            .get(start..)
+            .and_then(|rest| rest.iter().position(|&b| b == b','))
+            .map_or(bytes.len(), |p| start + p);
+        let element = inner
+            .get(start..end)
+            .ok_or_else(|| invalid(""))?
+            .trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c'));
+        start = end + 1;
         if values.len() >= MAX_VECTOR_DIM as usize {
             return Err(QueryError::ProgramLimitExceeded(format!(
                 "vector cannot have more than {MAX_VECTOR_DIM} dimensions"
             )));
         }
-        let element = element.trim();
         if element.is_empty() || element.starts_with('+') && element.len() == 1 {
             return Err(invalid(""));
         }
         let value: f32 = element.parse().map_err(|_| invalid(""))?;
-        let lower = element.to_ascii_lowercase();
         if value.is_nan() {
             return Err(QueryError::DataException(
                 "NaN not allowed in vector".into(),
             ));
         }
         if value.is_infinite() {
-            if lower.contains("inf") {
+            if element.to_ascii_lowercase().contains("inf") {
                 return Err(QueryError::DataException(
                     "infinite value not allowed in vector".into(),
                 ));
@@ -202,6 +213,14 @@ mod tests {
             vec![1.0, -2.5, 30.0]
         );
         assert_eq!(parse_vector("[1.5]").unwrap(), vec![1.5]);
+        assert_eq!(
+            parse_vector("[\t1,\n2 ,\r3\x0b,\x0c4]").unwrap(),
+            vec![1.0, 2.0, 3.0, 4.0]
+        );
+        assert_eq!(parse_vector("[1,2,]").unwrap_err().code(), "22P02");
+        assert_eq!(parse_vector("[,1]").unwrap_err().code(), "22P02");
+        // Only C's whitespace surrounds an element, as in pgvector.
+        assert_eq!(parse_vector("[1,\u{a0}2]").unwrap_err().code(), "22P02");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! time takes it from its first non-NULL value; a column mixing dimensions (`'[1]'::vector` and
 //! `'[1,2]'::vector` in one result) is a `22000`, as Arrow cannot hold it in one fixed-size list.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
     Array, ArrayRef, BooleanBuilder, FixedSizeListArray, Float32Array, Float32Builder,
@@ -92,9 +92,37 @@ pub fn rows_to_batches(
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let types = resolve_types(columns, rows)?;
     let schema = arrow_schema(columns, &types);
-    let mut batches = Vec::new();
+    batches_in(schema, &types, rows)
+}
+
+/// [`rows_to_batches`], taking the schema from `cached` (or storing it there) when no column's
+/// type depends on the data (no vector of unknown dimension): a statement run many times then
+/// builds its Arrow schema once.
+pub fn rows_to_batches_cached(
+    columns: &[OutputColumn],
+    rows: &[Row],
+    cached: &OnceLock<SchemaRef>,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let types = resolve_types(columns, rows)?;
+    let fixed = columns
+        .iter()
+        .all(|c| !matches!(c.ty, SqlType::Vector(None)));
+    let schema = if fixed {
+        cached.get_or_init(|| arrow_schema(columns, &types)).clone()
+    } else {
+        arrow_schema(columns, &types)
+    };
+    batches_in(schema, &types, rows)
+}
+
+fn batches_in(
+    schema: SchemaRef,
+    types: &[SqlType],
+    rows: &[Row],
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let mut batches = Vec::with_capacity(rows.len().div_ceil(BATCH_ROWS));
     for chunk in rows.chunks(BATCH_ROWS) {
-        batches.push(build_batch(&schema, &types, chunk)?);
+        batches.push(build_batch(&schema, types, chunk)?);
     }
     Ok((schema, batches))
 }

@@ -19,6 +19,7 @@ use crate::engine::{Engine, Row, TableWrite};
 use crate::error::{QueryError, Result};
 use crate::expr::aggregate::Accumulator;
 use crate::expr::eval::{compare_values, eval, eval_predicate, EvalContext, SubqueryValue};
+use crate::expr::BExpr;
 use crate::plan::explain::NodeStats;
 use crate::plan::{InitPlan, Plan, SortKey, SubqueryKind};
 
@@ -81,9 +82,9 @@ pub fn execute(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
         s.push(NodeStats::default());
         s.len() - 1
     });
-    let start = Instant::now();
+    let start = slot.map(|_| Instant::now());
     let rows = run(plan, ctx)?;
-    if let (Some(stats), Some(slot)) = (ctx.stats.as_mut(), slot) {
+    if let (Some(stats), Some(slot), Some(start)) = (ctx.stats.as_mut(), slot, start) {
         if let Some(s) = stats.get_mut(slot) {
             s.elapsed = start.elapsed();
             s.rows = rows.len();
@@ -103,6 +104,7 @@ fn execute_search(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<(Vec<Row>, O
         k,
         filter,
         exact,
+        columns,
     } = plan
     else {
         return Ok((execute(plan, ctx)?, None));
@@ -111,7 +113,7 @@ fn execute_search(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<(Vec<Row>, O
         s.push(NodeStats::default());
         s.len() - 1
     });
-    let start = Instant::now();
+    let start = slot.map(|_| Instant::now());
     let out = source::vector_search_hits(
         ctx,
         schema,
@@ -121,10 +123,11 @@ fn execute_search(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<(Vec<Row>, O
             query,
             k,
             exact: *exact,
+            columns: columns.as_deref(),
         },
         filter.as_ref(),
     )?;
-    if let (Some(stats), Some(slot)) = (ctx.stats.as_mut(), slot) {
+    if let (Some(stats), Some(slot), Some(start)) = (ctx.stats.as_mut(), slot, start) {
         if let Some(s) = stats.get_mut(slot) {
             s.elapsed = start.elapsed();
             s.rows = out.0.len();
@@ -149,6 +152,40 @@ fn top_n_by_distance(mut rows: Vec<Row>, distances: &[f32], k: usize) -> Vec<Row
     }
     rows.truncate(k);
     rows
+}
+
+/// The last column when every projected expression is a plain column reference and their
+/// positions strictly increase (`SELECT id, tag` in table order): each row can then be
+/// compacted in place ([`select_in_place`]) instead of copied into a new one.
+fn increasing_columns(exprs: &[BExpr]) -> Option<usize> {
+    let mut last: Option<usize> = None;
+    for e in exprs {
+        match e {
+            BExpr::Column(c) if last.is_none_or(|l| *c > l) => last = Some(*c),
+            _ => return None,
+        }
+    }
+    last
+}
+
+/// `row` projected onto `exprs` (strictly increasing column references, all in range: see
+/// [`increasing_columns`]), reusing its allocation: output slot `i` takes the value of column
+/// `c_i >= i`, which no earlier slot has overwritten.
+fn select_in_place(mut row: Row, exprs: &[BExpr]) -> Row {
+    for (i, e) in exprs.iter().enumerate() {
+        if let BExpr::Column(c) = e {
+            if *c != i {
+                let v = row
+                    .get_mut(*c)
+                    .map_or(Value::Null, |v| std::mem::replace(v, Value::Null));
+                if let Some(slot) = row.get_mut(i) {
+                    *slot = v;
+                }
+            }
+        }
+    }
+    row.truncate(exprs.len());
+    row
 }
 
 /// Evaluates a LIMIT/OFFSET-like count: a non-negative integer or NULL (no limit).
@@ -194,6 +231,7 @@ fn run(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
             k,
             filter,
             exact,
+            columns,
         } => source::vector_search(
             ctx,
             schema,
@@ -203,6 +241,7 @@ fn run(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
                 query,
                 k,
                 exact: *exact,
+                columns: columns.as_deref(),
             },
             filter.as_ref(),
         ),
@@ -219,6 +258,14 @@ fn run(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
         }
         Plan::Project { input, exprs, .. } => {
             let rows = execute(input, ctx)?;
+            if let Some(last) = increasing_columns(exprs) {
+                if rows.iter().all(|r| last < r.len()) {
+                    return Ok(rows
+                        .into_iter()
+                        .map(|row| select_in_place(row, exprs))
+                        .collect());
+                }
+            }
             let ectx = ctx.eval_ctx();
             rows.iter()
                 .map(|row| exprs.iter().map(|e| eval(e, row, &ectx)).collect())
@@ -445,4 +492,51 @@ fn top_n(rows: Vec<Row>, keys: &[SortKey], k: usize, ctx: &ExecContext<'_>) -> R
         return Err(e);
     }
     Ok(buf.into_iter().map(|(_, _, r)| r).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: usize) -> Row {
+        (0..n)
+            .map(|i| match i % 3 {
+                0 => Value::BigInt(i as i64),
+                1 => Value::Vector(vec![i as f32; 4]),
+                _ => Value::Null,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn in_place_projection_equals_evaluation() {
+        let ectx = EvalContext::new(&[]);
+        // Every strictly increasing selection of up to 5 of 5 columns (bit masks).
+        for mask in 1u32..32 {
+            let exprs: Vec<BExpr> = (0..5)
+                .filter(|c| mask & (1 << c) != 0)
+                .map(BExpr::Column)
+                .collect();
+            let last = increasing_columns(&exprs).expect("increasing");
+            assert_eq!(Some(last), (0..5).rev().find(|c| mask & (1 << c) != 0));
+            let want: Row = exprs
+                .iter()
+                .map(|e| eval(e, &row(5), &ectx).expect("eval"))
+                .collect();
+            assert_eq!(select_in_place(row(5), &exprs), want, "mask {mask:b}");
+        }
+    }
+
+    #[test]
+    fn only_plain_increasing_columns_are_projected_in_place() {
+        use BExpr::Column;
+        assert_eq!(increasing_columns(&[]), None);
+        assert_eq!(increasing_columns(&[Column(1), Column(0)]), None);
+        assert_eq!(increasing_columns(&[Column(1), Column(1)]), None);
+        assert_eq!(
+            increasing_columns(&[Column(0), BExpr::Literal(Value::BigInt(1))]),
+            None
+        );
+        assert_eq!(increasing_columns(&[Column(0), Column(3)]), Some(3));
+    }
 }

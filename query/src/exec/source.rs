@@ -129,6 +129,8 @@ pub struct SearchSpec<'p> {
     pub k: &'p BExpr,
     /// The engine's exact top-k (no usable index).
     pub exact: bool,
+    /// The columns read from the hits (`None`: all); see [`SearchRequest::columns`].
+    pub columns: Option<&'p [usize]>,
 }
 
 /// Up to k candidate rows nearest to the query, through the engine's index search or exact
@@ -160,6 +162,7 @@ pub fn vector_search_hits(
         query,
         k,
         exact,
+        columns,
     } = spec;
     let ectx = ctx.eval_ctx();
     let k = eval_count(k, ctx, "LIMIT", "2201W")?;
@@ -197,6 +200,7 @@ pub fn vector_search_hits(
             ef_search: ctx.ef_search,
             filter: p,
             exact,
+            columns,
         })
     })?;
     if exact && hits.len() < k {

@@ -10,6 +10,9 @@
 pub mod explain;
 pub mod optimizer;
 
+use std::sync::OnceLock;
+
+use arrow::datatypes::SchemaRef;
 use vela_engine::catalog::TableSchema;
 use vela_engine::Metric;
 
@@ -84,6 +87,10 @@ pub enum Plan {
         filter: Option<BExpr>,
         /// Exact search (no usable index) rather than an index search.
         exact: bool,
+        /// The column positions the nodes above read (`None`: all of them). The engine copies
+        /// only these out of its hit rows; the others come back NULL (rows from a fallback scan
+        /// stay whole). Set by the optimizer's column pruning.
+        columns: Option<Vec<usize>>,
     },
     Filter {
         input: Box<Plan>,
@@ -226,4 +233,18 @@ impl Plan {
 pub struct QueryPlan {
     pub root: Plan,
     pub columns: Vec<OutputColumn>,
+    /// The result's Arrow schema, built on first use when it does not depend on the data (see
+    /// [`crate::exec::batch::rows_to_batches_cached`]): a cached plan builds it once.
+    pub arrow_schema: OnceLock<SchemaRef>,
+}
+
+impl QueryPlan {
+    /// A plan returning `columns`.
+    pub fn new(root: Plan, columns: Vec<OutputColumn>) -> Self {
+        QueryPlan {
+            root,
+            columns,
+            arrow_schema: OnceLock::new(),
+        }
+    }
 }

@@ -13,6 +13,11 @@
 //!    id = 1)`) counts as a constant: it is an init plan's value, computed before the search.
 //! 4. `Limit(Sort)` with a LIMIT -> `Limit(TopN { k = LIMIT + OFFSET })`: a bounded top-k buffer
 //!    instead of a sort of every row, whatever the ORDER BY.
+//! 5. Column pruning: a `Project` over `Limit`/`TopN`/`Sort`/`Filter` nodes over a
+//!    `VectorSearch` tells the search which columns those nodes read (`SELECT id ... ORDER BY
+//!    emb <-> q LIMIT 10` reads only `id`: the Top-N right above the search orders by the
+//!    engine's distances, not by its key), so the engine copies only those out of its hits and
+//!    not, say, each hit's vector.
 
 use super::{Plan, SortKey};
 use crate::expr::{BExpr, BinaryOp, ScalarFunc};
@@ -65,11 +70,15 @@ pub fn optimize(plan: Plan) -> Plan {
             input,
             exprs,
             names,
-        } => Plan::Project {
-            input: Box::new(optimize(*input)),
-            exprs,
-            names,
-        },
+        } => {
+            let mut input = optimize(*input);
+            prune_search_columns(&mut input, &exprs);
+            Plan::Project {
+                input: Box::new(input),
+                exprs,
+                names,
+            }
+        }
         Plan::Aggregate {
             input,
             groups,
@@ -193,6 +202,57 @@ fn vector_search(input: Plan, keys: &[SortKey], limit: &BExpr, offset: Option<&B
         k: limit_plus_offset(limit, offset),
         filter,
         exact: !indexed,
+        columns: None,
+    }
+}
+
+fn add_columns(e: &BExpr, used: &mut Vec<usize>) {
+    e.visit(&mut |e| {
+        if let BExpr::Column(i) = e {
+            used.push(*i);
+        }
+    });
+}
+
+/// Rule 5: walks down from a Project's input through nodes that keep the row layout; on
+/// reaching a VectorSearch, records the columns read on the way (the Project's `exprs` and
+/// those nodes' expressions). Any other node ends the walk with nothing pruned.
+fn prune_search_columns(input: &mut Plan, exprs: &[BExpr]) {
+    let mut used = Vec::new();
+    for e in exprs {
+        add_columns(e, &mut used);
+    }
+    let mut node = input;
+    loop {
+        match node {
+            Plan::Limit { input, .. } => node = input,
+            Plan::Filter { input, predicate } => {
+                add_columns(predicate, &mut used);
+                node = input;
+            }
+            Plan::Sort { input, keys } => {
+                keys.iter().for_each(|k| add_columns(&k.expr, &mut used));
+                node = input;
+            }
+            Plan::TopN { input, keys, .. } => {
+                // The executor orders a search's hits by their distances when the Top-N has
+                // the one ascending key the optimizer searched by (rule 3); rows from a scan
+                // fallback are whole, so the key still evaluates there.
+                let by_distance = matches!(**input, Plan::VectorSearch { .. })
+                    && matches!(keys.as_slice(), [k] if k.asc);
+                if !by_distance {
+                    keys.iter().for_each(|k| add_columns(&k.expr, &mut used));
+                }
+                node = input;
+            }
+            Plan::VectorSearch { columns, .. } => {
+                used.sort_unstable();
+                used.dedup();
+                *columns = Some(used);
+                return;
+            }
+            _ => return,
+        }
     }
 }
 
@@ -201,5 +261,99 @@ fn limit_plus_offset(limit: &BExpr, offset: Option<&BExpr>) -> BExpr {
     match offset {
         Some(o) => BExpr::Binary(BinaryOp::Add, Box::new(limit.clone()), Box::new(o.clone())),
         None => limit.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::expr::bind::ParamTypes;
+    use crate::parser::parse_sql;
+    use crate::select::BindContext;
+    use crate::statement::{bind_statement, Bound};
+    use crate::{MemoryEngine, Session};
+
+    fn engine() -> Arc<MemoryEngine> {
+        let engine = Arc::new(MemoryEngine::new());
+        Session::new(engine.clone())
+            .execute(
+                "CREATE TABLE t (id BIGINT PRIMARY KEY, emb VECTOR(2), tag TEXT);
+                 CREATE INDEX ON t USING hnsw (emb vector_l2_ops)",
+                &[],
+            )
+            .expect("schema");
+        engine
+    }
+
+    fn plan(engine: &MemoryEngine, sql: &str) -> Plan {
+        let ast = parse_sql(sql).expect("parse").remove(0);
+        let mut params = ParamTypes::default();
+        let mut ctx = BindContext {
+            engine,
+            params: &mut params,
+        };
+        match bind_statement(&ast, &mut ctx).expect("bind") {
+            Bound::Query(q) => q.root,
+            other => panic!("not a query: {other:?}"),
+        }
+    }
+
+    /// The `columns` of the plan's first VectorSearch (pre-order), if it has one.
+    fn search_columns(plan: &Plan) -> Option<Option<Vec<usize>>> {
+        if let Plan::VectorSearch { columns, .. } = plan {
+            return Some(columns.clone());
+        }
+        plan.children().into_iter().find_map(search_columns)
+    }
+
+    #[test]
+    fn a_search_copies_only_the_columns_read_above_it() {
+        let e = engine();
+        let cases: [(&str, Option<Vec<usize>>); 6] = [
+            // The Top-N orders by the engine's distances: `emb` is not read.
+            (
+                "SELECT id FROM t ORDER BY emb <-> '[0,0]' LIMIT 3",
+                Some(vec![0]),
+            ),
+            // The filter runs inside the engine, on whole rows.
+            (
+                "SELECT tag FROM t WHERE id > 1 ORDER BY emb <-> '[0,0]' LIMIT 3 OFFSET 1",
+                Some(vec![2]),
+            ),
+            (
+                "SELECT id, emb <-> '[1,1]' FROM t ORDER BY emb <-> '[0,0]' LIMIT 3",
+                Some(vec![0, 1]),
+            ),
+            (
+                "SELECT * FROM t ORDER BY emb <-> $1 LIMIT 3",
+                Some(vec![0, 1, 2]),
+            ),
+            (
+                "SELECT count(*) FROM (SELECT tag FROM t ORDER BY emb <-> '[0,0]' LIMIT 3) s",
+                Some(vec![2]),
+            ),
+            // Exact top-k (another metric) prunes the same way.
+            (
+                "SELECT id FROM t ORDER BY emb <=> '[0,1]' LIMIT 3",
+                Some(vec![0]),
+            ),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(search_columns(&plan(&e, sql)), Some(want), "{sql}");
+        }
+    }
+
+    #[test]
+    fn no_search_without_a_single_ascending_distance_key() {
+        let e = engine();
+        for sql in [
+            "SELECT id FROM t ORDER BY emb <-> '[0,0]', id LIMIT 3",
+            "SELECT id FROM t ORDER BY emb <-> '[0,0]' DESC LIMIT 3",
+            "SELECT id FROM t ORDER BY emb <-> '[0,0]'",
+        ] {
+            assert_eq!(search_columns(&plan(&e, sql)), None, "{sql}");
+        }
     }
 }
