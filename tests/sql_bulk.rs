@@ -168,28 +168,33 @@ fn recall_at_10_through_sql() {
 
     let plain = "SELECT id FROM items ORDER BY embedding <-> $1 LIMIT 10";
     let filtered = "SELECT id FROM items WHERE cat < $2 ORDER BY embedding <-> $1 LIMIT 10";
-    let q0 = [Value::Vector(queries[0].clone())];
-    let q0f = [Value::Vector(queries[0].clone()), Value::BigInt(3)];
+
+    // The plan of a query (the first query vector, and `cat < 3` when filtered) names `scan`.
+    let plan_uses = |conn: &mut Connection, sql: &str, scan: &str| {
+        let mut params = vec![Value::Vector(queries[0].clone())];
+        if sql == filtered {
+            params.push(Value::BigInt(3));
+        }
+        let plan = explain(conn, sql, &params);
+        assert!(plan.contains(scan), "{plan}");
+        if sql == filtered {
+            assert!(plan.contains("Filter: (cat <"), "{plan}");
+        }
+        plan
+    };
+    // Recall of the filtered query over the rows with `cat < below`.
+    let recall_below = |conn: &mut Connection, below: i64| {
+        let extra = [Value::BigInt(below)];
+        recall(conn, filtered, &extra, &rows, &queries, |c| c < below)
+    };
 
     // No index: the engine's exact top-k, which must be exact.
-    let plan = explain(&mut conn, plain, &q0);
-    assert!(plan.contains("Exact Top-K Scan on items"), "{plan}");
+    let plan = plan_uses(&mut conn, plain, "Exact Top-K Scan on items");
     assert!(plan.contains("Top-N Sort"), "{plan}");
     let exact = recall(&mut conn, plain, &[], &rows, &queries, |_| true);
     assert_eq!(exact, 1.0, "exact search through SQL must be exact");
-    let plan = explain(&mut conn, filtered, &q0f);
-    assert!(
-        plan.contains("Exact Top-K Scan on items") && plan.contains("Filter: (cat <"),
-        "{plan}"
-    );
-    let exact_f = recall(
-        &mut conn,
-        filtered,
-        &[Value::BigInt(3)],
-        &rows,
-        &queries,
-        |c| c < 3,
-    );
+    plan_uses(&mut conn, filtered, "Exact Top-K Scan on items");
+    let exact_f = recall_below(&mut conn, 3);
     assert_eq!(
         exact_f, 1.0,
         "exact filtered search through SQL must be exact"
@@ -200,34 +205,15 @@ fn recall_at_10_through_sql() {
         &[],
     )
     .expect("index");
-    let plan = explain(&mut conn, plain, &q0);
-    assert!(plan.contains("Index Scan using"), "{plan}");
+    plan_uses(&mut conn, plain, "Index Scan using");
     let r = recall(&mut conn, plain, &[], &rows, &queries, |_| true);
     println!("recall@10 through SQL (hnsw, ef_search default): {r:.4}");
     assert!(r >= 0.95, "recall@10 {r} < 0.95");
-    let plan = explain(&mut conn, filtered, &q0f);
-    assert!(
-        plan.contains("Index Scan using") && plan.contains("Filter: (cat <"),
-        "{plan}"
-    );
-    let rf = recall(
-        &mut conn,
-        filtered,
-        &[Value::BigInt(3)],
-        &rows,
-        &queries,
-        |c| c < 3,
-    );
+    plan_uses(&mut conn, filtered, "Index Scan using");
+    let rf = recall_below(&mut conn, 3);
     println!("recall@10 through SQL (hnsw, WHERE cat < 3, 30% of rows): {rf:.4}");
     assert!(rf >= 0.95, "filtered recall@10 {rf} < 0.95");
-    let rs = recall(
-        &mut conn,
-        filtered,
-        &[Value::BigInt(1)],
-        &rows,
-        &queries,
-        |c| c < 1,
-    );
+    let rs = recall_below(&mut conn, 1);
     println!("recall@10 through SQL (hnsw, WHERE cat < 1, 10% of rows): {rs:.4}");
     assert!(rs >= 0.95, "selective filtered recall@10 {rs} < 0.95");
 }

@@ -44,6 +44,21 @@ fn export_in_groups(path: &Path, batches: &[RecordBatch], rows: usize) {
     export(path, batches, &options);
 }
 
+/// `t(id BIGINT, name TEXT, embedding VECTOR(2))` loaded from `path`, whose ids must be 1 and 2.
+fn load_named(path: &Path) -> RecordBatch {
+    let t = table(
+        "t",
+        vec![
+            col("id", BIGINT, false),
+            col("name", TEXT, true),
+            col("embedding", vector(2), false),
+        ],
+    );
+    let got = drain_table(&mut open_table(path, &t).unwrap(), 10).unwrap();
+    assert_eq!(got.column(0).as_primitive::<Int64Type>().values(), &[1, 2]);
+    got
+}
+
 fn open_table(path: &Path, t: &vela_engine::TableSchema) -> Result<TableSource, DatasetError> {
     TableSource::open(path, t, &ImportOptions::default())
 }
@@ -162,16 +177,7 @@ fn csv_header_columns_in_another_order_and_inferred_types() {
         &path,
         b"embedding,name,id\n\"[1,2]\",a,1\n\"[3, 4.5]\",,2\n",
     );
-    let t = table(
-        "t",
-        vec![
-            col("id", BIGINT, false),
-            col("name", TEXT, true),
-            col("embedding", vector(2), false),
-        ],
-    );
-    let got = drain_table(&mut open_table(&path, &t).unwrap(), 10).unwrap();
-    assert_eq!(got.column(0).as_primitive::<Int64Type>().values(), &[1, 2]);
+    let got = load_named(&path);
     assert_eq!(
         vectors_of(&got, "embedding"),
         vec![vec![1.0, 2.0], vec![3.0, 4.5]]
@@ -1179,16 +1185,7 @@ fn csv_header_matches_columns_ignoring_case_and_prefers_exact_names() {
     let dir = tmp();
     let path = dir.path().join("t.csv");
     write_file(&path, b"ID,Name,EMBEDDING\n1,a,\"[1,2]\"\n2,b,\"[3,4]\"\n");
-    let t = table(
-        "t",
-        vec![
-            col("id", BIGINT, false),
-            col("name", TEXT, true),
-            col("embedding", vector(2), false),
-        ],
-    );
-    let got = drain_table(&mut open_table(&path, &t).unwrap(), 10).unwrap();
-    assert_eq!(got.column(0).as_primitive::<Int64Type>().values(), &[1, 2]);
+    let got = load_named(&path);
     assert_eq!(
         vectors_of(&got, "embedding"),
         vec![vec![1.0, 2.0], vec![3.0, 4.0]]
