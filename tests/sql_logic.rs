@@ -21,3 +21,40 @@ fn slt_files_pass_on_the_real_engine() {
         })
     });
 }
+
+/// EXPLAIN ANALYZE on the real engine: per-node rows and times from the executor's spans, and
+/// the engine's own `search` span as a stage of its own.
+#[test]
+fn explain_analyze_reads_the_engines_search_span() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = vela::Database::open(tmp.path()).expect("open database");
+    let mut c = db.connect();
+    c.execute(
+        "CREATE TABLE t (id BIGINT PRIMARY KEY, emb VECTOR(2));
+         INSERT INTO t VALUES (1, '[0,0]'), (2, '[1,0]'), (3, '[0,2]');
+         CREATE INDEX ON t USING hnsw (emb vector_l2_ops)",
+        &[],
+    )
+    .expect("schema");
+    let batches = c
+        .query(
+            "EXPLAIN ANALYZE SELECT id FROM t ORDER BY emb <-> '[0,0]' LIMIT 2",
+            &[],
+        )
+        .expect("explain analyze");
+    let lines: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            (0..b.num_rows()).filter_map(|r| vela_query::cell_text(b.column(0).as_ref(), r))
+        })
+        .collect();
+    let index = lines
+        .iter()
+        .find(|l| l.contains("Index Scan using"))
+        .expect("an index scan");
+    assert!(index.contains("rows=2)"), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("Engine Search Time: ")),
+        "{lines:#?}"
+    );
+}

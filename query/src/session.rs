@@ -11,19 +11,20 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow::array::{ArrayRef, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use sqlparser::ast::Statement;
-use tracing::{debug, info_span};
+use tracing::{debug, info_span, trace_span};
 use vela_engine::catalog::Value;
 
 use crate::copy::{run_copy, ProgressFn};
 use crate::engine::{Engine, Synchronous, TableWrite};
 use crate::error::{QueryError, Result};
 use crate::exec::batch::rows_to_batches_cached;
+use crate::exec::timing::with_span_timer;
 use crate::exec::{execute, ExecContext};
 use crate::expr::bind::ParamTypes;
 use crate::expr::eval::{eval, EvalContext};
@@ -367,7 +368,7 @@ impl Session {
         let _enter = span.enter();
         match bound {
             Bound::Query(q) => {
-                let rows = self.run_plan(&q.root, params, None)?;
+                let rows = self.run_plan(&q.root, params)?;
                 query_result(q, rows)
             }
             Bound::Insert(_) | Bound::Update(_) | Bound::Delete(_) => self.run_dml(bound, params),
@@ -536,7 +537,7 @@ impl Session {
                     params,
                     ef_search: self.settings.ef_search,
                     pending: &[],
-                    stats: None,
+                    next_node: 0,
                     subqueries: Vec::new(),
                 };
                 let n = run_copy(plan, &mut ctx, self.progress.as_ref())?;
@@ -578,26 +579,17 @@ impl Session {
         Ok(None)
     }
 
-    fn run_plan(
-        &self,
-        plan: &Plan,
-        params: &[Value],
-        stats: Option<&mut Vec<NodeStats>>,
-    ) -> Result<Vec<crate::engine::Row>> {
+    fn run_plan(&self, plan: &Plan, params: &[Value]) -> Result<Vec<crate::engine::Row>> {
         let pending: &[TableWrite] = self.transaction.as_deref().unwrap_or(&[]);
         let mut ctx = ExecContext {
             engine: self.engine.as_ref(),
             params,
             ef_search: self.settings.ef_search,
             pending,
-            stats: stats.as_ref().map(|_| Vec::new()),
+            next_node: 0,
             subqueries: Vec::new(),
         };
-        let rows = execute(plan, &mut ctx)?;
-        if let (Some(out), Some(collected)) = (stats, ctx.stats) {
-            *out = collected;
-        }
-        Ok(rows)
+        execute(plan, &mut ctx)
     }
 
     fn run_dml(&mut self, bound: &Bound, params: &[Value]) -> Result<StatementResult> {
@@ -607,7 +599,7 @@ impl Session {
             params,
             ef_search: self.settings.ef_search,
             pending,
-            stats: None,
+            next_node: 0,
             subqueries: Vec::new(),
         };
         let (table, (ops, count), tag) = match bound {
@@ -679,16 +671,35 @@ impl Session {
         if !analyze {
             return StatementResult::text_column("EXPLAIN", "QUERY PLAN", explain(plan, None));
         }
-        let start = Instant::now();
-        let mut stats = Vec::new();
-        let rows = self.run_plan(plan, params, Some(&mut stats))?;
-        let exec = start.elapsed();
-        let convert_start = Instant::now();
-        query_result(query, rows)?;
-        let convert = convert_start.elapsed();
+        // The timings come from the spans the executor, this session and the engine enter
+        // (exec::timing): the plan's nodes, the whole run, the engine's searches, the Arrow
+        // conversion.
+        let (result, times) = with_span_timer(|| {
+            let rows = {
+                let _run = trace_span!("execute_plan").entered();
+                self.run_plan(plan, params)?
+            };
+            let _arrow = trace_span!("arrow").entered();
+            query_result(query, rows)
+        });
+        result?;
+        let stats: HashMap<u64, NodeStats> = times
+            .nodes
+            .iter()
+            .map(|(&n, &(elapsed, rows))| (n, NodeStats { elapsed, rows }))
+            .collect();
         let mut lines = explain(plan, Some(&stats));
-        lines.push(format!("Execution Time: {:.3} ms", ms(exec)));
-        lines.push(format!("Arrow Conversion Time: {:.3} ms", ms(convert)));
+        lines.push(format!(
+            "Execution Time: {:.3} ms",
+            ms(times.stage("execute_plan"))
+        ));
+        if let Some(search) = times.stages.get("search") {
+            lines.push(format!("Engine Search Time: {:.3} ms", ms(*search)));
+        }
+        lines.push(format!(
+            "Arrow Conversion Time: {:.3} ms",
+            ms(times.stage("arrow"))
+        ));
         StatementResult::text_column("EXPLAIN", "QUERY PLAN", lines)
     }
 

@@ -3,15 +3,16 @@
 //! Operators are materializing (each node returns all its rows), which keeps them short and
 //! obviously bounded; results become Arrow batches in [`batch`]. Table access goes through
 //! [`source`], which overlays the session's uncommitted transaction writes on what the engine
-//! returns, so a transaction reads its own writes. With EXPLAIN ANALYZE the executor records each
-//! node's time and row count in pre-order ([`NodeStats`]).
+//! returns, so a transaction reads its own writes. Every node runs inside a TRACE `plan_node`
+//! span numbered in pre-order (EXPLAIN's order) that records its row count; EXPLAIN ANALYZE
+//! reads its timings from those spans ([`timing`]).
 
 pub mod batch;
 pub mod source;
+pub mod timing;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::time::Instant;
 
 use vela_engine::catalog::Value;
 
@@ -20,7 +21,6 @@ use crate::error::{QueryError, Result};
 use crate::expr::aggregate::Accumulator;
 use crate::expr::eval::{compare_values, eval, eval_predicate, EvalContext, SubqueryValue};
 use crate::expr::BExpr;
-use crate::plan::explain::NodeStats;
 use crate::plan::{InitPlan, Plan, SortKey, SubqueryKind};
 
 /// Largest k sent to an index search; larger LIMITs run as an exact scan.
@@ -37,8 +37,8 @@ pub struct ExecContext<'a> {
     pub ef_search: Option<usize>,
     /// The session's uncommitted writes, overlaid on reads.
     pub pending: &'a [TableWrite],
-    /// Per-node stats in pre-order, when analyzing.
-    pub stats: Option<Vec<NodeStats>>,
+    /// Pre-order number of the next plan node to run (its `plan_node` span's `node`).
+    pub next_node: u64,
     /// Values of the init plans run so far (set by [`Plan::InitPlans`]).
     pub subqueries: Vec<SubqueryValue>,
 }
@@ -78,19 +78,20 @@ fn run_init_plan(p: &InitPlan, ctx: &mut ExecContext<'_>) -> Result<SubqueryValu
 
 /// Runs `plan` and returns its rows.
 pub fn execute(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
-    let slot = ctx.stats.as_mut().map(|s| {
-        s.push(NodeStats::default());
-        s.len() - 1
-    });
-    let start = slot.map(|_| Instant::now());
+    let span = node_span(ctx);
+    let _entered = span.enter();
     let rows = run(plan, ctx)?;
-    if let (Some(stats), Some(slot), Some(start)) = (ctx.stats.as_mut(), slot, start) {
-        if let Some(s) = stats.get_mut(slot) {
-            s.elapsed = start.elapsed();
-            s.rows = rows.len();
-        }
-    }
+    span.record("rows", rows.len());
     Ok(rows)
+}
+
+/// The span the next plan node runs in (disabled, and nearly free, unless a subscriber such as
+/// EXPLAIN ANALYZE's [`timing::SpanTimer`] wants TRACE spans of this crate).
+fn node_span(ctx: &mut ExecContext<'_>) -> tracing::Span {
+    let node = ctx.next_node;
+    ctx.next_node += 1;
+    // The name is timing::NODE_SPAN (a macro needs the literal).
+    tracing::trace_span!("plan_node", node, rows = tracing::field::Empty)
 }
 
 /// [`execute`] for a [`Plan::VectorSearch`], also returning the hits' distances (`None` when
@@ -109,11 +110,8 @@ fn execute_search(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<(Vec<Row>, O
     else {
         return Ok((execute(plan, ctx)?, None));
     };
-    let slot = ctx.stats.as_mut().map(|s| {
-        s.push(NodeStats::default());
-        s.len() - 1
-    });
-    let start = slot.map(|_| Instant::now());
+    let span = node_span(ctx);
+    let _entered = span.enter();
     let out = source::vector_search_hits(
         ctx,
         schema,
@@ -127,12 +125,7 @@ fn execute_search(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<(Vec<Row>, O
         },
         filter.as_ref(),
     )?;
-    if let (Some(stats), Some(slot), Some(start)) = (ctx.stats.as_mut(), slot, start) {
-        if let Some(s) = stats.get_mut(slot) {
-            s.elapsed = start.elapsed();
-            s.rows = out.0.len();
-        }
-    }
+    span.record("rows", out.0.len());
     Ok(out)
 }
 

@@ -1,7 +1,9 @@
 //! EXPLAIN output: one line per plan node, children indented under `->`, as PostgreSQL prints.
-//! With EXPLAIN ANALYZE each node also shows its actual time and row count, collected by the
-//! executor in pre-order (the order this renderer walks the tree).
+//! With EXPLAIN ANALYZE each node also shows its actual time and row count, measured by the
+//! executor's `plan_node` spans, numbered in pre-order (the order this renderer walks the
+//! tree); a node that did not run shows `(never executed)`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::Plan;
@@ -12,13 +14,13 @@ use crate::expr::{BExpr, ExprDisplay};
 pub struct NodeStats {
     /// Time spent in the node and its children.
     pub elapsed: Duration,
-    pub rows: usize,
+    pub rows: u64,
 }
 
-/// Renders `plan`; `stats`, when given, holds one entry per node in pre-order.
-pub fn explain(plan: &Plan, stats: Option<&[NodeStats]>) -> Vec<String> {
+/// Renders `plan`; `stats`, when given, holds the measurements by pre-order node number.
+pub fn explain(plan: &Plan, stats: Option<&HashMap<u64, NodeStats>>) -> Vec<String> {
     let mut lines = Vec::new();
-    let mut counter = 0usize;
+    let mut counter = 0u64;
     render(plan, 0, stats, &mut counter, &mut lines);
     lines
 }
@@ -30,8 +32,8 @@ fn show(e: &BExpr, names: &[String]) -> String {
 fn render(
     plan: &Plan,
     depth: usize,
-    stats: Option<&[NodeStats]>,
-    counter: &mut usize,
+    stats: Option<&HashMap<u64, NodeStats>>,
+    counter: &mut u64,
     lines: &mut Vec<String>,
 ) {
     let id = *counter;
@@ -150,12 +152,14 @@ fn render(
         Plan::Distinct { .. } => "Unique".to_string(),
         Plan::InitPlans { .. } => String::new(),
     };
-    if let Some(s) = stats.and_then(|s| s.get(id)) {
-        head.push_str(&format!(
+    match stats.map(|s| s.get(&id)) {
+        Some(Some(s)) => head.push_str(&format!(
             " (actual time={:.3} ms rows={})",
             s.elapsed.as_secs_f64() * 1000.0,
             s.rows
-        ));
+        )),
+        Some(None) => head.push_str(" (never executed)"),
+        None => {}
     }
     let pad = "  ".repeat(depth);
     let arrow = if depth == 0 { "" } else { "->  " };
