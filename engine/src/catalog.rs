@@ -272,10 +272,12 @@ impl std::fmt::Display for Key {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn schema() -> TableSchema {
+    /// `docs(id BIGINT PK, embedding VECTOR(3))` with an L2 index (also used by other modules'
+    /// tests).
+    pub(crate) fn schema() -> TableSchema {
         TableSchema {
             name: "docs".into(),
             columns: vec![

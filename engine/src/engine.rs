@@ -112,6 +112,9 @@ pub(crate) struct Inner {
     poisoned: Mutex<Option<EngineError>>,
     /// `Some` while replaying: store writes are gathered into large batches.
     replay_buf: Mutex<Option<StoreWrite>>,
+    /// `Some` while replaying: gathered batches go, in order, to a thread that writes them to
+    /// the store while replay goes on.
+    replay_tx: Mutex<Option<std::sync::mpsc::SyncSender<StoreWrite>>>,
     /// Highest LSN handed to `apply` (lock-free copy for maintenance batches' LSN hint).
     last_lsn: AtomicU64,
     closed: AtomicBool,
@@ -255,6 +258,7 @@ impl Engine {
             turn: Condvar::new(),
             poisoned: Mutex::new(None),
             replay_buf: Mutex::new(None),
+            replay_tx: Mutex::new(None),
             last_lsn: AtomicU64::new(applied),
             closed: AtomicBool::new(false),
             checkpoints: AtomicU64::new(0),
@@ -654,9 +658,20 @@ impl Inner {
                 full.lsn.to_be_bytes().to_vec(),
             );
             drop(buf);
-            self.store.write(full)?;
+            self.replay_out(full)?;
         }
         Ok(())
+    }
+
+    /// Hands a gathered replay batch to the replay's store writer (or writes it here).
+    fn replay_out(&self, batch: StoreWrite) -> Result<()> {
+        let tx = self.replay_tx.lock().clone();
+        match tx {
+            Some(tx) => tx.send(batch).map_err(|_| {
+                EngineError::Corrupt("the replay's store writer stopped (its error follows)".into())
+            }),
+            None => self.store.write(batch),
+        }
     }
 
     /// Writes what the replay buffer holds.
@@ -665,7 +680,7 @@ impl Inner {
         match pending {
             Some(mut p) if !p.ops.is_empty() || p.lsn > 0 => {
                 p.put(Cf::Rows, APPLIED_KEY.to_vec(), p.lsn.to_be_bytes().to_vec());
-                self.store.write(p)
+                self.replay_out(p)
             }
             _ => Ok(()),
         }
@@ -1024,6 +1039,28 @@ impl Inner {
         let started = Instant::now();
         let mut count = 0u64;
         *self.replay_buf.lock() = Some(StoreWrite::default());
+        // Gathered store batches are written by a second thread, in order (so a crash during
+        // replay still leaves a prefix), while this one decodes and applies.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<StoreWrite>(2);
+        let store = self.store.clone();
+        let writer = std::thread::Builder::new()
+            .name("vela-replay-store".into())
+            .spawn(move || -> Result<()> {
+                for batch in rx {
+                    store.write(batch)?;
+                }
+                Ok(())
+            });
+        let writer = match writer {
+            Ok(h) => {
+                *self.replay_tx.lock() = Some(tx);
+                Some(h)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no replay store writer thread; writing inline");
+                None
+            }
+        };
         let replayed = self.log.replay(from, &mut |lsn, payload| {
             let mut applied = self.applied.lock();
             if lsn <= *applied {
@@ -1041,6 +1078,11 @@ impl Inner {
         });
         let flushed = self.flush_replay_buf();
         *self.replay_buf.lock() = None;
+        *self.replay_tx.lock() = None;
+        if let Some(h) = writer {
+            h.join()
+                .map_err(|_| EngineError::Corrupt("the replay's store writer panicked".into()))??;
+        }
         replayed?;
         flushed?;
         let last = self.log.last_lsn();
