@@ -112,7 +112,9 @@ fn bind_assignments(
             )));
         }
         let target = SqlType::of_column(def.ty);
-        let t = Binder::new(scope, ctx.params).bind(&a.value)?;
+        let t = Binder::new(scope, ctx.params)
+            .with_engine(ctx.engine)
+            .bind(&a.value)?;
         out.push((i, assign_coerce(t, target, &col, ctx)?));
     }
     Ok(out)
@@ -270,18 +272,37 @@ fn target_table(factor: &TableFactor) -> Result<(String, String)> {
     }
 }
 
-fn filtered_scan(schema: TableSchema, predicate: Option<BExpr>) -> Plan {
+/// The rows an UPDATE or DELETE changes: the table's rows for which `predicate` holds, under
+/// the init plans of the statement's uncorrelated subqueries (in SET or WHERE), which run
+/// first, on the table as it was before the statement.
+fn filtered_scan(schema: TableSchema, predicate: Option<BExpr>, ctx: &mut BindContext<'_>) -> Plan {
     let scan = Plan::Scan {
         schema,
         filter: None,
     };
-    optimize(match predicate {
+    let plan = optimize(match predicate {
         Some(predicate) => Plan::Filter {
             input: Box::new(scan),
             predicate,
         },
         None => scan,
-    })
+    });
+    with_init_plans(plan, ctx.params)
+}
+
+/// Binds an UPDATE's or DELETE's WHERE clause over the target table.
+fn bind_where(
+    selection: Option<&sqlparser::ast::Expr>,
+    scope: &Scope,
+    ctx: &mut BindContext<'_>,
+) -> Result<Option<BExpr>> {
+    selection
+        .map(|w| {
+            Binder::new(scope, ctx.params)
+                .with_engine(ctx.engine)
+                .bind_as(w, SqlType::Boolean, "WHERE")
+        })
+        .transpose()
 }
 
 /// Binds UPDATE.
@@ -299,13 +320,9 @@ pub fn bind_update(up: &Update, ctx: &mut BindContext<'_>) -> Result<UpdatePlan>
     let schema = lookup_table(ctx, &table)?;
     let scope = table_scope(&schema, &q);
     let assignments = bind_assignments(&up.assignments, &schema, &scope, ctx)?;
-    let predicate = up
-        .selection
-        .as_ref()
-        .map(|w| Binder::new(&scope, ctx.params).bind_as(w, SqlType::Boolean, "WHERE"))
-        .transpose()?;
+    let predicate = bind_where(up.selection.as_ref(), &scope, ctx)?;
     Ok(UpdatePlan {
-        source: filtered_scan(schema.clone(), predicate),
+        source: filtered_scan(schema.clone(), predicate, ctx),
         schema,
         assignments,
     })
@@ -334,13 +351,9 @@ pub fn bind_delete(del: &Delete, ctx: &mut BindContext<'_>) -> Result<DeletePlan
     let (table, q) = target_table(&one.relation)?;
     let schema = lookup_table(ctx, &table)?;
     let scope = table_scope(&schema, &q);
-    let predicate = del
-        .selection
-        .as_ref()
-        .map(|w| Binder::new(&scope, ctx.params).bind_as(w, SqlType::Boolean, "WHERE"))
-        .transpose()?;
+    let predicate = bind_where(del.selection.as_ref(), &scope, ctx)?;
     Ok(DeletePlan {
-        source: filtered_scan(schema.clone(), predicate),
+        source: filtered_scan(schema.clone(), predicate, ctx),
         schema,
     })
 }

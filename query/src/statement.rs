@@ -93,8 +93,14 @@ impl Bound {
                 out.push(i.schema.clone());
                 i.source.root.tables(&mut out);
             }
-            Bound::Update(u) => out.push(u.schema.clone()),
-            Bound::Delete(d) => out.push(d.schema.clone()),
+            Bound::Update(u) => {
+                out.push(u.schema.clone());
+                u.source.tables(&mut out);
+            }
+            Bound::Delete(d) => {
+                out.push(d.schema.clone());
+                d.source.tables(&mut out);
+            }
             Bound::Copy(c) => match c.as_ref() {
                 CopyPlan::From { schema, .. } => out.push(schema.clone()),
                 CopyPlan::To { source, .. } => match source {
