@@ -46,10 +46,35 @@ impl Row {
     }
 }
 
+/// A map keyed by row id. Row ids are made by the engine (`lsn << 20 | position`), never by a
+/// user, so a fast non-keyed hash is safe here (user keys keep std's keyed SipHash).
+pub(crate) type RowIdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<RowIdHasher>>;
+
+/// The hasher of [`RowIdMap`]: the splitmix64 finaliser of the one `u64` written.
+#[derive(Default)]
+pub(crate) struct RowIdHasher(u64);
+
+impl std::hash::Hasher for RowIdHasher {
+    fn finish(&self) -> u64 {
+        let mut z = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
 /// A shard: its live rows and its segments.
 pub(crate) struct Shard {
     pub keys: HashMap<Key, Arc<Row>>,
-    pub by_id: HashMap<u64, Arc<Row>>,
+    pub by_id: RowIdMap<Arc<Row>>,
     pub appendable: Arc<Segment>,
     pub sealed: Vec<Arc<Segment>>,
 }
@@ -221,7 +246,7 @@ impl Table {
         for s in 0..n {
             shards.push(Shard {
                 keys: HashMap::new(),
-                by_id: HashMap::new(),
+                by_id: RowIdMap::default(),
                 appendable: Arc::new(Segment::new(s as u64 + 1, &schema)?),
                 sealed: Vec::new(),
             });
@@ -248,7 +273,10 @@ impl Table {
     pub fn plan(&self, lsn: u64, ops: Vec<Op>) -> Result<(Vec<Change>, WriteOutcome)> {
         let shards = self.state.read();
         let nshards = shards.len();
-        let mut overlay: HashMap<Key, usize> = HashMap::with_capacity(ops.len());
+        // Keys seen earlier in the batch (a one-operation batch, the common case in replay,
+        // needs no map).
+        let mut overlay: HashMap<Key, usize> = HashMap::new();
+        let single = ops.len() == 1;
         let mut changes: Vec<Change> = Vec::with_capacity(ops.len());
         let mut out = WriteOutcome {
             lsn,
@@ -259,7 +287,8 @@ impl Table {
                 Op::Insert(r) | Op::Upsert(r) | Op::Update(r) => key_of(&self.schema, r)?,
                 Op::Delete(k) => k.clone(),
             };
-            let slot = match overlay.get(&key) {
+            let seen = if single { None } else { overlay.get(&key) };
+            let slot = match seen {
                 Some(&s) => s,
                 None => {
                     let shard = shard_of(&key, nshards);
@@ -270,7 +299,9 @@ impl Table {
                         new: old.clone(),
                         old,
                     });
-                    overlay.insert(key.clone(), changes.len() - 1);
+                    if !single {
+                        overlay.insert(key.clone(), changes.len() - 1);
+                    }
                     changes.len() - 1
                 }
             };
@@ -522,6 +553,16 @@ pub(crate) fn publish_all(
                 "change routed to a missing shard".into(),
             ));
         }
+    }
+    if let [(t, changes)] = items {
+        // One table (every entry but a multi-table transaction): no lock ordering needed.
+        let mut guard = t.state.write();
+        Table::swap_in(&mut guard, changes);
+        t.published.fetch_max(lsn, Ordering::AcqRel);
+        let sealed = t.seal_full(&mut guard, seal_rows)?;
+        let guard = parking_lot::RwLockWriteGuard::downgrade(guard);
+        Table::tombstone_replaced(&guard, changes);
+        return Ok(vec![sealed]);
     }
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by_key(|&i| items.get(i).map_or(0, |(t, _)| t.id));
