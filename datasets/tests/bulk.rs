@@ -432,6 +432,38 @@ fn wide_rows_are_decoded_in_fewer_rows_per_chunk() {
 }
 
 #[test]
+fn wide_csv_rows_are_decoded_in_fewer_rows_per_chunk() {
+    let dir = tmp();
+    let path = dir.path().join("wide.csv");
+    // 500 rows of 512-d vectors as text: about 6 KiB a row once decoded.
+    let mut text = String::from("id,embedding\n");
+    for i in 0..500 {
+        let v: Vec<String> = (0..512).map(|j| format!("{}", (i + j) % 10)).collect();
+        text.push_str(&format!("{i},\"[{}]\"\n", v.join(",")));
+    }
+    write_file(&path, text.as_bytes());
+    let t = table(
+        "t",
+        vec![
+            col("id", BIGINT, false),
+            col("embedding", vector(512), false),
+        ],
+    );
+    let chunk = |decode_bytes: usize| {
+        let options = SourceOptions {
+            decode_bytes,
+            ..SourceOptions::default()
+        };
+        let mut source = open_source(&path, &options, Some(&t)).unwrap();
+        source.next_chunk(10_000).unwrap().unwrap().num_rows()
+    };
+    assert_eq!(chunk(usize::MAX), 500);
+    // 1 MiB at ~6 KiB a row (12 bytes a component, as the reader estimates): ~170 rows.
+    let rows = chunk(1 << 20);
+    assert!((150..=200).contains(&rows), "{rows}");
+}
+
+#[test]
 fn key_index_finds_the_displayed_key() {
     use vela_datasets::key_index;
     let keys = [Value::BigInt(5), Value::BigInt(-3), Value::Text("x".into())];
