@@ -142,7 +142,17 @@ pub(crate) fn row_store_key(table_id: u64, key: &Key) -> Vec<u8> {
 
 /// Store value of a row: `row_id (LE) | row`.
 pub(crate) fn row_store_value(row: &Row) -> Vec<u8> {
-    let mut v = Vec::with_capacity(64);
+    // Sized up front (a 128-d row would otherwise grow the buffer four times).
+    let size: usize = row
+        .values
+        .iter()
+        .map(|x| match x {
+            Value::Vector(f) => 5 + 4 * f.len(),
+            Value::Text(t) => 5 + t.len(),
+            _ => 9,
+        })
+        .sum();
+    let mut v = Vec::with_capacity(12 + size);
     put_u64(&mut v, row.row_id);
     put_row(&mut v, &row.values);
     v
