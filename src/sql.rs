@@ -60,6 +60,10 @@ impl SqlEngine for EngineAdapter {
         }
     }
 
+    fn catalog_version(&self) -> Option<u64> {
+        Some(self.db.engine().catalog_version())
+    }
+
     fn create_table(&self, schema: TableSchema) -> vela_query::Result<()> {
         self.db.create_table(schema).map_err(convert)
     }

@@ -58,3 +58,38 @@ fn explain_analyze_reads_the_engines_search_span() {
         "{lines:#?}"
     );
 }
+
+/// A prepared statement follows a schema change made through the engine API, not SQL: the
+/// plan cache's check (the engine's catalog version) sees it.
+#[test]
+fn prepared_statements_see_schema_changes_made_through_the_api() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = vela::Database::open(tmp.path()).expect("open database");
+    let mut c = db.connect();
+    c.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, a TEXT)", &[])
+        .expect("create");
+    let prepared = c.prepare("SELECT * FROM t").expect("prepare");
+    let width = |c: &mut vela::Connection| {
+        c.execute_prepared(&prepared, &[]).expect("run")[0]
+            .schema
+            .fields()
+            .len()
+    };
+    assert_eq!(width(&mut c), 2);
+    let before = db.engine().catalog_version();
+    db.execute("INSERT INTO t VALUES (1, 'x')", &[])
+        .expect("insert");
+    assert_eq!(db.engine().catalog_version(), before, "a write moved it");
+    db.drop_table("t").expect("drop");
+    let mut schema = db
+        .connect()
+        .execute(
+            "CREATE TABLE u (id BIGINT PRIMARY KEY, a TEXT, b BIGINT)",
+            &[],
+        )
+        .map(|_| db.schema("u").expect("schema u"))
+        .expect("create u");
+    schema.name = "t".into();
+    db.create_table(schema).expect("create t through the API");
+    assert_eq!(width(&mut c), 3);
+}

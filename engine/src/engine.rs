@@ -121,6 +121,9 @@ pub(crate) struct Inner {
     checkpoints: AtomicU64,
     replayed: AtomicU64,
     replay_micros: AtomicU64,
+    /// Bumped after every change of the table map (create, drop, index change), so a caller
+    /// holding schemas (the SQL plan cache) can tell cheaply that none changed.
+    catalog_version: AtomicU64,
     /// Wakes the background threads (new tail rows, close).
     signal: Arc<Signal>,
 }
@@ -263,6 +266,7 @@ impl Engine {
             closed: AtomicBool::new(false),
             checkpoints: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
+            catalog_version: AtomicU64::new(0),
             replay_micros: AtomicU64::new(0),
             signal: Arc::new(Signal::default()),
         });
@@ -538,6 +542,13 @@ impl Engine {
         Ok(lsn)
     }
 
+    /// A number that changes whenever any table's schema may have changed (a table created or
+    /// dropped, an index created or dropped); read it before reading schemas, and while it is
+    /// unchanged they are current.
+    pub fn catalog_version(&self) -> u64 {
+        self.inner.catalog_version.load(Ordering::Acquire)
+    }
+
     /// LSN of the last applied batch.
     pub fn applied_lsn(&self) -> u64 {
         *self.inner.applied.lock()
@@ -714,6 +725,7 @@ impl Inner {
                 let table = Arc::new(Table::new(lsn, schema)?);
                 self.store_write(batch)?;
                 self.tables.write().insert(table.schema.name.clone(), table);
+                self.catalog_version.fetch_add(1, Ordering::Release);
                 Ok(vec![WriteOutcome {
                     lsn,
                     ..Default::default()
@@ -728,6 +740,7 @@ impl Inner {
                 delete_table_data(table_id, &mut batch, true);
                 self.store_write(batch)?;
                 self.tables.write().remove(&t.schema.name);
+                self.catalog_version.fetch_add(1, Ordering::Release);
                 Ok(vec![WriteOutcome {
                     lsn,
                     ..Default::default()
@@ -884,6 +897,7 @@ impl Inner {
         delete_table_data(table_id, &mut batch, false);
         self.store_write(batch)?;
         self.tables.write().insert(table.schema.name.clone(), table);
+        self.catalog_version.fetch_add(1, Ordering::Release);
         Ok(WriteOutcome {
             lsn,
             ..Default::default()

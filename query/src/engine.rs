@@ -107,6 +107,13 @@ pub trait Engine: Send + Sync {
     fn table_names(&self) -> Result<Vec<String>>;
     /// A table's schema, `None` if it does not exist.
     fn table(&self, name: &str) -> Result<Option<TableSchema>>;
+    /// A number that changes whenever any table's schema may change (and may change more
+    /// often), read before reading schemas: while it is unchanged, schemas read after it are
+    /// current. The plan cache compares it instead of every table's schema. `None` (the
+    /// default): no such number, schemas are compared.
+    fn catalog_version(&self) -> Option<u64> {
+        None
+    }
     /// Creates a table; the schema has been validated. Fails if the name exists.
     fn create_table(&self, schema: TableSchema) -> Result<()>;
     /// Drops a table and its rows. Fails if it does not exist.

@@ -6,6 +6,7 @@
 //! return exactly what the exact plan returns.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 use vela_engine::catalog::{Key, TableSchema, Value, VectorIndexDef};
@@ -27,6 +28,8 @@ struct MemTable {
 #[derive(Debug, Default)]
 pub struct MemoryEngine {
     tables: RwLock<BTreeMap<String, MemTable>>,
+    /// Bumped after every schema change, under the tables' write lock.
+    version: AtomicU64,
 }
 
 impl MemoryEngine {
@@ -59,6 +62,10 @@ impl Engine for MemoryEngine {
         Ok(self.tables.read().get(name).map(|t| t.schema.clone()))
     }
 
+    fn catalog_version(&self) -> Option<u64> {
+        Some(self.version.load(Ordering::Acquire))
+    }
+
     fn create_table(&self, schema: TableSchema) -> Result<()> {
         let mut tables = self.tables.write();
         if tables.contains_key(&schema.name) {
@@ -71,15 +78,15 @@ impl Engine for MemoryEngine {
                 rows: BTreeMap::new(),
             },
         );
+        self.version.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
     fn drop_table(&self, name: &str) -> Result<()> {
-        self.tables
-            .write()
-            .remove(name)
-            .map(|_| ())
-            .ok_or_else(|| undefined(name))
+        let mut tables = self.tables.write();
+        tables.remove(name).ok_or_else(|| undefined(name))?;
+        self.version.fetch_add(1, Ordering::Release);
+        Ok(())
     }
 
     fn create_index(&self, table: &str, index: VectorIndexDef) -> Result<()> {
@@ -91,6 +98,7 @@ impl Engine for MemoryEngine {
             .validate()
             .map_err(|e| QueryError::InvalidParameterValue(e.to_string()))?;
         t.schema = schema;
+        self.version.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
@@ -104,6 +112,7 @@ impl Engine for MemoryEngine {
                 "index \"{index}\" does not exist"
             )));
         }
+        self.version.fetch_add(1, Ordering::Release);
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,6 +138,32 @@ struct BoundEntry {
     bound: Bound,
     params: ParamTypes,
     tables: Vec<vela_engine::catalog::TableSchema>,
+    /// The engine's catalog version at which `tables` were last known current.
+    checked: CheckedAt,
+}
+
+/// A catalog version (`u64::MAX`: none), updated when a cached plan is found still valid.
+#[derive(Debug)]
+struct CheckedAt(AtomicU64);
+
+impl CheckedAt {
+    fn new(version: Option<u64>) -> Self {
+        CheckedAt(AtomicU64::new(version.unwrap_or(u64::MAX)))
+    }
+
+    fn is(&self, version: Option<u64>) -> bool {
+        version.is_some_and(|v| v != u64::MAX && self.0.load(Ordering::Relaxed) == v)
+    }
+
+    fn set(&self, version: Option<u64>) {
+        self.0.store(version.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+impl Clone for CheckedAt {
+    fn clone(&self) -> Self {
+        CheckedAt(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -299,6 +326,8 @@ impl Session {
     fn bind(&self, ast: &Statement) -> Result<BoundEntry> {
         let span = info_span!("bind");
         let _enter = span.enter();
+        // Read before the schemas: a schema change after this bumps it past what is stored.
+        let version = self.engine.catalog_version();
         let mut params = ParamTypes::default();
         let mut ctx = BindContext {
             engine: self.engine.as_ref(),
@@ -310,16 +339,24 @@ impl Session {
             bound,
             params,
             tables,
+            checked: CheckedAt::new(version),
         })
     }
 
-    /// Whether the schemas a cached plan was bound against are still current.
+    /// Whether the schemas a cached plan was bound against are still current: at once when
+    /// the engine's catalog version has not moved since they were last checked, else by
+    /// comparing every schema (and, when they all match, remembering the version).
     fn still_valid(&self, entry: &BoundEntry) -> Result<bool> {
+        let version = self.engine.catalog_version();
+        if entry.checked.is(version) {
+            return Ok(true);
+        }
         for t in &entry.tables {
             if self.engine.table(&t.name)?.as_ref() != Some(t) {
                 return Ok(false);
             }
         }
+        entry.checked.set(version);
         Ok(true)
     }
 
@@ -804,4 +841,63 @@ fn query_result(q: &QueryPlan, rows: Vec<crate::engine::Row>) -> Result<Statemen
         batches,
         returns_rows: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryEngine;
+
+    fn columns(results: &[StatementResult]) -> usize {
+        results[0].schema.fields().len()
+    }
+
+    /// A cached plan is rebound after a schema change made behind the session's back (straight
+    /// through the engine), and stays cached while the catalog version does not move.
+    #[test]
+    fn cached_plans_follow_schema_changes_made_elsewhere() {
+        let engine = Arc::new(MemoryEngine::new());
+        let mut s = Session::new(engine.clone());
+        s.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, a TEXT)", &[])
+            .expect("create");
+        let prepared = s.prepare("SELECT * FROM t").expect("prepare");
+        let v0 = engine.catalog_version();
+        assert_eq!(
+            columns(&s.execute_prepared(&prepared, &[]).expect("run")),
+            2
+        );
+        s.execute("INSERT INTO t VALUES (1, 'x')", &[])
+            .expect("insert");
+        assert_eq!(
+            engine.catalog_version(),
+            v0,
+            "DML moved the catalog version"
+        );
+
+        let mut other = Session::new(engine.clone());
+        other
+            .execute(
+                "DROP TABLE t; CREATE TABLE t (id BIGINT PRIMARY KEY, a TEXT, b BIGINT)",
+                &[],
+            )
+            .expect("recreate");
+        assert_ne!(engine.catalog_version(), v0);
+        assert_eq!(
+            columns(&s.execute_prepared(&prepared, &[]).expect("run")),
+            3
+        );
+        // The same text through the plan cache, too.
+        assert_eq!(columns(&s.execute("SELECT * FROM t", &[]).expect("run")), 3);
+    }
+
+    #[test]
+    fn checked_at_remembers_one_version() {
+        let c = CheckedAt::new(Some(3));
+        assert!(c.is(Some(3)));
+        assert!(!c.is(Some(4)) && !c.is(None));
+        c.set(Some(4));
+        assert!(c.is(Some(4)) && !c.is(Some(3)));
+        let none = CheckedAt::new(None);
+        assert!(!none.is(None) && !none.is(Some(u64::MAX)));
+    }
 }
