@@ -62,6 +62,9 @@
 //!   get no node. A live write over the limit links its own vectors inline (back-pressure), so
 //!   tails grow past the limit only by replay/load, i.e. by what was written since the last
 //!   checkpoint. Tail versions count in a segment's length, so sealing decides as before.
+//! - **Replay** applies entries with the one apply function (`apply_writes`) in replay mode:
+//!   store writes are gathered into large batches that a second thread writes in LSN order
+//!   (a crash during replay still leaves a prefix), and no graph is built.
 //! - **Checkpoint**: persist unpersisted segments (appendable ones as snapshots, under the
 //!   turnstile), sync the WAL, flush the store at the applied LSN, drop WAL files below it.
 //!   A blob covers its segment's linked versions only; tail versions are uncovered rows, which
