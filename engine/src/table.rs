@@ -6,7 +6,7 @@
 //! ids no reader can see yet, because readers only accept ids present in the row maps), writes
 //! the store, and then takes the write lock only to swap the row-map entries. Readers hold the
 //! read lock for a whole search or scan, so they see a prefix of applied batches, never half
-//! of one. The background linker ([`Table::link_some`]) takes the lock only briefly, to learn
+//! of one. The background linker (`Table::link_some`) takes the lock only briefly, to learn
 //! which tail versions are dead, never while it links.
 
 use std::collections::{HashMap, HashSet};
