@@ -1145,6 +1145,8 @@ impl Inner {
             batch.put(Cf::Index, chunk_key(table.id, seg.id, i as u32), c.to_vec());
             chunks += 1;
         }
+        // The chunks are copies: free the blob before the store copies them once more.
+        drop(bytes);
         let mut m = Vec::with_capacity(17);
         m.extend_from_slice(&shard.to_le_bytes());
         m.push(u8::from(seg.is_sealed()));
