@@ -62,6 +62,14 @@ impl Metric {
         }
     }
 
+    /// The kernel the graph search uses, resolved for this CPU (four-accumulator AVX-512 or
+    /// AVX2 dot / L2² where available, else the simsimd kernels). It works on the index's
+    /// *stored* form: for [`Metric::Cosine`] both vectors must already be unit length (or
+    /// zero), and it returns `1 − a·b`. Resolve it once and call it many times.
+    pub fn search_kernel(self) -> fn(&[f32], &[f32]) -> f32 {
+        self.stored_kernel()
+    }
+
     /// Stable one-byte code used by the serialization format.
     pub(crate) fn code(self) -> u8 {
         match self {

@@ -40,3 +40,29 @@ fn distances_have_the_documented_meaning() {
     assert_eq!(Metric::Cosine.distance(&[0.0; 3], &a), 1.0);
     assert_eq!(Metric::Cosine.distance_scalar(&[0.0; 3], &[0.0; 3]), 1.0);
 }
+
+#[test]
+fn search_kernel_matches_scalar_on_stored_vectors() {
+    let mut r = rng(seed("search_kernel_matches_scalar_on_stored_vectors", 12));
+    for dim in [1usize, 3, 17, 100, 384, 1536] {
+        for _ in 0..20 {
+            let mut v = random_vectors(&mut r, 2, dim);
+            let (a, b) = v.split_at_mut(dim);
+            for m in Metric::ALL {
+                let k = m.search_kernel();
+                let slow = if m == Metric::Cosine {
+                    distance::normalize(a);
+                    distance::normalize(b);
+                    (1.0 - scalar::dot(a, b)).max(0.0)
+                } else {
+                    m.distance_scalar(a, b)
+                };
+                let fast = k(a, b);
+                assert!(
+                    close(fast, slow),
+                    "{m:?} dim {dim}: search {fast} scalar {slow}"
+                );
+            }
+        }
+    }
+}
