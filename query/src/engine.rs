@@ -50,7 +50,7 @@ pub struct SearchRequest<'a> {
     /// Exact top-k over every row (the planner's choice for a column without a matching index);
     /// `false` lets the engine use the column's index.
     pub exact: bool,
-    /// The column positions the caller reads from the hit rows (sorted); the engine may return
+    /// The column positions the caller reads from the hit rows; the engine may return
     /// NULL in the others instead of copying them (say, a 512-byte vector when only `id` is
     /// selected). `None`: every column.
     pub columns: Option<&'a [usize]>,
@@ -62,15 +62,17 @@ impl SearchRequest<'_> {
     pub fn hit_row(&self, row: &[Value]) -> Row {
         match self.columns {
             None => row.to_vec(),
-            Some(keep) => {
-                let mut out = vec![Value::Null; row.len()];
-                for &i in keep {
-                    if let (Some(slot), Some(v)) = (out.get_mut(i), row.get(i)) {
-                        *slot = v.clone();
+            Some(keep) => row
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    if keep.contains(&i) {
+                        v.clone()
+                    } else {
+                        Value::Null
                     }
-                }
-                out
-            }
+                })
+                .collect(),
         }
     }
 }
@@ -178,5 +180,40 @@ pub fn row_key(schema: &TableSchema, row: &[Value]) -> Result<Key> {
             "primary key of \"{}\" holds {other:?}",
             schema.name
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hit_row_keeps_only_the_requested_columns() {
+        let row = vec![
+            Value::BigInt(7),
+            Value::Vector(vec![1.0, 2.0]),
+            Value::Text("t".into()),
+        ];
+        let mut req = SearchRequest {
+            table: "t",
+            column: "v",
+            query: &[1.0, 2.0],
+            k: 1,
+            metric: Metric::L2,
+            ef_search: None,
+            filter: None,
+            exact: false,
+            columns: None,
+        };
+        assert_eq!(req.hit_row(&row), row);
+        // Unsorted and out-of-range positions are accepted.
+        let keep = [2, 0, 9];
+        req.columns = Some(&keep);
+        assert_eq!(
+            req.hit_row(&row),
+            vec![Value::BigInt(7), Value::Null, Value::Text("t".into())]
+        );
+        req.columns = Some(&[]);
+        assert_eq!(req.hit_row(&row), vec![Value::Null; 3]);
     }
 }
