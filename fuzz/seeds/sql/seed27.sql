@@ -1,0 +1,1 @@
+UPDATE items SET score = (SELECT max(score) FROM items) WHERE id IN (SELECT id FROM items WHERE flag)

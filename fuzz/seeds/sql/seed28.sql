@@ -1,0 +1,1 @@
+DELETE FROM docs WHERE key NOT IN (SELECT name FROM items) OR EXISTS (SELECT 1 FROM items WHERE emb <-> '[1,2,3]' < 1)

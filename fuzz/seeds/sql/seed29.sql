@@ -1,0 +1,1 @@
+EXPLAIN ANALYZE SELECT id, name FROM items WHERE flag ORDER BY emb <-> '[0,1,0]' LIMIT 2
