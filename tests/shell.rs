@@ -407,10 +407,15 @@ impl Tmux {
     }
 
     fn wait_for(&self, text: &str) -> String {
+        self.wait_for_count(text, 1)
+    }
+
+    /// Waits until `text` appears at least `count` times on the screen.
+    fn wait_for_count(&self, text: &str, count: usize) -> String {
         let start = Instant::now();
         loop {
             let s = self.screen();
-            if s.contains(text) {
+            if s.matches(text).count() >= count {
                 return s;
             }
             if start.elapsed() > Duration::from_secs(60) {
@@ -464,6 +469,7 @@ fn interactive_shell_under_tmux() {
     let s = t.wait_for("(1 row)");
     assert!(s.contains("x;y"), "{s}");
     // Tab completion of a table name and a column name.
+    t.wait_for_count("vela>", 2);
     t.keys(&[
         "SELECT em",
         "Tab",
@@ -474,12 +480,18 @@ fn interactive_shell_under_tmux() {
     ]);
     let s = t.wait_for("[0.5,0,-1]");
     assert!(s.contains("SELECT emb FROM docs WHERE id = 2;"), "{s}");
-    // Dot commands, timer, an error that does not end the shell.
+    // Dot commands, timer, an error that does not end the shell. Each line is typed once the
+    // next prompt is up, as a person would: rustyline may drop keys typed ahead of its prompt
+    // (it reads the terminal's cursor-position reply when it starts a line).
+    t.wait_for_count("vela>", 3);
     t.keys(&[".timer on", "Enter"]);
+    t.wait_for_count("vela>", 4);
     t.keys(&["SELECT nope FROM docs;", "Enter"]);
     t.wait_for("ERROR 42703: column \"nope\" does not exist");
+    t.wait_for_count("vela>", 5);
     t.keys(&["SELECT 1 AS one;", "Enter"]);
     t.wait_for("Time: ");
+    t.wait_for_count("vela>", 6);
     t.keys(&[".quit", "Enter"]);
     let history = home.path().join(".vela_history");
     let start = Instant::now();
