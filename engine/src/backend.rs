@@ -27,7 +27,9 @@ use crate::error::{EngineError, Result};
 ///   applied-LSN marker (`0u64 BE | "applied"`) and the live rows
 ///   (`table_id BE | encoded pk` -> `row_id LE | values`);
 /// - `Index` holds segment manifests (`table_id BE | segment_id BE`, 16 bytes) followed by their
-///   blob chunks (`... | chunk u32 BE`, 20 bytes), written in one batch.
+///   blob chunks (`... | chunk u32 BE`, 20 bytes). A blob is written one chunk per batch into
+///   the chunk numbers the blob in force does not use, its manifest (naming the new run) last,
+///   so this column family being a prefix of its writes is what makes a segment write atomic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Cf {
     Rows,

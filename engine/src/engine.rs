@@ -49,11 +49,24 @@ fn catalog_key(table_id: u64) -> Vec<u8> {
     k.extend_from_slice(&table_id.to_be_bytes());
     k
 }
-/// A persisted segment as scanned: id, shard, sealed, chunk count, concatenated blob.
-type Manifest = (u64, u32, bool, u32, Vec<u8>);
+/// A persisted segment as scanned: its manifest and the blob gathered from its chunks.
+struct Manifest {
+    seg: u64,
+    shard: u32,
+    sealed: bool,
+    /// Number of the blob's first chunk (0 or [`CHUNK_SLOT`]).
+    first: u32,
+    chunks: u32,
+    blob: Vec<u8>,
+    /// Chunks gathered so far.
+    got: u32,
+}
 
-/// Size of one segment blob chunk in the `index` column family.
+/// Default size of one segment blob chunk in the `index` column family.
 const CHUNK_BYTES: usize = 4 << 20;
+/// A segment's chunk numbers form two slots, `[0, CHUNK_SLOT)` and `[CHUNK_SLOT, 2^32)`: a new
+/// blob is written into the slot the blob in force does not use, its manifest last.
+const CHUNK_SLOT: u32 = 1 << 31;
 /// Store operations gathered per write during replay.
 const REPLAY_BATCH_OPS: usize = 16_384;
 /// Tail versions the linker links per step (one `insert_batch`): large enough to keep every
@@ -82,6 +95,9 @@ pub struct EngineOptions {
     /// one that does not links them itself before it is acknowledged (back-pressure). WAL
     /// replay always uses the tails. 0: live writes always link inline.
     pub tail_rows: usize,
+    /// Size of a segment blob's chunks in the store: a segment is written one chunk per store
+    /// write, so this (twice: the chunk and the store's copy) bounds a segment write's memory.
+    pub blob_chunk_bytes: usize,
 }
 
 impl Default for EngineOptions {
@@ -97,6 +113,7 @@ impl Default for EngineOptions {
             rewrite_tombstone_ratio: 0.2,
             merge_below_rows: 20_000,
             tail_rows: 8_192,
+            blob_chunk_bytes: CHUNK_BYTES,
         }
     }
 }
@@ -231,12 +248,96 @@ fn delete_table_data(table_id: u64, batch: &mut StoreWrite, rows: bool) {
     batch.delete_range(Cf::Index, from, to);
 }
 
-fn be_u64(b: &[u8]) -> Result<u64> {
-    let a: [u8; 8] = b
-        .get(..8)
+/// The first `N` bytes of a store key.
+fn key_bytes<const N: usize>(b: &[u8]) -> Result<[u8; N]> {
+    b.get(..N)
         .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| EngineError::Corrupt("short store key".into()))?;
-    Ok(u64::from_be_bytes(a))
+        .ok_or_else(|| EngineError::Corrupt("short store key".into()))
+}
+
+fn be_u64(b: &[u8]) -> Result<u64> {
+    Ok(u64::from_be_bytes(key_bytes(b)?))
+}
+
+fn be_u32(b: &[u8]) -> Result<u32> {
+    Ok(u32::from_be_bytes(key_bytes(b)?))
+}
+
+/// Number of the first chunk of the blob a manifest names (manifests written before the two
+/// chunk slots have 17 bytes and their chunks from 0).
+fn manifest_first(v: &[u8]) -> Result<u32> {
+    let mut r = Reader::new(v);
+    r.bytes(17)?;
+    if r.is_empty() {
+        Ok(0)
+    } else {
+        r.u32()
+    }
+}
+
+/// The sink a segment blob is streamed into: each full chunk goes to the store in a write of
+/// its own, under the segment's chunk keys from `first` on (see `persist_segment`).
+struct ChunkWriter<'a> {
+    store: &'a dyn StoreBackend,
+    lsn: u64,
+    table: u64,
+    seg: u64,
+    first: u32,
+    /// Number of the next chunk.
+    next: u32,
+    size: usize,
+    buf: Vec<u8>,
+    /// The store's error behind an `io::Error` returned to the serializer.
+    error: Option<EngineError>,
+}
+
+impl ChunkWriter<'_> {
+    /// Errors if the slot has no chunk number left for the next chunk.
+    fn check_room(&self) -> Result<()> {
+        if self.next - self.first >= CHUNK_SLOT - 1 {
+            return Err(EngineError::Corrupt(format!(
+                "segment {} blob needs more than {} chunks",
+                self.seg,
+                CHUNK_SLOT - 1
+            )));
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self) -> Result<()> {
+        self.check_room()?;
+        let mut batch = StoreWrite {
+            lsn: self.lsn,
+            ..StoreWrite::default()
+        };
+        let key = chunk_key(self.table, self.seg, self.next);
+        batch.put(Cf::Index, key, std::mem::take(&mut self.buf));
+        self.store.write(batch)?;
+        self.next += 1;
+        Ok(())
+    }
+}
+
+impl std::io::Write for ChunkWriter<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact(self.size);
+        }
+        let take = b.len().min(self.size - self.buf.len());
+        self.buf.extend_from_slice(&b[..take]);
+        if self.buf.len() == self.size {
+            if let Err(e) = self.emit() {
+                let io = std::io::Error::other(e.to_string());
+                self.error = Some(e);
+                return Err(io);
+            }
+        }
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Engine {
@@ -948,8 +1049,9 @@ impl Inner {
                 })?;
             Ok(rows)
         };
-        // Segment manifests (16-byte keys: shard u32 | sealed u8 | chunks u32 | len u64), each
-        // followed by its chunks (20-byte keys), in one pass.
+        // Segment manifests (16-byte keys: shard u32 | sealed u8 | chunks u32 | len u64
+        // [| first chunk u32]), each followed by its chunks (20-byte keys), in one pass. Chunks
+        // outside the manifest's run are a crashed rewrite's leftovers: skipped.
         let scan_blobs = || -> Result<Vec<Manifest>> {
             let mut manifests: Vec<Manifest> = Vec::new();
             self.store
@@ -957,12 +1059,40 @@ impl Inner {
                     let seg = be_u64(k.get(8..).unwrap_or_default())?;
                     if k.len() == 16 {
                         let mut r = Reader::new(v);
-                        manifests.push((seg, r.u32()?, r.u8()? != 0, r.u32()?, Vec::new()));
-                    } else if let Some(m) = manifests.last_mut().filter(|m| m.0 == seg) {
-                        m.4.extend_from_slice(v);
+                        let (shard, sealed, chunks) = (r.u32()?, r.u8()? != 0, r.u32()?);
+                        let _len = r.u64()?;
+                        let first = if r.is_empty() { 0 } else { r.u32()? };
+                        manifests.push(Manifest {
+                            seg,
+                            shard,
+                            sealed,
+                            first,
+                            chunks,
+                            blob: Vec::new(),
+                            got: 0,
+                        });
+                    } else if let Some(m) = manifests.last_mut().filter(|m| m.seg == seg) {
+                        let chunk = be_u32(k.get(16..).unwrap_or_default())?;
+                        let Some(i) = chunk.checked_sub(m.first).filter(|i| *i < m.chunks) else {
+                            return Ok(true);
+                        };
+                        if i != m.got {
+                            return Err(EngineError::Corrupt(format!(
+                                "segment {seg}: chunk {chunk} of its blob where {} was due",
+                                u64::from(m.first) + u64::from(m.got)
+                            )));
+                        }
+                        m.blob.extend_from_slice(v);
+                        m.got += 1;
                     }
                     Ok(true)
                 })?;
+            if let Some(m) = manifests.iter().find(|m| m.got != m.chunks) {
+                return Err(EngineError::Corrupt(format!(
+                    "segment {}: {} of its blob's {} chunks",
+                    m.seg, m.got, m.chunks
+                )));
+            }
             Ok(manifests)
         };
         let (rows, manifests) = rayon::join(scan_rows, scan_blobs);
@@ -973,10 +1103,11 @@ impl Inner {
                 s.keys.insert(row.key.clone(), row);
             }
         }
-        manifests.sort_by_key(|m| m.0);
-        if let Some((seg, shard, ..)) = manifests.iter().find(|m| m.1 as usize >= n) {
+        manifests.sort_by_key(|m| m.seg);
+        if let Some(m) = manifests.iter().find(|m| m.shard as usize >= n) {
             return Err(EngineError::Corrupt(format!(
-                "segment {seg} of missing shard {shard}"
+                "segment {} of missing shard {}",
+                m.seg, m.shard
             )));
         }
         // Decode the blobs in parallel (checksums, vectors, graphs).
@@ -984,7 +1115,14 @@ impl Inner {
             let shards_ref = &*shards;
             manifests
                 .into_par_iter()
-                .map(|(seg, shard, sealed, _chunks, bytes)| {
+                .map(|m| {
+                    let Manifest {
+                        seg,
+                        shard,
+                        sealed,
+                        blob: bytes,
+                        ..
+                    } = m;
                     let by_id = &shards_ref
                         .get(shard as usize)
                         .ok_or_else(|| EngineError::Corrupt("missing shard".into()))?
@@ -1117,44 +1255,86 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes a segment's blob and manifest (replacing an earlier one).
+    /// Writes a segment's blob and manifest (replacing an earlier one). The blob is streamed
+    /// into chunks of `blob_chunk_bytes`, one store write each, in the chunk slot the blob in
+    /// force does not use; the last chunk, the manifest naming the new run and the deletion of
+    /// the old blob's keys go in one final write. A crash before it leaves the old blob (or
+    /// none) in force, with unreferenced chunks that loads skip and the next persist deletes.
+    /// Memory: about two chunks, whatever the blob's size.
     /// With `wait` false, a segment whose tail a linker is linking right now is skipped (its
     /// rows stay covered by the `rows` column family; a load puts them into a tail).
     fn persist_segment(&self, table: &Table, shard: u32, seg: &Segment, wait: bool) -> Result<()> {
-        let Some((bytes, len)) = seg.to_bytes(wait) else {
+        // Held to the end: no linker and no other persist of this segment meanwhile.
+        let Some(guard) = seg.lock_for_persist(wait) else {
             tracing::debug!(segment = seg.id, "segment being linked: persisted later");
             return Ok(());
         };
+        let lsn = self.last_lsn.load(Ordering::Relaxed);
+        let prefix = manifest_key(table.id, seg.id);
+        let mut old_keys = Vec::new();
+        let mut old_first = None;
+        self.store.scan_prefix(Cf::Index, &prefix, &mut |k, v| {
+            if k.len() == prefix.len() {
+                old_first = Some(manifest_first(v)?);
+            }
+            old_keys.push(k.to_vec());
+            Ok(true)
+        })?;
+        let first = if old_first == Some(0) { CHUNK_SLOT } else { 0 };
+        let mut w = ChunkWriter {
+            store: &*self.store,
+            lsn,
+            table: table.id,
+            seg: seg.id,
+            first,
+            next: first,
+            size: self.opts.blob_chunk_bytes.max(1),
+            buf: Vec::new(),
+            error: None,
+        };
+        let len = guard.write_to(&mut w).map_err(|e| {
+            w.error.take().unwrap_or_else(|| {
+                vela_storage::StorageError::Io {
+                    op: "write segment blob",
+                    path: Default::default(),
+                    source: e,
+                }
+                .into()
+            })
+        })?;
         let mut batch = StoreWrite {
-            lsn: self.last_lsn.load(Ordering::Relaxed),
+            lsn,
             ..StoreWrite::default()
         };
-        // The earlier blob's keys, if any, are deleted one by one: a range tombstone per
-        // persist would pile up in the `index` column family, which loads scan.
-        let mut old_chunks = Vec::new();
-        self.store
-            .scan_prefix(Cf::Index, &manifest_key(table.id, seg.id), &mut |k, _| {
-                old_chunks.push(k.to_vec());
-                Ok(true)
-            })?;
-        for k in old_chunks {
-            batch.delete(Cf::Index, k);
+        if !w.buf.is_empty() {
+            w.check_room()?;
+            batch.put(
+                Cf::Index,
+                chunk_key(table.id, seg.id, w.next),
+                std::mem::take(&mut w.buf),
+            );
+            w.next += 1;
         }
-        let mut chunks = 0u32;
-        for (i, c) in bytes.chunks(CHUNK_BYTES).enumerate() {
-            batch.put(Cf::Index, chunk_key(table.id, seg.id, i as u32), c.to_vec());
-            chunks += 1;
+        let new_run = first..w.next;
+        // The earlier blob's keys (and a crashed rewrite's) are deleted one by one: a range
+        // tombstone per persist would pile up in the `index` column family, which loads scan.
+        for k in old_keys {
+            let rewritten = k == prefix
+                || (k.len() == 20 && be_u32(&k[16..]).is_ok_and(|c| new_run.contains(&c)));
+            if !rewritten {
+                batch.delete(Cf::Index, k);
+            }
         }
-        // The chunks are copies: free the blob before the store copies them once more.
-        drop(bytes);
-        let mut m = Vec::with_capacity(17);
+        let mut m = Vec::with_capacity(21);
         m.extend_from_slice(&shard.to_le_bytes());
         m.push(u8::from(seg.is_sealed()));
-        m.extend_from_slice(&chunks.to_le_bytes());
+        m.extend_from_slice(&(w.next - first).to_le_bytes());
         m.extend_from_slice(&len.to_le_bytes());
-        batch.put(Cf::Index, manifest_key(table.id, seg.id), m);
+        m.extend_from_slice(&first.to_le_bytes());
+        batch.put(Cf::Index, prefix, m);
         self.store.write(batch)?;
         seg.mark_persisted(len);
+        drop(guard);
         Ok(())
     }
 

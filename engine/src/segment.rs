@@ -15,8 +15,9 @@
 //! *before* it leaves the tail, and a search scans the tail *before* the graphs, so a search
 //! racing a linker sees each version at least once (duplicates are merged by row id).
 //!
-//! Persistence: a segment serializes to one blob (see [`Segment::to_bytes`]) covering its linked
-//! versions only, stored in chunks in the store's `index` column family, with a manifest. Tail
+//! Persistence: a segment serializes to one blob (see [`PersistGuard::write_to`]) covering its
+//! linked versions only, streamed in pieces into chunks of the store's `index` column family
+//! (never held whole in memory), with a manifest. Tail
 //! versions are not in the blob: on load they are rows no blob covers, and go to the appendable
 //! segment's tail again. A sealed segment is written by the background only once its tail is
 //! empty (a checkpoint may write a partial blob, rewritten once the tail is linked).
@@ -361,37 +362,22 @@ impl Segment {
             .map(|i| &i.index)
     }
 
-    /// Serializes the linked ids and every index's graph (`HnswIndex::to_bytes`: vectors,
-    /// graph, id map, tombstones, checksummed), so loading needs no rebuild. The tail is not
-    /// included. Returns the blob and the number of ids it covers; `None` when `wait` is false
-    /// and a linker is busy with the tail (the graphs hold versions the ids do not list yet).
-    pub fn to_bytes(&self, wait: bool) -> Option<(Vec<u8>, u64)> {
-        let _linker = if wait {
+    /// Holds the segment for persisting: while the guard lives no linker changes its linked
+    /// ids or graphs, and no other persist of it runs. `None` when `wait` is false and a
+    /// linker is busy with the tail (the graphs hold versions the ids do not list yet).
+    pub fn lock_for_persist(&self, wait: bool) -> Option<PersistGuard<'_>> {
+        let linker = if wait {
             self.linking.lock()
         } else {
             self.linking.try_lock()?
         };
-        let ids = self.members.read().linked.clone();
-        let graphs: Vec<Vec<u8>> = self.indexes.iter().map(|ix| ix.index.to_bytes()).collect();
-        let total: usize = graphs.iter().map(|g| g.len() + 64).sum();
-        let mut out = Vec::with_capacity(64 + ids.len() * 8 + total);
-        out.extend_from_slice(SEGMENT_MAGIC);
-        put_u64(&mut out, self.id);
-        put_u32(&mut out, ids.len() as u32);
-        for id in &ids {
-            put_u64(&mut out, *id);
-        }
-        put_u32(&mut out, self.indexes.len() as u32);
-        for (ix, g) in self.indexes.iter().zip(&graphs) {
-            put_str(&mut out, &ix.name);
-            put_u32(&mut out, ix.column as u32);
-            put_u64(&mut out, g.len() as u64);
-            out.extend_from_slice(g);
-        }
-        Some((out, ids.len() as u64))
+        Some(PersistGuard {
+            seg: self,
+            _linker: linker,
+        })
     }
 
-    /// Loads a segment serialized by [`Segment::to_bytes`] for `schema`. `live` says which ids
+    /// Loads a segment serialized by [`PersistGuard::write_to`] for `schema`. `live` says which ids
     /// are live; the others are tombstoned. An index of the blob that the schema no longer has
     /// is skipped; one the schema has but the blob lacks is rebuilt empty (the caller inserts
     /// uncovered rows).
@@ -436,6 +422,41 @@ impl Segment {
     /// Ids of this segment (linked and tail), as a set.
     pub fn id_set(&self) -> HashSet<u64> {
         self.ids().into_iter().collect()
+    }
+}
+
+/// A segment held for persisting (see [`Segment::lock_for_persist`]).
+pub struct PersistGuard<'a> {
+    seg: &'a Segment,
+    _linker: parking_lot::MutexGuard<'a, ()>,
+}
+
+impl PersistGuard<'_> {
+    /// Streams the segment's blob into `w`: magic, segment id, the linked ids, then each
+    /// index's name, column and graph (`HnswIndex::write_to`: vectors, graph, id map,
+    /// tombstones, checksummed; its length first), so loading needs no rebuild. The tail is not
+    /// included. Memory: the ids plus the graph writer's 64 KiB pieces, whatever the blob's
+    /// size. Returns the number of ids the blob covers.
+    pub fn write_to(&self, w: &mut dyn std::io::Write) -> std::io::Result<u64> {
+        let seg = self.seg;
+        let ids = seg.members.read().linked.clone();
+        let mut head = Vec::with_capacity(24 + ids.len() * 8);
+        head.extend_from_slice(SEGMENT_MAGIC);
+        put_u64(&mut head, seg.id);
+        put_u32(&mut head, ids.len() as u32);
+        for id in &ids {
+            put_u64(&mut head, *id);
+        }
+        put_u32(&mut head, seg.indexes.len() as u32);
+        w.write_all(&head)?;
+        for ix in &seg.indexes {
+            head.clear();
+            put_str(&mut head, &ix.name);
+            put_u32(&mut head, ix.column as u32);
+            w.write_all(&head)?;
+            ix.index.write_to(w, true)?;
+        }
+        Ok(ids.len() as u64)
     }
 }
 
@@ -527,5 +548,82 @@ mod tests {
         let index = seg.index_on(1).unwrap();
         assert_eq!(index.len(), 450, "live rows with a vector");
         assert!(index.contains(0) && !index.contains(3) && !index.contains(600));
+    }
+
+    /// Accepts `room` bytes, then fails (a store write failing mid-blob).
+    struct FailAfter {
+        room: usize,
+        got: Vec<u8>,
+    }
+
+    impl std::io::Write for FailAfter {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::Error::other("full"));
+            }
+            let n = b.len().min(self.room);
+            self.room -= n;
+            self.got.extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The streamed blob is byte for byte the format the loader reads (magic, id, ids, then
+    /// each index's name, column, length and `HnswIndex::to_bytes`), round-trips, and a sink
+    /// failing mid-way is an error, not a short blob.
+    #[test]
+    fn streamed_blob_is_the_loaded_format_and_sink_errors_surface() {
+        let seg = Segment::new(7, &schema()).unwrap();
+        let all = rows(3000);
+        seg.append_tail(all.iter().cloned());
+        let live = |rs: &[Arc<Row>]| rs.iter().map(|r| r.row_id != 5).collect();
+        while !seg.link_tail(1000, &live).unwrap().is_empty() {}
+        let mut streamed = Vec::new();
+        let n = seg
+            .lock_for_persist(true)
+            .unwrap()
+            .write_to(&mut streamed)
+            .unwrap();
+        assert_eq!(n, 3000);
+
+        let mut want = Vec::new();
+        want.extend_from_slice(SEGMENT_MAGIC);
+        put_u64(&mut want, 7);
+        put_u32(&mut want, 3000);
+        for id in 0..3000u64 {
+            put_u64(&mut want, id);
+        }
+        put_u32(&mut want, seg.indexes.len() as u32);
+        for ix in &seg.indexes {
+            let g = ix.index.to_bytes();
+            put_str(&mut want, &ix.name);
+            put_u32(&mut want, ix.column as u32);
+            put_u64(&mut want, g.len() as u64);
+            want.extend_from_slice(&g);
+        }
+        assert!(want.len() > 64 << 10, "several 64 KiB pieces");
+        assert_eq!(streamed, want);
+
+        let back = Segment::from_bytes(&streamed, &schema(), &|i| i != 5).unwrap();
+        assert_eq!(back.ids(), seg.ids());
+        let index = back.index_on(1).unwrap();
+        assert!(index.contains(0) && !index.contains(3) && !index.contains(5));
+
+        // A linker holds the segment: no snapshot without waiting.
+        let busy = seg.linking.lock();
+        assert!(seg.lock_for_persist(false).is_none());
+        drop(busy);
+        for room in [0, 10, 70_000] {
+            let mut sink = FailAfter {
+                room,
+                got: Vec::new(),
+            };
+            let guard = seg.lock_for_persist(false).unwrap();
+            assert!(guard.write_to(&mut sink).is_err(), "room {room}");
+            assert_eq!(sink.got[..], want[..room]);
+        }
     }
 }

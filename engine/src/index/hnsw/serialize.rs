@@ -29,6 +29,17 @@ impl HnswIndex {
     /// a 64-byte header, little-endian arrays, and a CRC-32 trailer. Concurrent inserts wait
     /// while it runs; searches do not.
     pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // `io::Write` for `Vec<u8>` never fails.
+        let _ = self.write_to(&mut out, false);
+        out
+    }
+
+    /// Streams the bytes of [`to_bytes`](Self::to_bytes) into `w` in pieces of at most 64 KiB
+    /// (the CRC computed as they go), so a caller can store them without holding the whole
+    /// serialization; with `framed`, first the length of those bytes (u64 LE). Returns that
+    /// length. Concurrent inserts wait while it runs; searches do not.
+    pub fn write_to(&self, w: &mut dyn std::io::Write, framed: bool) -> std::io::Result<u64> {
         let g = self.graph.read();
         let n = g.len();
         let upper_words: usize = g.upper.iter().map(|b| b.len()).sum();
@@ -40,42 +51,44 @@ impl HnswIndex {
             + g.layer0.len() * 4
             + upper_words * 4
             + 4;
-        let mut out = Vec::with_capacity(total);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&[self.metric.code(), 0, 0, 0]);
+        if framed {
+            w.write_all(&(total as u64).to_le_bytes())?;
+        }
+        let mut out = Staged::new(w, total);
+        out.put(MAGIC)?;
+        out.put(&FORMAT_VERSION.to_le_bytes())?;
+        out.put(&[self.metric.code(), 0, 0, 0])?;
         for v in [
             self.dim,
             self.params.m,
             self.params.ef_construction,
             self.params.ef_search,
         ] {
-            out.extend_from_slice(&(v as u32).to_le_bytes());
+            out.put(&(v as u32).to_le_bytes())?;
         }
-        out.extend_from_slice(&self.params.seed.to_le_bytes());
-        out.extend_from_slice(&(n as u64).to_le_bytes());
-        out.extend_from_slice(&self.entry.load(Ordering::Acquire).to_le_bytes());
-        out.extend_from_slice(&(upper_words as u64).to_le_bytes());
-        debug_assert_eq!(out.len(), HEADER_LEN);
+        out.put(&self.params.seed.to_le_bytes())?;
+        out.put(&(n as u64).to_le_bytes())?;
+        out.put(&self.entry.load(Ordering::Acquire).to_le_bytes())?;
+        out.put(&(upper_words as u64).to_le_bytes())?;
+        debug_assert_eq!(out.written(), HEADER_LEN);
         for i in 0..n {
             for x in g.store.row(i) {
-                out.extend_from_slice(&x.to_le_bytes());
+                out.put(&x.to_le_bytes())?;
             }
         }
         for r in &g.row_ids {
-            out.extend_from_slice(&r.to_le_bytes());
+            out.put(&r.to_le_bytes())?;
         }
-        out.extend_from_slice(&g.levels);
+        out.put(&g.levels)?;
         for w in &g.tombstones {
-            out.extend_from_slice(&w.load(Ordering::Acquire).to_le_bytes());
+            out.put(&w.load(Ordering::Acquire).to_le_bytes())?;
         }
         for w in g.layer0.iter().chain(g.upper.iter().flat_map(|b| b.iter())) {
-            out.extend_from_slice(&w.load(Ordering::Acquire).to_le_bytes());
+            out.put(&w.load(Ordering::Acquire).to_le_bytes())?;
         }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        debug_assert_eq!(out.len(), total);
-        out
+        let written = out.finish()?;
+        debug_assert_eq!(written, total);
+        Ok(total as u64)
     }
 
     /// Loads an index written by [`HnswIndex::to_bytes`]. Corrupt or truncated input gives
@@ -205,6 +218,66 @@ impl HnswIndex {
 }
 
 /// Every list's count within its degree bound and every id a node.
+/// Bytes staged between the serializer's many small writes and its sink: passed on in pieces
+/// of [`STAGE_BYTES`], each folded into the CRC-32 that [`finish`](Staged::finish) appends.
+struct Staged<'a> {
+    sink: &'a mut dyn std::io::Write,
+    buf: Vec<u8>,
+    crc: crc32fast::Hasher,
+    written: usize,
+}
+
+/// Size of the pieces [`Staged`] passes to its sink.
+const STAGE_BYTES: usize = 64 << 10;
+
+impl<'a> Staged<'a> {
+    fn new(sink: &'a mut dyn std::io::Write, total: usize) -> Self {
+        Staged {
+            sink,
+            buf: Vec::with_capacity(total.min(STAGE_BYTES)),
+            crc: crc32fast::Hasher::new(),
+            written: 0,
+        }
+    }
+
+    #[inline]
+    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
+        if self.buf.len() + b.len() > STAGE_BYTES {
+            self.pass_on()?;
+            if b.len() >= STAGE_BYTES {
+                // A big array (the levels) goes straight through.
+                self.crc.update(b);
+                self.sink.write_all(b)?;
+                self.written += b.len();
+                return Ok(());
+            }
+        }
+        self.buf.extend_from_slice(b);
+        Ok(())
+    }
+
+    fn pass_on(&mut self) -> std::io::Result<()> {
+        self.crc.update(&self.buf);
+        self.sink.write_all(&self.buf)?;
+        self.written += self.buf.len();
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Bytes put so far.
+    fn written(&self) -> usize {
+        self.written + self.buf.len()
+    }
+
+    /// Passes on the rest and the CRC-32 trailer; returns the bytes written in all.
+    fn finish(mut self) -> std::io::Result<usize> {
+        self.pass_on()?;
+        let crc = self.crc.clone().finalize();
+        self.sink.write_all(&crc.to_le_bytes())?;
+        Ok(self.written + 4)
+    }
+}
+
 fn check_graph(g: &Graph) -> Result<()> {
     let n = g.len();
     for node in 0..n as u32 {
