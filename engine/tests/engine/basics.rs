@@ -218,33 +218,6 @@ fn drop_table_deletes_every_key_of_the_table() {
     assert_eq!(e.row_count("b").unwrap(), 40);
 }
 
-/// Segment chunk keys (20 bytes) in the store's `index` column family that a manifest's run
-/// covers, and that none covers (manifest value: shard u32 | sealed u8 | chunks u32 LE |
-/// len u64 | first u32 LE).
-fn chunks_in_and_out_of_runs(store: &vela_engine::MemStore) -> (usize, usize) {
-    use vela_engine::{Cf, StoreBackend};
-    let mut runs = std::collections::HashMap::new();
-    let mut chunks = Vec::new();
-    store
-        .scan_prefix(Cf::Index, &[], &mut |k, v| {
-            if k.len() == 16 {
-                let le = |i: usize| u32::from_le_bytes(v[i..i + 4].try_into().unwrap());
-                let first = if v.len() >= 21 { le(17) } else { 0 };
-                runs.insert(k.to_vec(), first..first + le(5));
-            } else if k.len() == 20 {
-                let c = u32::from_be_bytes(k[16..].try_into().unwrap());
-                chunks.push((k[..16].to_vec(), c));
-            }
-            Ok(true)
-        })
-        .unwrap();
-    let stray = chunks
-        .iter()
-        .filter(|(m, c)| !runs.get(m).is_some_and(|r| r.contains(c)))
-        .count();
-    (chunks.len() - stray, stray)
-}
-
 /// A segment blob rewritten in many store writes (1 KiB chunks): a crash after any prefix of
 /// those writes reopens with every row and exact search (the old blob or the new one in force,
 /// never a torn one), and the next checkpoint deletes the crashed rewrite's chunks.
@@ -264,7 +237,7 @@ fn crash_between_blob_chunk_writes_leaves_a_whole_segment() {
     e.link_tails().unwrap();
     // The appendable segment's blob (120 versions, several chunks), flushed.
     e.checkpoint().unwrap();
-    let (old_chunks, strays) = chunks_in_and_out_of_runs(&store);
+    let (old_chunks, strays) = chunks_in_and_out_of_runs(&*store);
     assert_eq!((store.unflushed(), strays), (0, 0));
     assert!(old_chunks > 5, "{old_chunks} chunks");
     e.write("docs", upserts(120, 240)).unwrap();
@@ -279,7 +252,7 @@ fn crash_between_blob_chunk_writes_leaves_a_whole_segment() {
     let mut strays_seen = false;
     for keep in 0..=writes {
         let store = store.crash(keep);
-        let (_, strays) = chunks_in_and_out_of_runs(&store);
+        let (_, strays) = chunks_in_and_out_of_runs(&*store);
         strays_seen |= strays > 0;
         let e2 = Engine::open(log.crash(), store.clone(), opts()).unwrap();
         assert_eq!(e2.scan("docs", None).unwrap(), before, "keep {keep}");
@@ -292,7 +265,7 @@ fn crash_between_blob_chunk_writes_leaves_a_whole_segment() {
         }
         e2.checkpoint().unwrap();
         e2.run_maintenance().unwrap();
-        let (_, left) = chunks_in_and_out_of_runs(&store);
+        let (_, left) = chunks_in_and_out_of_runs(&*store);
         assert_eq!(left, 0, "keep {keep}: {strays} before");
     }
     assert!(strays_seen, "some crash left a partial rewrite");

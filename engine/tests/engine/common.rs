@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use vela_engine::{
-    ColumnDef, ColumnType, Engine, EngineOptions, HnswConfig, MemLog, MemStore, Metric, ScalarType,
-    TableSchema, VectorIndexDef,
+    Cf, ColumnDef, ColumnType, Engine, EngineOptions, HnswConfig, MemLog, MemStore, Metric,
+    ScalarType, StoreBackend, TableSchema, VectorIndexDef,
 };
 
 /// The seed of a randomised test: `VELA_TEST_SEED` or a fresh one, printed either way.
@@ -79,4 +79,30 @@ pub fn mem_engine(seal_rows: usize) -> (Engine, Arc<MemLog>, Arc<MemStore>) {
     let store = MemStore::new();
     let e = Engine::open(log.clone(), store.clone(), test_options(seal_rows)).unwrap();
     (e, log, store)
+}
+
+/// Segment chunk keys (20 bytes) in the store's `index` column family that a manifest's run
+/// covers, and that none covers (manifest value: shard u32 | sealed u8 | chunks u32 LE |
+/// len u64 | first u32 LE).
+pub fn chunks_in_and_out_of_runs(store: &dyn StoreBackend) -> (usize, usize) {
+    let mut runs = std::collections::HashMap::new();
+    let mut chunks = Vec::new();
+    store
+        .scan_prefix(Cf::Index, &[], &mut |k, v| {
+            if k.len() == 16 {
+                let le = |i: usize| u32::from_le_bytes(v[i..i + 4].try_into().unwrap());
+                let first = if v.len() >= 21 { le(17) } else { 0 };
+                runs.insert(k.to_vec(), first..first + le(5));
+            } else if k.len() == 20 {
+                let c = u32::from_be_bytes(k[16..].try_into().unwrap());
+                chunks.push((k[..16].to_vec(), c));
+            }
+            Ok(true)
+        })
+        .unwrap();
+    let stray = chunks
+        .iter()
+        .filter(|(m, c)| !runs.get(m).is_some_and(|r| r.contains(c)))
+        .count();
+    (chunks.len() - stray, stray)
 }
