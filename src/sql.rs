@@ -32,6 +32,18 @@ fn convert(e: Error) -> SqlError {
     }
 }
 
+/// The engine's form of a query-layer search request.
+fn engine_search<'a>(request: &SearchRequest<'a>) -> EngineSearch<'a> {
+    let mut req = EngineSearch::new(request.column, request.query, request.k);
+    req.ef = request.ef_search;
+    req.metric = Some(request.metric);
+    req.exact = request.exact;
+    req.filter = request
+        .filter
+        .map(|f| f as &(dyn Fn(&[Value]) -> bool + Sync));
+    req
+}
+
 /// The query layer's view of a [`Database`].
 #[derive(Debug, Clone)]
 pub struct EngineAdapter {
@@ -159,16 +171,9 @@ impl SqlEngine for EngineAdapter {
     }
 
     fn search(&self, request: &SearchRequest<'_>) -> vela_query::Result<Vec<SearchHit>> {
-        let mut req = EngineSearch::new(request.column, request.query, request.k);
-        req.ef = request.ef_search;
-        req.metric = Some(request.metric);
-        req.exact = request.exact;
-        req.filter = request
-            .filter
-            .map(|f| f as &(dyn Fn(&[Value]) -> bool + Sync));
         Ok(self
             .db
-            .search_with(request.table, &req)
+            .search_with(request.table, &engine_search(request))
             .map_err(convert)?
             .into_iter()
             .map(|h| SearchHit {
@@ -176,6 +181,22 @@ impl SqlEngine for EngineAdapter {
                 distance: h.distance,
             })
             .collect())
+    }
+
+    /// The engine's hit rows are visited where they are (shared `Arc`s): nothing is copied.
+    fn search_visit(
+        &self,
+        request: &SearchRequest<'_>,
+        visit: &mut dyn FnMut(&[Value], f32),
+    ) -> vela_query::Result<usize> {
+        let hits = self
+            .db
+            .search_with(request.table, &engine_search(request))
+            .map_err(convert)?;
+        for h in &hits {
+            visit(&h.row.values, h.distance);
+        }
+        Ok(hits.len())
     }
 
     fn set_synchronous(&self, mode: Synchronous) -> vela_query::Result<()> {

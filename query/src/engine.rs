@@ -157,6 +157,20 @@ pub trait Engine: Send + Sync {
     /// `request.exact` (or the column has no index of the request's metric). Rows whose vector is
     /// NULL are never returned.
     fn search(&self, request: &SearchRequest<'_>) -> Result<Vec<SearchHit>>;
+    /// [`Engine::search`], handing each hit's row and distance to `visit` (nearest first)
+    /// instead of returning copies; returns the number of hits. The columns not in
+    /// [`SearchRequest::columns`] may hold anything. The default searches, then visits.
+    fn search_visit(
+        &self,
+        request: &SearchRequest<'_>,
+        visit: &mut dyn FnMut(&[Value], f32),
+    ) -> Result<usize> {
+        let hits = self.search(request)?;
+        for h in &hits {
+            visit(&h.row, h.distance);
+        }
+        Ok(hits.len())
+    }
     /// Sets commit durability. Engines without the notion accept and ignore it.
     fn set_synchronous(&self, _mode: Synchronous) -> Result<()> {
         Ok(())

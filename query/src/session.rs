@@ -405,8 +405,14 @@ impl Session {
         let _enter = span.enter();
         match bound {
             Bound::Query(q) => {
+                if let Some((values, width)) = self.run_top_k(&q.root, params) {
+                    if width == q.columns.len() {
+                        let rows: Vec<&[Value]> = values.chunks_exact(width).collect();
+                        return query_result(q, &rows);
+                    }
+                }
                 let rows = self.run_plan(&q.root, params)?;
-                query_result(q, rows)
+                query_result(q, &rows)
             }
             Bound::Insert(_) | Bound::Update(_) | Bound::Delete(_) => self.run_dml(bound, params),
             Bound::Explain { analyze, inner } => self.explain(*analyze, inner, params),
@@ -616,17 +622,26 @@ impl Session {
         Ok(None)
     }
 
+    /// [`crate::exec::top_k_projection`]: a top-k index search's projected values, flat, and
+    /// the row width; `None` to run the plan.
+    fn run_top_k(&self, plan: &Plan, params: &[Value]) -> Option<(Vec<Value>, usize)> {
+        crate::exec::top_k_projection(plan, &self.exec_context(params))
+    }
+
     fn run_plan(&self, plan: &Plan, params: &[Value]) -> Result<Vec<crate::engine::Row>> {
-        let pending: &[TableWrite] = self.transaction.as_deref().unwrap_or(&[]);
-        let mut ctx = ExecContext {
+        execute(plan, &mut self.exec_context(params))
+    }
+
+    /// What a plan of this session runs with: its engine, settings and pending writes.
+    fn exec_context<'a>(&'a self, params: &'a [Value]) -> ExecContext<'a> {
+        ExecContext {
             engine: self.engine.as_ref(),
             params,
             ef_search: self.settings.ef_search,
-            pending,
+            pending: self.transaction.as_deref().unwrap_or(&[]),
             next_node: 0,
             subqueries: Vec::new(),
-        };
-        execute(plan, &mut ctx)
+        }
     }
 
     fn run_dml(&mut self, bound: &Bound, params: &[Value]) -> Result<StatementResult> {
@@ -717,7 +732,7 @@ impl Session {
                 self.run_plan(plan, params)?
             };
             let _arrow = trace_span!("arrow").entered();
-            query_result(query, rows)
+            query_result(query, &rows)
         });
         result?;
         let stats: HashMap<u64, NodeStats> = times
@@ -831,9 +846,9 @@ fn check_params(types: &ParamTypes, params: &[Value]) -> Result<()> {
     Ok(())
 }
 
-fn query_result(q: &QueryPlan, rows: Vec<crate::engine::Row>) -> Result<StatementResult> {
+fn query_result<R: AsRef<[Value]>>(q: &QueryPlan, rows: &[R]) -> Result<StatementResult> {
     let n = rows.len() as u64;
-    let (schema, batches) = rows_to_batches_cached(&q.columns, &rows, &q.arrow_schema)?;
+    let (schema, batches) = rows_to_batches_cached(&q.columns, rows, &q.arrow_schema)?;
     Ok(StatementResult {
         tag: format!("SELECT {n}"),
         rows_affected: n,
@@ -888,6 +903,74 @@ mod tests {
         );
         // The same text through the plan cache, too.
         assert_eq!(columns(&s.execute("SELECT * FROM t", &[]).expect("run")), 3);
+    }
+
+    /// The top-k fast path (exec::top_k_projection) returns exactly the rows the plan gives,
+    /// across projections, LIMIT/OFFSET (literal and `$n`), filters, NULLs and exact search;
+    /// other shapes and fallbacks (NULL query, pending writes) are left to the plan.
+    #[test]
+    fn top_k_fast_path_equals_the_plan() {
+        let engine = Arc::new(MemoryEngine::new());
+        let mut s = Session::new(engine);
+        s.execute(
+            "CREATE TABLE t (id BIGINT PRIMARY KEY, tag TEXT, v VECTOR(2));
+             CREATE INDEX ON t USING hnsw (v vector_l2_ops);
+             INSERT INTO t VALUES (1, 'a', '[0,0]'), (2, NULL, '[1,0]'), (3, 'b', '[0,2]'),
+               (4, 'a', NULL), (5, 'b', '[3,3]'), (6, NULL, '[0.5,0.5]')",
+            &[],
+        )
+        .expect("setup");
+        let q = Value::Vector(vec![0.1, 0.0]);
+        let fast = [
+            "SELECT id FROM t ORDER BY v <-> $1 LIMIT 3",
+            "SELECT tag, id FROM t ORDER BY v <-> $1 LIMIT 4 OFFSET 1",
+            "SELECT id, id, v FROM t ORDER BY v <-> $1 LIMIT $2 OFFSET $3",
+            "SELECT id FROM t WHERE tag = 'b' ORDER BY v <-> $1 LIMIT 5",
+            "SELECT id FROM t ORDER BY v <-> $1 LIMIT 10 OFFSET 7",
+        ];
+        let run = |s: &mut Session, sql: &str, params: &[Value]| {
+            let prepared = s.prepare(sql).expect("prepare");
+            let Some(Bound::Query(q)) = prepared.statements[0]
+                .bound
+                .as_ref()
+                .map(|b| b.bound.clone())
+            else {
+                panic!("not a query: {sql}");
+            };
+            let top_k = s.run_top_k(&q.root, params);
+            let rows = s.run_plan(&q.root, params).expect("plan");
+            (top_k, rows)
+        };
+        let params = [q.clone(), Value::BigInt(2), Value::BigInt(1)];
+        for sql in fast {
+            let (top_k, rows) = run(&mut s, sql, &params);
+            let (values, width) = top_k.unwrap_or_else(|| panic!("no fast path: {sql}"));
+            let flat: Vec<&[Value]> = values.chunks_exact(width).collect();
+            let want: Vec<&[Value]> = rows.iter().map(Vec::as_slice).collect();
+            assert_eq!(flat, want, "{sql}");
+        }
+        // Not this shape, or falling back to a scan: the plan runs.
+        for (sql, params) in [
+            (
+                "SELECT id + 1 FROM t ORDER BY v <-> $1 LIMIT 3",
+                vec![q.clone()],
+            ),
+            (
+                "SELECT id FROM t ORDER BY v <-> $1 DESC LIMIT 3",
+                vec![q.clone()],
+            ),
+            (
+                "SELECT id FROM t ORDER BY v <-> $1 LIMIT 3",
+                vec![Value::Null],
+            ),
+        ] {
+            assert_eq!(run(&mut s, sql, &params).0, None, "{sql}");
+        }
+        s.execute("BEGIN; INSERT INTO t VALUES (7, 'c', '[0.1,0]')", &[])
+            .expect("begin");
+        let (top_k, rows) = run(&mut s, "SELECT id FROM t ORDER BY v <-> $1 LIMIT 1", &[q]);
+        assert_eq!(top_k, None);
+        assert_eq!(rows, vec![vec![Value::BigInt(7)]]);
     }
 
     #[test]

@@ -31,14 +31,14 @@ fn arrow_error(e: arrow::error::ArrowError) -> QueryError {
 }
 
 /// The final type of each column: vectors get their dimension from the data.
-fn resolve_types(columns: &[OutputColumn], rows: &[Row]) -> Result<Vec<SqlType>> {
+fn resolve_types<R: AsRef<[Value]>>(columns: &[OutputColumn], rows: &[R]) -> Result<Vec<SqlType>> {
     let mut types = Vec::with_capacity(columns.len());
     for (i, c) in columns.iter().enumerate() {
         let mut ty = c.ty;
         if let SqlType::Vector(dim) = ty {
             let mut dim = dim;
             for row in rows {
-                if let Some(Value::Vector(v)) = row.get(i) {
+                if let Some(Value::Vector(v)) = row.as_ref().get(i) {
                     let n = u32::try_from(v.len()).unwrap_or(u32::MAX);
                     match dim {
                         None => dim = Some(n),
@@ -76,7 +76,11 @@ pub fn result_types(columns: &[OutputColumn], rows: &[Row]) -> Result<Vec<SqlTyp
 }
 
 /// One batch of `rows` in `schema` (from [`arrow_schema`] with the same `types`).
-pub fn build_batch(schema: &SchemaRef, types: &[SqlType], rows: &[Row]) -> Result<RecordBatch> {
+pub fn build_batch<R: AsRef<[Value]>>(
+    schema: &SchemaRef,
+    types: &[SqlType],
+    rows: &[R],
+) -> Result<RecordBatch> {
     let mut arrays = Vec::with_capacity(types.len());
     for (i, ty) in types.iter().enumerate() {
         arrays.push(build_column(*ty, rows, i)?);
@@ -86,9 +90,9 @@ pub fn build_batch(schema: &SchemaRef, types: &[SqlType], rows: &[Row]) -> Resul
 }
 
 /// Builds batches of at most [`BATCH_ROWS`] rows; an empty result gives no batches but a schema.
-pub fn rows_to_batches(
+pub fn rows_to_batches<R: AsRef<[Value]>>(
     columns: &[OutputColumn],
-    rows: &[Row],
+    rows: &[R],
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let types = resolve_types(columns, rows)?;
     let schema = arrow_schema(columns, &types);
@@ -98,9 +102,9 @@ pub fn rows_to_batches(
 /// [`rows_to_batches`], taking the schema from `cached` (or storing it there) when no column's
 /// type depends on the data (no vector of unknown dimension): a statement run many times then
 /// builds its Arrow schema once.
-pub fn rows_to_batches_cached(
+pub fn rows_to_batches_cached<R: AsRef<[Value]>>(
     columns: &[OutputColumn],
-    rows: &[Row],
+    rows: &[R],
     cached: &OnceLock<SchemaRef>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let types = resolve_types(columns, rows)?;
@@ -115,10 +119,10 @@ pub fn rows_to_batches_cached(
     batches_in(schema, &types, rows)
 }
 
-fn batches_in(
+fn batches_in<R: AsRef<[Value]>>(
     schema: SchemaRef,
     types: &[SqlType],
-    rows: &[Row],
+    rows: &[R],
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let mut batches = Vec::with_capacity(rows.len().div_ceil(BATCH_ROWS));
     for chunk in rows.chunks(BATCH_ROWS) {
@@ -127,13 +131,13 @@ fn batches_in(
     Ok((schema, batches))
 }
 
-fn build_column(ty: SqlType, rows: &[Row], i: usize) -> Result<ArrayRef> {
+fn build_column<R: AsRef<[Value]>>(ty: SqlType, rows: &[R], i: usize) -> Result<ArrayRef> {
     let mismatch = |v: &Value| QueryError::Internal(format!("value {v:?} in a {ty} column"));
     Ok(match ty {
         SqlType::BigInt => {
             let mut b = Int64Builder::with_capacity(rows.len());
             for row in rows {
-                match row.get(i) {
+                match row.as_ref().get(i) {
                     Some(Value::BigInt(x)) => b.append_value(*x),
                     Some(Value::Null) | None => b.append_null(),
                     Some(v) => return Err(mismatch(v)),
@@ -144,7 +148,7 @@ fn build_column(ty: SqlType, rows: &[Row], i: usize) -> Result<ArrayRef> {
         SqlType::Double => {
             let mut b = Float64Builder::with_capacity(rows.len());
             for row in rows {
-                match row.get(i) {
+                match row.as_ref().get(i) {
                     Some(Value::Double(x)) => b.append_value(*x),
                     Some(Value::BigInt(x)) => b.append_value(*x as f64),
                     Some(Value::Null) | None => b.append_null(),
@@ -156,7 +160,7 @@ fn build_column(ty: SqlType, rows: &[Row], i: usize) -> Result<ArrayRef> {
         SqlType::Boolean => {
             let mut b = BooleanBuilder::with_capacity(rows.len());
             for row in rows {
-                match row.get(i) {
+                match row.as_ref().get(i) {
                     Some(Value::Boolean(x)) => b.append_value(*x),
                     Some(Value::Null) | None => b.append_null(),
                     Some(v) => return Err(mismatch(v)),
@@ -167,7 +171,7 @@ fn build_column(ty: SqlType, rows: &[Row], i: usize) -> Result<ArrayRef> {
         SqlType::Timestamp => {
             let mut b = TimestampMicrosecondBuilder::with_capacity(rows.len());
             for row in rows {
-                match row.get(i) {
+                match row.as_ref().get(i) {
                     Some(Value::Timestamp(x)) => b.append_value(*x),
                     Some(Value::Null) | None => b.append_null(),
                     Some(v) => return Err(mismatch(v)),
@@ -181,7 +185,7 @@ fn build_column(ty: SqlType, rows: &[Row], i: usize) -> Result<ArrayRef> {
             let mut values = Float32Builder::with_capacity(rows.len() * dim as usize);
             let mut validity = Vec::with_capacity(rows.len());
             for row in rows {
-                match row.get(i) {
+                match row.as_ref().get(i) {
                     Some(Value::Vector(v)) if v.len() == dim as usize => {
                         values.append_slice(v);
                         validity.push(true);
@@ -206,7 +210,7 @@ fn build_column(ty: SqlType, rows: &[Row], i: usize) -> Result<ArrayRef> {
         SqlType::Text | SqlType::Unknown | SqlType::Null => {
             let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
             for row in rows {
-                match row.get(i) {
+                match row.as_ref().get(i) {
                     Some(Value::Null) | None => b.append_null(),
                     Some(v) => b.append_value(value_to_text(v)),
                 }

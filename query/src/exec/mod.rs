@@ -94,9 +94,14 @@ fn node_span(ctx: &mut ExecContext<'_>) -> tracing::Span {
     tracing::trace_span!("plan_node", node, rows = tracing::field::Empty)
 }
 
-/// [`execute`] for a [`Plan::VectorSearch`], also returning the hits' distances (`None` when
-/// the search ran as a scan).
-fn execute_search(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<(Vec<Row>, Option<Vec<f32>>)> {
+/// A [`Plan::VectorSearch`]'s table, search and pushed-down filter; `None` for other nodes.
+fn search_parts(
+    plan: &Plan,
+) -> Option<(
+    &vela_engine::catalog::TableSchema,
+    source::SearchSpec<'_>,
+    Option<&BExpr>,
+)> {
     let Plan::VectorSearch {
         schema,
         column,
@@ -108,23 +113,28 @@ fn execute_search(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<(Vec<Row>, O
         columns,
     } = plan
     else {
+        return None;
+    };
+    let spec = source::SearchSpec {
+        column: *column,
+        metric: *metric,
+        query,
+        k,
+        exact: *exact,
+        columns: columns.as_deref(),
+    };
+    Some((schema, spec, filter.as_ref()))
+}
+
+/// [`execute`] for a [`Plan::VectorSearch`], also returning the hits' distances (`None` when
+/// the search ran as a scan).
+fn execute_search(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<(Vec<Row>, Option<Vec<f32>>)> {
+    let Some((schema, spec, filter)) = search_parts(plan) else {
         return Ok((execute(plan, ctx)?, None));
     };
     let span = node_span(ctx);
     let _entered = span.enter();
-    let out = source::vector_search_hits(
-        ctx,
-        schema,
-        source::SearchSpec {
-            column: *column,
-            metric: *metric,
-            query,
-            k,
-            exact: *exact,
-            columns: columns.as_deref(),
-        },
-        filter.as_ref(),
-    )?;
+    let out = source::vector_search_hits(ctx, schema, spec, filter)?;
     span.record("rows", out.0.len());
     Ok(out)
 }
@@ -181,6 +191,82 @@ fn select_in_place(mut row: Row, exprs: &[BExpr]) -> Row {
     row
 }
 
+/// `SELECT <columns> FROM t [WHERE ..] ORDER BY <distance> LIMIT n [OFFSET m]` run over an
+/// index search without per-row copies: a plan that is exactly Project (plain columns) ->
+/// [Limit ->] Top-N (ascending, on the search's distance) -> Vector Search hands the engine's
+/// hits to a visitor that copies only the projected values, row after row, into one flat
+/// vector (`exprs.len()` values per row, returned with it). `None` when the plan has another shape, a count or
+/// the query does not evaluate, or the search would not return exactly the engine's hits in
+/// order: the caller then runs the plan with [`execute`], which gives the same rows (or the
+/// error: nothing evaluated here reports one). EXPLAIN ANALYZE always runs the plan (its nodes' spans).
+pub fn top_k_projection(plan: &Plan, ctx: &ExecContext<'_>) -> Option<(Vec<Value>, usize)> {
+    let Plan::Project { input, exprs, .. } = plan else {
+        return None;
+    };
+    if exprs.is_empty() || !exprs.iter().all(|e| matches!(e, BExpr::Column(_))) {
+        return None;
+    }
+    let (limit, offset, input) = match &**input {
+        Plan::Limit {
+            input,
+            limit,
+            offset,
+        } => (limit.as_ref(), offset.as_ref(), &**input),
+        other => (None, None, other),
+    };
+    let Plan::TopN {
+        input,
+        keys,
+        k: top_k,
+    } = input
+    else {
+        return None;
+    };
+    let ([key], Some((schema, spec, filter))) = (keys.as_slice(), search_parts(input)) else {
+        return None;
+    };
+    if !key.asc {
+        return None;
+    }
+    // Counts that do not evaluate are left to `execute`, which reports them in its order.
+    let count = |e: Option<&BExpr>, what, code| match e {
+        Some(e) => eval_count(e, ctx, what, code).ok(),
+        None => Some(None),
+    };
+    let (Some(limit), Some(Some(offset)), Some(Some(top_k))) = (
+        count(limit, "LIMIT", "2201W"),
+        count(offset, "OFFSET", "2201X").map(|o| Some(o.unwrap_or(0))),
+        count(Some(top_k), "LIMIT", "2201W"),
+    ) else {
+        return None;
+    };
+    // Hits `offset..end` of the Top-N's first `top_k` are the result.
+    let end = top_k.min(offset.saturating_add(limit.unwrap_or(usize::MAX)));
+    let mut values = Vec::with_capacity(end.saturating_sub(offset).min(MAX_INDEX_K) * exprs.len());
+    let mut seen = 0usize;
+    let mut last = f32::NEG_INFINITY;
+    let mut in_order = true;
+    let mut in_range = true;
+    let mut visit = |row: &[Value], distance: f32| {
+        in_order &= last.total_cmp(&distance).is_le();
+        last = distance;
+        if (offset..end).contains(&seen) {
+            for e in exprs {
+                if let BExpr::Column(c) = e {
+                    match row.get(*c) {
+                        Some(v) => values.push(v.clone()),
+                        None => in_range = false,
+                    }
+                }
+            }
+        }
+        seen += 1;
+    };
+    // An error (say in the pushed-down filter) is left to `execute` too.
+    let visited = source::visit_search_hits(ctx, schema, spec, filter, &mut visit);
+    (matches!(visited, Ok(Some(_))) && in_order && in_range).then_some((values, exprs.len()))
+}
+
 /// Evaluates a LIMIT/OFFSET-like count: a non-negative integer or NULL (no limit).
 pub fn eval_count(
     e: &crate::expr::BExpr,
@@ -216,28 +302,10 @@ fn run(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
             key,
             filter,
         } => source::point_lookup(ctx, schema, key, filter.as_ref()),
-        Plan::VectorSearch {
-            schema,
-            column,
-            metric,
-            query,
-            k,
-            filter,
-            exact,
-            columns,
-        } => source::vector_search(
-            ctx,
-            schema,
-            source::SearchSpec {
-                column: *column,
-                metric: *metric,
-                query,
-                k,
-                exact: *exact,
-                columns: columns.as_deref(),
-            },
-            filter.as_ref(),
-        ),
+        Plan::VectorSearch { .. } => match search_parts(plan) {
+            Some((schema, spec, filter)) => source::vector_search(ctx, schema, spec, filter),
+            None => Err(QueryError::Internal("not a vector search".into())),
+        },
         Plan::Filter { input, predicate } => {
             let rows = execute(input, ctx)?;
             let ectx = ctx.eval_ctx();
@@ -310,6 +378,9 @@ fn run(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
                 None => 0,
             };
             let rows = execute(input, ctx)?;
+            if offset == 0 && limit.is_none_or(|l| rows.len() <= l) {
+                return Ok(rows);
+            }
             Ok(rows
                 .into_iter()
                 .skip(offset)

@@ -13,7 +13,7 @@ use vela_engine::catalog::{Key, TableSchema, Value};
 use vela_engine::Metric;
 
 use super::{eval_count, ExecContext, MAX_INDEX_K};
-use crate::engine::{row_key, Row, SearchRequest, WriteOp};
+use crate::engine::{row_key, Row, RowPredicate, SearchRequest, WriteOp};
 use crate::error::{QueryError, Result};
 use crate::expr::eval::{eval, eval_predicate, EvalContext};
 use crate::expr::BExpr;
@@ -146,6 +146,89 @@ pub fn vector_search(
     Ok(vector_search_hits(ctx, schema, spec, filter)?.0)
 }
 
+/// What an index search needs once its arguments are evaluated.
+enum SearchArgs<'q> {
+    /// Run a scan instead (NULL query, pending writes, k above [`MAX_INDEX_K`]).
+    Scan,
+    /// `k = 0`: no rows.
+    Empty,
+    Search {
+        query: &'q [f32],
+        k: usize,
+        column: &'q str,
+    },
+}
+
+/// Evaluates a search's k and query vector (a parameter or literal vector is borrowed; an
+/// evaluated one is kept in `evaluated`) and checks the query's dimension.
+fn search_args<'q>(
+    ctx: &'q ExecContext<'_>,
+    schema: &'q TableSchema,
+    spec: &SearchSpec<'q>,
+    evaluated: &'q mut Option<Value>,
+) -> Result<SearchArgs<'q>> {
+    let k = eval_count(spec.k, ctx, "LIMIT", "2201W")?;
+    let query_value = match spec.query {
+        BExpr::Param(i) => ctx
+            .params
+            .get(*i)
+            .ok_or(QueryError::UndefinedParameter(i + 1))?,
+        BExpr::Literal(v) => v,
+        other => evaluated.insert(eval(other, &[], &ctx.eval_ctx())?),
+    };
+    let query: &[f32] = match query_value {
+        Value::Vector(v) => v,
+        // `ORDER BY emb <-> NULL`: every distance is NULL; the exact path orders them.
+        _ => return Ok(SearchArgs::Scan),
+    };
+    let k = match k {
+        Some(k) if k <= MAX_INDEX_K && !has_pending(ctx, &schema.name) => k,
+        _ => return Ok(SearchArgs::Scan),
+    };
+    if k == 0 {
+        return Ok(SearchArgs::Empty);
+    }
+    let column_def = schema
+        .columns
+        .get(spec.column)
+        .ok_or_else(|| QueryError::Internal("search column out of range".into()))?;
+    if let Some(dim) = column_def.ty.vector_dim() {
+        if dim != query.len() {
+            return Err(QueryError::DataException(format!(
+                "different vector dimensions {dim} and {}",
+                query.len()
+            )));
+        }
+    }
+    Ok(SearchArgs::Search {
+        query,
+        k,
+        column: &column_def.name,
+    })
+}
+
+/// The engine request of a search whose arguments are evaluated (`(query, k, column)`, see
+/// [`search_args`]), with `filter` pushed down.
+fn request<'a>(
+    ctx: &'a ExecContext<'_>,
+    schema: &'a TableSchema,
+    spec: &SearchSpec<'a>,
+    (query, k, column): (&'a [f32], usize, &'a str),
+    filter: Option<&'a RowPredicate<'a>>,
+) -> SearchRequest<'a> {
+    SearchRequest {
+        table: &schema.name,
+        column,
+        query,
+        k,
+        metric: spec.metric,
+        ef_search: ctx.ef_search,
+        filter,
+        exact: spec.exact,
+        columns: spec.columns,
+    }
+}
+
 /// [`vector_search`] with each row's distance under the search metric when the rows are the
 /// engine's hits (`None` when it fell back to a scan). The engine's distance orders rows as
 /// the SQL distance operator does (for L2 it is the square of `<->`: monotone), so a Top-N
@@ -156,56 +239,50 @@ pub fn vector_search_hits(
     spec: SearchSpec<'_>,
     filter: Option<&BExpr>,
 ) -> Result<(Vec<Row>, Option<Vec<f32>>)> {
-    let SearchSpec {
-        column,
-        metric,
-        query,
-        k,
-        exact,
-        columns,
-    } = spec;
+    let mut evaluated = None;
+    let (query, k, column) = match search_args(ctx, schema, &spec, &mut evaluated)? {
+        SearchArgs::Scan => return Ok((scan(ctx, schema, filter)?, None)),
+        SearchArgs::Empty => return Ok((Vec::new(), None)),
+        SearchArgs::Search { query, k, column } => (query, k, column),
+    };
     let ectx = ctx.eval_ctx();
-    let k = eval_count(k, ctx, "LIMIT", "2201W")?;
-    let query = match eval(query, &[], &ectx)? {
-        Value::Vector(v) => v,
-        // `ORDER BY emb <-> NULL`: every distance is NULL; the exact path orders them.
-        _ => return Ok((scan(ctx, schema, filter)?, None)),
-    };
-    let k = match k {
-        Some(k) if k <= MAX_INDEX_K && !has_pending(ctx, &schema.name) => k,
-        _ => return Ok((scan(ctx, schema, filter)?, None)),
-    };
-    if k == 0 {
-        return Ok((Vec::new(), None));
-    }
-    let column_def = schema
-        .columns
-        .get(column)
-        .ok_or_else(|| QueryError::Internal("search column out of range".into()))?;
-    if let Some(dim) = column_def.ty.vector_dim() {
-        if dim != query.len() {
-            return Err(QueryError::DataException(format!(
-                "different vector dimensions {dim} and {}",
-                query.len()
-            )));
-        }
-    }
     let hits = with_predicate(&ectx, filter, |p| {
-        ctx.engine.search(&SearchRequest {
-            table: &schema.name,
-            column: &column_def.name,
-            query: &query,
-            k,
-            metric,
-            ef_search: ctx.ef_search,
-            filter: p,
-            exact,
-            columns,
-        })
+        ctx.engine
+            .search(&request(ctx, schema, &spec, (query, k, column), p))
     })?;
-    if exact && hits.len() < k {
+    if spec.exact && hits.len() < k {
         return Ok((scan(ctx, schema, filter)?, None));
     }
-    let distances = hits.iter().map(|h| h.distance).collect();
-    Ok((hits.into_iter().map(|h| h.row).collect(), Some(distances)))
+    // One pass, both vectors at their final size (no shrinking in-place collect).
+    let mut rows = Vec::with_capacity(hits.len());
+    let mut distances = Vec::with_capacity(hits.len());
+    for h in hits {
+        rows.push(h.row);
+        distances.push(h.distance);
+    }
+    Ok((rows, Some(distances)))
+}
+
+/// The engine's hits of the search [`vector_search_hits`] would run, handed to `visit`
+/// (row, distance) without copying them; the number of hits. `None` (nothing visited) where
+/// [`vector_search_hits`] would not return exactly the engine's hits: it scans instead, or k
+/// is 0. An exact search that finds fewer than k rows has visited them and gives `None` too.
+pub fn visit_search_hits(
+    ctx: &ExecContext<'_>,
+    schema: &TableSchema,
+    spec: SearchSpec<'_>,
+    filter: Option<&BExpr>,
+    visit: &mut dyn FnMut(&[Value], f32),
+) -> Result<Option<usize>> {
+    let mut evaluated = None;
+    let SearchArgs::Search { query, k, column } = search_args(ctx, schema, &spec, &mut evaluated)?
+    else {
+        return Ok(None);
+    };
+    let ectx = ctx.eval_ctx();
+    let n = with_predicate(&ectx, filter, |p| {
+        ctx.engine
+            .search_visit(&request(ctx, schema, &spec, (query, k, column), p), visit)
+    })?;
+    Ok((!spec.exact || n >= k).then_some(n))
 }
