@@ -3,7 +3,8 @@
 //! [`EngineAdapter`] implements the query layer's narrow `Engine` trait over a [`Database`]
 //! (thin: catalog calls map one to one, a write batch becomes one engine `write_many`, rows
 //! are copied out of the engine's `Arc<Row>`s — a search's hits only in the columns the query
-//! reads — and `TRUNCATE` deletes every key in one batch).
+//! reads, or not at all when visited in place (`search_visit`) — and `TRUNCATE` deletes every
+//! key in one batch).
 //! [`Connection`] is a SQL session (settings, transaction, prepared statements, plan cache);
 //! [`Database::execute`] and [`Database::query`] run SQL on a fresh connection each call.
 //! Errors are [`SqlError`]s (`vela_query::QueryError`) with a SQLSTATE code; engine errors keep the

@@ -5,7 +5,9 @@
 //! [`source`], which overlays the session's uncommitted transaction writes on what the engine
 //! returns, so a transaction reads its own writes. Every node runs inside a TRACE `plan_node`
 //! span numbered in pre-order (EXPLAIN's order) that records its row count; EXPLAIN ANALYZE
-//! reads its timings from those spans ([`timing`]).
+//! reads its timings from those spans ([`timing`]). A top-k index search under a plain column
+//! projection skips the operators and copies only the projected values of the engine's hits
+//! ([`top_k_projection`]); the session uses it for queries and runs the plan otherwise.
 
 pub mod batch;
 pub mod source;
