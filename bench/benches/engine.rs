@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use vela_bench::Gen;
 use vela_engine::index::{HnswIndex, HnswParams, SearchOptions};
 use vela_engine::storage_impl::{open_storage, OpenedStorage};
 use vela_engine::{
@@ -21,20 +22,6 @@ use vela_engine::{
 use vela_storage::{Durability, StoreOptions, WalOptions};
 
 const DIM: usize = 128;
-
-/// A small deterministic generator (no dependency): xorshift64*.
-struct Gen(u64);
-impl Gen {
-    fn f32(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn vector(&mut self) -> Vec<f32> {
-        (0..DIM).map(|_| self.f32()).collect()
-    }
-}
 
 fn schema(indexed: bool, shards: u32) -> TableSchema {
     TableSchema {
@@ -123,7 +110,7 @@ fn inserts(c: &mut Criterion) {
                         let ops: Vec<Op> = (0..batch)
                             .map(|_| {
                                 next += 1;
-                                Op::Insert(row(next, Some(gen.vector())))
+                                Op::Insert(row(next, Some(gen.vector(DIM))))
                             })
                             .collect();
                         let t = Instant::now();
@@ -141,8 +128,8 @@ fn inserts(c: &mut Criterion) {
 fn search(c: &mut Criterion) {
     let n = 20_000;
     let mut gen = Gen(7);
-    let vectors: Vec<Vec<f32>> = (0..n).map(|_| gen.vector()).collect();
-    let queries: Vec<Vec<f32>> = (0..200).map(|_| gen.vector()).collect();
+    let vectors: Vec<Vec<f32>> = (0..n).map(|_| gen.vector(DIM)).collect();
+    let queries: Vec<Vec<f32>> = (0..200).map(|_| gen.vector(DIM)).collect();
     let (e, _, _) = {
         let log = vela_engine::MemLog::new(false);
         let store = vela_engine::MemStore::new();
@@ -258,7 +245,7 @@ fn reopen_figures() {
         let t = Instant::now();
         for start in (0..n).step_by(10_000) {
             let ops = (start..(start + 10_000).min(n))
-                .map(|i| Op::Insert(row(i as i64, Some(gen.vector()))))
+                .map(|i| Op::Insert(row(i as i64, Some(gen.vector(DIM)))))
                 .collect();
             e.write("bench", ops).unwrap();
         }
@@ -324,7 +311,7 @@ fn replay_figures() {
         e.checkpoint().unwrap();
         let mut gen = Gen(11);
         for i in 0..n {
-            let v = indexed_vectors.then(|| gen.vector());
+            let v = indexed_vectors.then(|| gen.vector(DIM));
             e.write("bench", vec![Op::Upsert(row(i as i64, v))])
                 .unwrap();
         }
@@ -363,7 +350,7 @@ fn replay_figures() {
         if indexed_vectors {
             // Replayed rows are searchable at once (exact search over the unindexed tails);
             // linking them into the graphs is what the background linker does after open.
-            let q = gen.vector();
+            let q = gen.vector(DIM);
             let t = Instant::now();
             e.search("bench", &SearchRequest::new("v", &q, 10)).unwrap();
             let search_tail = t.elapsed();

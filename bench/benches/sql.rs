@@ -27,24 +27,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use vela::{Connection, Database, Durability, Op, Options, PreparedStatement, Value};
+use vela_bench::Gen;
 
 const DIM: usize = 128;
 const K: usize = 10;
 const QUERIES: usize = 200;
-
-/// xorshift64*: deterministic data without a dependency.
-struct Gen(u64);
-impl Gen {
-    fn f32(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn vector(&mut self) -> Vec<f32> {
-        (0..DIM).map(|_| self.f32()).collect()
-    }
-}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -92,7 +79,7 @@ fn fixture() -> Fixture {
         let ops: Vec<Op> = (0..n)
             .map(|_| {
                 id += 1;
-                Op::Insert(vec![Value::BigInt(id), Value::Vector(gen.vector())])
+                Op::Insert(vec![Value::BigInt(id), Value::Vector(gen.vector(DIM))])
             })
             .collect();
         db.write("bench", ops).expect("insert");
@@ -108,7 +95,7 @@ fn fixture() -> Fixture {
         start.elapsed().as_secs_f64()
     );
     let mut qgen = Gen(0xfeed);
-    let queries: Vec<Vec<f32>> = (0..QUERIES).map(|_| qgen.vector()).collect();
+    let queries: Vec<Vec<f32>> = (0..QUERIES).map(|_| qgen.vector(DIM)).collect();
     let params = queries
         .iter()
         .map(|q| vec![Value::Vector(q.clone())])

@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use vela_bench::Gen;
 use vela_engine::storage_impl::open_storage;
 use vela_engine::{
     ColumnDef, ColumnType, Engine, EngineOptions, HnswConfig, Metric, Op, ScalarType, TableSchema,
@@ -18,17 +19,6 @@ use vela_storage::{Durability, StoreOptions, WalOptions};
 
 const DIM: usize = 128;
 const BATCH: usize = 10_000;
-
-/// xorshift64*, uniform floats in [0, 1).
-struct Gen(u64);
-impl Gen {
-    fn f32(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
 
 fn schema() -> TableSchema {
     let col = |name: &str, ty, nullable| ColumnDef {
