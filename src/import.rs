@@ -502,16 +502,6 @@ pub fn import(db: &Database, args: &ImportArgs) -> Result<Summary, ImportError> 
     })
 }
 
-/// Logs go to standard error, filtered by `VELA_LOG` (default: warnings only).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VELA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// Runs `vela import` with the arguments after `import`.
 pub fn main_with(args: Vec<String>) -> ExitCode {
     let args = match parse(args) {
@@ -528,7 +518,7 @@ pub fn main_with(args: Vec<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging();
+    crate::shell::init_logging();
     let mut stderr = std::io::stderr();
     let db = match Database::open(&args.dir) {
         Ok(db) => db,

@@ -25,8 +25,9 @@ use std::process::ExitCode;
 use args::{Parsed, Script};
 use runner::{Flow, Runner};
 
-/// Logs go to standard error, filtered by `VELA_LOG` (default: warnings only).
-fn init_logging() {
+/// Logs go to standard error, filtered by `VELA_LOG` (default: warnings only); `vela import`
+/// uses the same set-up.
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VELA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
