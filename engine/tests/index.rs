@@ -4,6 +4,7 @@
 
 mod index {
     pub mod bad_input;
+    pub mod collinear;
     pub mod common;
     pub mod concurrency;
     pub mod distance;

@@ -106,7 +106,7 @@ impl HnswIndex {
     /// Adds `new` to `node`'s list at `layer`, shrinking the list with the heuristic when it
     /// is full.
     #[allow(clippy::too_many_arguments)]
-    fn add_backlink(
+    pub(super) fn add_backlink(
         &self,
         g: &Graph,
         kernel: Kernel,

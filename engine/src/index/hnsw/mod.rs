@@ -5,6 +5,7 @@
 mod graph;
 mod insert;
 mod query;
+mod repair;
 pub(crate) mod search;
 mod serialize;
 
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::error::{EngineError, Result};
@@ -306,10 +308,18 @@ impl HnswIndex {
             search::with_scratch(|s| self.link(g, first as u32, s));
             start = first + 1;
         }
-        (start..end)
-            .into_par_iter()
-            .for_each(|node| search::with_scratch(|s| self.link(g, node as u32, s)));
-        tracing::debug!(rows = row_ids.len(), "hnsw batch insert linked");
+        // Link in a shuffled order. Rayon splits a range into contiguous blocks, one per thread;
+        // on rows sorted along a direction (an import in key order) the threads would then
+        // grow separate runs of one region that never link across the seam between them,
+        // leaving rows no search can reach. Shuffled, the nodes linked at the same moment are
+        // scattered, as in the random insertion order HNSW assumes.
+        let mut order: Vec<u32> = (start as u32..end as u32).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(self.params.seed ^ first as u64));
+        order
+            .par_iter()
+            .for_each(|&node| search::with_scratch(|s| self.link(g, node, s)));
+        let attached = self.repair_reachability(g);
+        tracing::debug!(rows = row_ids.len(), attached, "hnsw batch insert linked");
         Ok(())
     }
 

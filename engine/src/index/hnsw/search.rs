@@ -122,6 +122,19 @@ pub(crate) type Kernel = fn(&[f32], &[f32]) -> f32;
 
 /// Greedy walk at `layer` from `start` to a local minimum (ef = 1).
 pub(crate) fn greedy(graph: &Graph, kernel: Kernel, q: &[f32], start: Cand, layer: usize) -> Cand {
+    greedy_where(graph, kernel, q, start, layer, |_| true)
+}
+
+/// [`greedy`] that only steps onto nodes `allow` accepts.
+#[inline]
+pub(crate) fn greedy_where(
+    graph: &Graph,
+    kernel: Kernel,
+    q: &[f32],
+    start: Cand,
+    layer: usize,
+    allow: impl Fn(u32) -> bool,
+) -> Cand {
     let mut best = start;
     // Bounded: each step strictly lowers the distance, so at most n steps.
     for _ in 0..graph.len() {
@@ -133,6 +146,9 @@ pub(crate) fn greedy(graph: &Graph, kernel: Kernel, q: &[f32], start: Cand, laye
         let count = (count.load(Ordering::Acquire) as usize).min(ids.len());
         for w in &ids[..count] {
             let id = w.load(Ordering::Relaxed);
+            if !allow(id) {
+                continue;
+            }
             let Some(v) = graph.store.get(id as usize) else {
                 continue;
             };

@@ -1,0 +1,202 @@
+//! Reachability repair after a parallel batch insert.
+//!
+//! Linking many nodes at once can split layer 0. Each new node searches the graph as it is at
+//! that moment, and nodes that other threads are linking at the same time are not reachable
+//! yet. On data sorted along a direction (rows imported in key order) two threads start at
+//! opposite ends of one region: the second thread's first node can only link to far-away older
+//! nodes, whose back-links to it the neighbour heuristic prunes as nearer nodes arrive, and the
+//! two runs then grow towards each other without ever linking across the seam. A search entering
+//! layer 0 on one side stops at the seam; the rows beyond it are found only through an upper
+//! layer that happens to land there. Sequential insertion cannot do this: a node's nearest
+//! neighbours are complete when it links, so for them it is the nearest on its side and the
+//! heuristic keeps it.
+//!
+//! The repair walks layer 0 breadth-first from the entry point; every live node it did not
+//! reach is attached to its nearest reached nodes in both directions, found by a search that
+//! only accepts reached nodes. Then it walks again, until everything is reached.
+
+use std::sync::atomic::Ordering;
+
+use rayon::prelude::*;
+
+use super::graph::Graph;
+use super::insert::select_neighbours;
+use super::search::{greedy_where, search_layer, with_scratch, Cand, Scratch};
+use super::{unpack_entry, HnswIndex};
+
+/// Walk-and-attach rounds before giving up (each round attaches every node it finds stranded;
+/// one is normally enough, a second catches nodes cut off by the first round's pruning).
+const MAX_ROUNDS: usize = 4;
+
+/// Nodes reached on layer 0 from the entry point: one bit per node.
+struct Reached(Vec<u64>);
+
+impl Reached {
+    fn contains(&self, node: u32) -> bool {
+        self.0
+            .get(node as usize / 64)
+            .is_some_and(|w| w & (1 << (node % 64)) != 0)
+    }
+}
+
+impl HnswIndex {
+    /// Makes every live node reachable on layer 0 from the entry point again (see the module
+    /// docs). Runs under the graph's read lock, concurrently with searches and inserts. Returns
+    /// how many nodes were attached.
+    pub(super) fn repair_reachability(&self, g: &Graph) -> usize {
+        let mut attached = 0;
+        for round in 0..MAX_ROUNDS {
+            let Some((entry, top)) = unpack_entry(self.entry.load(Ordering::Acquire)) else {
+                return attached;
+            };
+            let reached = walk_layer0(g, entry);
+            let stranded: Vec<u32> = (0..g.len() as u32)
+                .filter(|&n| !reached.contains(n) && !g.is_deleted(n))
+                .collect();
+            if stranded.is_empty() {
+                return attached;
+            }
+            tracing::debug!(
+                nodes = stranded.len(),
+                round,
+                "hnsw: attaching nodes layer 0 cannot reach"
+            );
+            attached += stranded.len();
+            stranded.par_iter().for_each(|&node| {
+                with_scratch(|s| self.attach(g, node, entry, top, &reached, s));
+            });
+        }
+        tracing::warn!(
+            attached,
+            "hnsw: layer 0 still not fully reachable after {MAX_ROUNDS} repair rounds"
+        );
+        attached
+    }
+
+    /// Links `node` with its nearest reached nodes on layer 0, both ways.
+    fn attach(
+        &self,
+        g: &Graph,
+        node: u32,
+        entry: u32,
+        top: usize,
+        reached: &Reached,
+        s: &mut Scratch,
+    ) {
+        let kernel = self.metric.stored_kernel();
+        let (Some(q), Some(ep)) = (g.store.get(node as usize), g.store.get(entry as usize)) else {
+            return;
+        };
+        let mut cur = Cand {
+            dist: kernel(q, ep),
+            id: entry,
+        };
+        for layer in (1..=top).rev() {
+            cur = greedy_where(g, kernel, q, cur, layer, |id| reached.contains(id));
+        }
+        search_layer(
+            g,
+            kernel,
+            q,
+            cur,
+            self.params.ef_construction,
+            0,
+            &mut |id| id != node && reached.contains(id),
+            s,
+        );
+        s.pool.clear();
+        s.pool.extend(s.results.drain());
+        s.pool.sort_unstable();
+        let mut chosen = Vec::new();
+        select_neighbours(
+            g,
+            kernel,
+            &s.pool,
+            self.params.m,
+            self.params.m,
+            &mut chosen,
+        );
+        for c in &chosen {
+            self.add_backlink(g, kernel, c.id, node, c.dist, 0, s);
+            self.add_backlink(g, kernel, node, c.id, c.dist, 0, s);
+        }
+    }
+}
+
+/// Breadth-first walk of layer 0 from `entry` (tombstoned nodes are walked through, as
+/// searches do).
+fn walk_layer0(g: &Graph, entry: u32) -> Reached {
+    let n = g.len();
+    let mut seen = vec![0u64; n.div_ceil(64)];
+    let mut queue: Vec<u32> = Vec::with_capacity(n);
+    let mark = |node: u32, seen: &mut [u64], queue: &mut Vec<u32>| {
+        if let Some(w) = seen.get_mut(node as usize / 64) {
+            let bit = 1u64 << (node % 64);
+            if *w & bit == 0 {
+                *w |= bit;
+                queue.push(node);
+            }
+        }
+    };
+    mark(entry, &mut seen, &mut queue);
+    let mut head = 0;
+    while let Some(&node) = queue.get(head) {
+        head += 1;
+        let list = g.list(node, 0);
+        let Some((count, ids)) = list.split_first() else {
+            continue;
+        };
+        let count = (count.load(Ordering::Acquire) as usize).min(ids.len());
+        for id in &ids[..count] {
+            mark(id.load(Ordering::Relaxed), &mut seen, &mut queue);
+        }
+    }
+    Reached(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{HnswParams, Metric};
+
+    fn line(ids: &[u64]) -> Vec<f32> {
+        ids.iter().flat_map(|&i| [i as f32, 1.0]).collect()
+    }
+
+    #[test]
+    fn a_cut_layer_0_is_joined_again() {
+        let index = HnswIndex::new(2, Metric::L2, HnswParams::default()).unwrap();
+        let ids: Vec<u64> = (0..200).collect();
+        for &i in &ids {
+            index.insert(i, &line(&[i])).unwrap();
+        }
+        let g = index.graph.read();
+        let (entry, _) = unpack_entry(index.entry.load(Ordering::Acquire)).unwrap();
+        let all = |r: &Reached| (0..200u32).all(|n| r.contains(n));
+        assert!(all(&walk_layer0(&g, entry)));
+        // Cut layer 0 between the rows on either side of the entry's row by hand.
+        let id_map = index.id_map.lock().clone();
+        let cut = g.row_ids[entry as usize].max(1);
+        let side = |row: u64| row < cut;
+        let mut buf = Vec::new();
+        for (&row, &node) in &id_map {
+            g.neighbours_into(node, 0, &mut buf);
+            buf.retain(|&nb| side(g.row_ids[nb as usize]) == side(row));
+            g.set_neighbours(node, 0, &buf);
+        }
+        let cut_off = walk_layer0(&g, entry);
+        assert!(!all(&cut_off), "the cut must strand the other side");
+        assert!(index.repair_reachability(&g) > 0);
+        assert!(all(&walk_layer0(&g, entry)));
+        assert_eq!(
+            index.repair_reachability(&g),
+            0,
+            "a second repair finds nothing"
+        );
+        drop(g);
+        for &i in &ids {
+            let hits = index.search(&line(&[i]), 1, 0, None).unwrap();
+            assert_eq!(hits[0].0, i, "row {i} is found again");
+        }
+    }
+}
