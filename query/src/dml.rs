@@ -174,7 +174,6 @@ pub fn bind_insert(ins: &Insert, ctx: &mut BindContext<'_>) -> Result<InsertPlan
         return Err(QueryError::unsupported("INSERT without VALUES or SELECT"));
     };
     let mut source = bind_query(source, ctx)?;
-    source.root = with_init_plans(optimize(source.root), ctx.params);
     if source.columns.len() > targets.len() {
         return Err(QueryError::Syntax {
             message: "INSERT has more expressions than target columns".into(),
@@ -250,6 +249,9 @@ pub fn bind_insert(ins: &Insert, ctx: &mut BindContext<'_>) -> Result<InsertPlan
         }
         Some(other) => return Err(QueryError::unsupported(format!("{other}"))),
     };
+    // The subqueries of the source and of ON CONFLICT DO UPDATE run under one InitPlans root:
+    // the assignments are evaluated after the source has run, with its init plans' values.
+    source.root = with_init_plans(optimize(source.root), ctx.params);
     Ok(InsertPlan {
         schema,
         targets,
@@ -274,7 +276,8 @@ fn target_table(factor: &TableFactor) -> Result<(String, String)> {
 
 /// The rows an UPDATE or DELETE changes: the table's rows for which `predicate` holds, under
 /// the init plans of the statement's uncorrelated subqueries (in SET or WHERE), which run
-/// first, on the table as it was before the statement.
+/// first, and its correlated ones (run per target row), all on the table as it was before the
+/// statement.
 fn filtered_scan(schema: TableSchema, predicate: Option<BExpr>, ctx: &mut BindContext<'_>) -> Plan {
     let scan = Plan::Scan {
         schema,

@@ -15,7 +15,8 @@ use sqlparser::ast::{
 use crate::engine::Engine;
 use crate::error::{QueryError, Result};
 use crate::expr::bind::{
-    bind_constant, coerce, has_aggregate, ident_name, AggState, Binder, ParamTypes, Typed,
+    bind_constant, coerce, has_aggregate, ident_name, AggState, Binder, OuterFrame, ParamTypes,
+    Typed,
 };
 use crate::expr::functions::common_type;
 use crate::expr::{BExpr, Scope, ScopeColumn};
@@ -26,10 +27,23 @@ use crate::types::SqlType;
 /// Largest number of rows a VALUES list may have.
 pub const MAX_VALUES_ROWS: usize = 1_000_000;
 
-/// What binding needs: the catalog and the statement's parameter types.
+/// What binding needs: the catalog, the statement's parameter types (and subqueries), and,
+/// inside a subquery, the enclosing queries' names.
 pub struct BindContext<'a> {
     pub engine: &'a dyn Engine,
     pub params: &'a mut ParamTypes,
+    pub outer: Option<&'a OuterFrame<'a>>,
+}
+
+impl<'a> BindContext<'a> {
+    /// A context for a statement (not inside a subquery).
+    pub fn new(engine: &'a dyn Engine, params: &'a mut ParamTypes) -> Self {
+        BindContext {
+            engine,
+            params,
+            outer: None,
+        }
+    }
 }
 
 /// Binds and optimizes a query.
@@ -41,14 +55,17 @@ pub fn plan_query(query: &Query, ctx: &mut BindContext<'_>) -> Result<QueryPlan>
     ))
 }
 
-/// Puts the statement's init plans (its uncorrelated subqueries) above `root`, to run first.
+/// Puts the statement's init plans (its uncorrelated subqueries, to run first) and subplans (its
+/// correlated ones, run by the expressions below) above `root`.
 pub fn with_init_plans(root: Plan, params: &mut ParamTypes) -> Plan {
     let plans = std::mem::take(&mut params.init_plans);
-    if plans.is_empty() {
+    let subplans = std::mem::take(&mut params.sub_plans);
+    if plans.is_empty() && subplans.is_empty() {
         root
     } else {
         Plan::InitPlans {
             plans,
+            subplans: subplans.into(),
             input: Box::new(root),
         }
     }
@@ -381,9 +398,11 @@ fn bind_select(
     };
     let (mut plan, scope) = bind_from(select, ctx)?;
     let engine = ctx.engine;
+    let outer = ctx.outer;
     if let Some(w) = &select.selection {
         let predicate = Binder::new(&scope, ctx.params)
             .with_engine(ctx.engine)
+            .with_outer(outer)
             .bind_as(w, SqlType::Boolean, "WHERE")?;
         plan = Plan::Filter {
             input: Box::new(plan),
@@ -414,6 +433,7 @@ fn bind_select(
         for (e, name) in &items {
             let t = Binder::with_aggregates(&agg_scope, ctx.params, &mut agg)
                 .with_engine(ctx.engine)
+                .with_outer(outer)
                 .bind(e)?;
             columns.push(OutputColumn {
                 name: name.clone(),
@@ -425,6 +445,7 @@ fn bind_select(
             Some(h) => Some(
                 Binder::with_aggregates(&agg_scope, ctx.params, &mut agg)
                     .with_engine(ctx.engine)
+                    .with_outer(outer)
                     .bind_as(h, SqlType::Boolean, "HAVING")?,
             ),
             None => None,
@@ -437,6 +458,7 @@ fn bind_select(
                 |e, params| {
                     Binder::with_aggregates(&agg_scope, params, &mut agg)
                         .with_engine(engine)
+                        .with_outer(outer)
                         .bind(e)
                 },
                 ctx.params,
@@ -458,6 +480,7 @@ fn bind_select(
         for (e, name) in &items {
             let t = Binder::new(&scope, ctx.params)
                 .with_engine(ctx.engine)
+                .with_outer(outer)
                 .bind(e)?;
             columns.push(OutputColumn {
                 name: name.clone(),
@@ -470,7 +493,12 @@ fn bind_select(
                 o,
                 &items,
                 &exprs,
-                |e, params| Binder::new(&scope, params).with_engine(engine).bind(e),
+                |e, params| {
+                    Binder::new(&scope, params)
+                        .with_engine(engine)
+                        .with_outer(outer)
+                        .bind(e)
+                },
                 ctx.params,
             )?;
             sort_keys.push(key);

@@ -329,10 +329,7 @@ impl Session {
         // Read before the schemas: a schema change after this bumps it past what is stored.
         let version = self.engine.catalog_version();
         let mut params = ParamTypes::default();
-        let mut ctx = BindContext {
-            engine: self.engine.as_ref(),
-            params: &mut params,
-        };
+        let mut ctx = BindContext::new(self.engine.as_ref(), &mut params);
         let bound = bind_statement(ast, &mut ctx)?;
         let tables = bound.tables();
         Ok(BoundEntry {
@@ -575,14 +572,8 @@ impl Session {
             }
             Bound::Copy(plan) => {
                 self.require_no_transaction("COPY")?;
-                let mut ctx = ExecContext {
-                    engine: self.engine.as_ref(),
-                    params,
-                    ef_search: self.settings.ef_search,
-                    pending: &[],
-                    next_node: 0,
-                    subqueries: Vec::new(),
-                };
+                let mut ctx =
+                    ExecContext::new(self.engine.as_ref(), params, self.settings.ef_search, &[]);
                 let n = run_copy(plan, &mut ctx, self.progress.as_ref())?;
                 Ok(StatementResult::command(format!("COPY {n}"), n))
             }
@@ -634,26 +625,22 @@ impl Session {
 
     /// What a plan of this session runs with: its engine, settings and pending writes.
     fn exec_context<'a>(&'a self, params: &'a [Value]) -> ExecContext<'a> {
-        ExecContext {
-            engine: self.engine.as_ref(),
+        ExecContext::new(
+            self.engine.as_ref(),
             params,
-            ef_search: self.settings.ef_search,
-            pending: self.transaction.as_deref().unwrap_or(&[]),
-            next_node: 0,
-            subqueries: Vec::new(),
-        }
+            self.settings.ef_search,
+            self.transaction.as_deref().unwrap_or(&[]),
+        )
     }
 
     fn run_dml(&mut self, bound: &Bound, params: &[Value]) -> Result<StatementResult> {
         let pending: &[TableWrite] = self.transaction.as_deref().unwrap_or(&[]);
-        let mut ctx = ExecContext {
-            engine: self.engine.as_ref(),
+        let mut ctx = ExecContext::new(
+            self.engine.as_ref(),
             params,
-            ef_search: self.settings.ef_search,
+            self.settings.ef_search,
             pending,
-            next_node: 0,
-            subqueries: Vec::new(),
-        };
+        );
         let (table, (ops, count), tag) = match bound {
             Bound::Insert(p) => (
                 &p.schema.name,
@@ -903,6 +890,43 @@ mod tests {
         );
         // The same text through the plan cache, too.
         assert_eq!(columns(&s.execute("SELECT * FROM t", &[]).expect("run")), 3);
+    }
+
+    /// A correlated subquery runs once per distinct outer value (NULL included), not once per
+    /// outer row: EXPLAIN ANALYZE's row counts are summed over the subplan's runs.
+    #[test]
+    fn a_correlated_subquery_runs_once_per_distinct_outer_value() {
+        let mut s = Session::new(Arc::new(MemoryEngine::new()));
+        s.execute(
+            "CREATE TABLE d (id BIGINT PRIMARY KEY, name TEXT);
+             CREATE TABLE e (id BIGINT PRIMARY KEY, d BIGINT);
+             INSERT INTO d VALUES (1, 'a'), (2, 'b'), (3, 'c');
+             INSERT INTO e VALUES (1, 1), (2, 1), (3, 2), (4, 2), (5, 1), (6, NULL), (7, NULL), (8, 3)",
+            &[],
+        )
+        .expect("setup");
+        let sql = "SELECT id, (SELECT name FROM d WHERE d.id = e.d) FROM e";
+        let out = s
+            .execute(&format!("EXPLAIN ANALYZE {sql}"), &[])
+            .expect("explain analyze");
+        let text = arrow::util::pretty::pretty_format_batches(&out[0].batches)
+            .expect("format")
+            .to_string();
+        let lookup = text
+            .lines()
+            .find(|l| l.contains("Point Lookup on d"))
+            .unwrap_or_else(|| panic!("no lookup in\n{text}"));
+        // Four distinct outer values (1, 2, 3, NULL): three lookups find a row, NULL none; a
+        // run per outer row would give 6.
+        assert!(lookup.contains("rows=3)"), "{text}");
+        assert!(text.contains("SubPlan 1 ($outer1 = e.d)"), "{text}");
+        let rows: usize = s
+            .query(sql, &[])
+            .expect("run")
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(rows, 8);
     }
 
     /// The top-k fast path (exec::top_k_projection) returns exactly the rows the plan gives,

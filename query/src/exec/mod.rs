@@ -8,6 +8,9 @@
 //! reads its timings from those spans ([`timing`]). A top-k index search under a plain column
 //! projection skips the operators and copies only the projected values of the engine's hits
 //! ([`top_k_projection`]); the session uses it for queries and runs the plan otherwise.
+//! Correlated subqueries are subplans run by the expressions that use them (this context is
+//! their [`SubPlanRunner`]): a nested loop, once per distinct tuple of outer values, with the
+//! results cached for the statement ([`MAX_SUBPLAN_CACHE_VALUES`]).
 
 pub mod batch;
 pub mod source;
@@ -15,21 +18,31 @@ pub mod timing;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use vela_engine::catalog::Value;
 
 use crate::engine::{Engine, Row, TableWrite};
 use crate::error::{QueryError, Result};
 use crate::expr::aggregate::Accumulator;
-use crate::expr::eval::{compare_values, eval, eval_predicate, EvalContext, SubqueryValue};
+use crate::expr::eval::{
+    compare_values, eval, eval_predicate, EvalContext, SubPlanRunner, SubqueryValue,
+};
 use crate::expr::BExpr;
-use crate::plan::{InitPlan, Plan, SortKey, SubqueryKind};
+use crate::plan::{InitPlan, Plan, SortKey, SubPlan, SubqueryKind};
 
 /// Largest k sent to an index search; larger LIMITs run as an exact scan.
 pub const MAX_INDEX_K: usize = 16_384;
 
 /// Largest number of groups an aggregation may hold.
 pub const MAX_GROUPS: usize = 10_000_000;
+
+/// Largest number of values (a scalar counts one, an IN list its length) a statement keeps
+/// cached from its correlated subplans; beyond it, new results are not cached.
+pub const MAX_SUBPLAN_CACHE_VALUES: usize = 1_000_000;
 
 /// Everything a plan needs to run.
 pub struct ExecContext<'a> {
@@ -42,20 +55,159 @@ pub struct ExecContext<'a> {
     /// Pre-order number of the next plan node to run (its `plan_node` span's `node`).
     pub next_node: u64,
     /// Values of the init plans run so far (set by [`Plan::InitPlans`]).
-    pub subqueries: Vec<SubqueryValue>,
+    pub subqueries: Arc<Vec<SubqueryValue>>,
+    /// The statement's correlated subplans and their results so far (set by
+    /// [`Plan::InitPlans`]).
+    pub subplans: Option<Arc<SubPlans>>,
+    /// Inside a correlated subplan: the enclosing row's values it was run with.
+    pub outer: &'a [Value],
 }
 
-impl ExecContext<'_> {
-    /// What expressions evaluated here can read: parameters and init-plan values.
+/// A statement's correlated subplans while it runs, and their cached results by arguments.
+pub struct SubPlans {
+    plans: Arc<[SubPlan]>,
+    /// Pre-order number of each subplan's root node (EXPLAIN's numbering).
+    first_node: Vec<u64>,
+    cache: Mutex<SubPlanCache>,
+}
+
+#[derive(Default)]
+struct SubPlanCache {
+    results: HashMap<SubPlanKey, Arc<SubqueryValue>>,
+    /// Values held in `results` (bounded by [`MAX_SUBPLAN_CACHE_VALUES`]).
+    values: usize,
+}
+
+/// A subplan and the argument values it ran with. Values compare bit for bit (a NaN argument
+/// finds its own result), which is all a cache needs.
+struct SubPlanKey(usize, Vec<Value>);
+
+impl PartialEq for SubPlanKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+            && self.1.len() == other.1.len()
+            && self.1.iter().zip(&other.1).all(|(a, b)| same_value(a, b))
+    }
+}
+
+impl Eq for SubPlanKey {}
+
+impl Hash for SubPlanKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.0.hash(h);
+        for v in &self.1 {
+            std::mem::discriminant(v).hash(h);
+            match v {
+                Value::Null => {}
+                Value::BigInt(i) | Value::Timestamp(i) => i.hash(h),
+                Value::Double(d) => d.to_bits().hash(h),
+                Value::Text(t) => t.hash(h),
+                Value::Boolean(b) => b.hash(h),
+                Value::Vector(v) => v.iter().for_each(|x| x.to_bits().hash(h)),
+            }
+        }
+    }
+}
+
+/// Bitwise equality of two values (floats by their bits).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Double(x), Value::Double(y)) => x.to_bits() == y.to_bits(),
+        (Value::Vector(x), Value::Vector(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
+        }
+        _ => a == b,
+    }
+}
+
+impl<'a> ExecContext<'a> {
+    /// A context for one statement: no init-plan values or subplans yet.
+    pub fn new(
+        engine: &'a dyn Engine,
+        params: &'a [Value],
+        ef_search: Option<usize>,
+        pending: &'a [TableWrite],
+    ) -> Self {
+        ExecContext {
+            engine,
+            params,
+            ef_search,
+            pending,
+            next_node: 0,
+            subqueries: Arc::default(),
+            subplans: None,
+            outer: &[],
+        }
+    }
+
+    /// What expressions evaluated here can read: parameters, init-plan values, the outer
+    /// values of the subplan being run, and the subplans themselves.
     pub fn eval_ctx(&self) -> EvalContext<'_> {
-        EvalContext::with_subqueries(self.params, &self.subqueries)
+        EvalContext {
+            params: self.params,
+            subqueries: &self.subqueries,
+            outer: self.outer,
+            runner: Some(self),
+        }
+    }
+}
+
+impl SubPlanRunner for ExecContext<'_> {
+    /// Runs subplan `slot` with `args` as its outer values (a nested loop: once per distinct
+    /// argument tuple, then from the cache), on the same snapshot and pending writes.
+    fn run_subplan(&self, slot: usize, args: Vec<Value>) -> Result<Arc<SubqueryValue>> {
+        let state = self
+            .subplans
+            .as_ref()
+            .ok_or_else(|| QueryError::Internal(format!("SubPlan {} is not set up", slot + 1)))?;
+        let key = SubPlanKey(slot, args);
+        if let Some(v) = state.cache.lock().results.get(&key) {
+            return Ok(v.clone());
+        }
+        let (Some(sub), Some(&first_node)) = (state.plans.get(slot), state.first_node.get(slot))
+        else {
+            return Err(QueryError::Internal(format!(
+                "SubPlan {} out of range",
+                slot + 1
+            )));
+        };
+        let value = {
+            let mut child = ExecContext {
+                engine: self.engine,
+                params: self.params,
+                ef_search: self.ef_search,
+                pending: self.pending,
+                next_node: first_node,
+                subqueries: self.subqueries.clone(),
+                subplans: self.subplans.clone(),
+                outer: &key.1,
+            };
+            let rows = execute(&sub.plan, &mut child)?;
+            Arc::new(subquery_value(sub.kind, rows)?)
+        };
+        let size = match &*value {
+            SubqueryValue::Scalar(_) => 1,
+            SubqueryValue::List(l) => l.len().max(1),
+        };
+        let mut cache = state.cache.lock();
+        if cache.values + size <= MAX_SUBPLAN_CACHE_VALUES {
+            cache.values += size;
+            cache.results.insert(key, value.clone());
+        }
+        Ok(value)
     }
 }
 
 /// Runs one init plan and reduces its rows to the value its expression reads.
 fn run_init_plan(p: &InitPlan, ctx: &mut ExecContext<'_>) -> Result<SubqueryValue> {
     let rows = execute(&p.plan, ctx)?;
-    Ok(match p.kind {
+    subquery_value(p.kind, rows)
+}
+
+/// A subquery's rows reduced to what its expression reads: a scalar (NULL for no row,
+/// `21000` for more than one), EXISTS's boolean, or IN's list of values.
+fn subquery_value(kind: SubqueryKind, rows: Vec<Row>) -> Result<SubqueryValue> {
+    Ok(match kind {
         SubqueryKind::Scalar => {
             if rows.len() > 1 {
                 return Err(QueryError::CardinalityViolation(
@@ -389,13 +541,36 @@ fn run(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
                 .take(limit.unwrap_or(usize::MAX))
                 .collect())
         }
-        Plan::InitPlans { plans, input } => {
+        Plan::InitPlans {
+            plans,
+            subplans,
+            input,
+        } => {
+            // Nodes are numbered as EXPLAIN prints them: the init plans', the subplans', then
+            // the query's. Subplans are set up first: an init plan may run one.
+            let mut next = ctx.next_node + plans.iter().map(|p| p.plan.node_count()).sum::<u64>();
+            let first_node = subplans
+                .iter()
+                .map(|p| {
+                    let first = next;
+                    next += p.plan.node_count();
+                    first
+                })
+                .collect();
+            ctx.subplans = (!subplans.is_empty()).then(|| {
+                Arc::new(SubPlans {
+                    plans: subplans.clone(),
+                    first_node,
+                    cache: Mutex::default(),
+                })
+            });
             // Slots are numbered statement-wide, in the order `plans` lists them.
-            ctx.subqueries.clear();
+            ctx.subqueries = Arc::default();
             for p in plans {
                 let v = run_init_plan(p, ctx)?;
-                ctx.subqueries.push(v);
+                Arc::make_mut(&mut ctx.subqueries).push(v);
             }
+            ctx.next_node = next;
             execute(input, ctx)
         }
         Plan::Distinct { input } => {

@@ -7,6 +7,8 @@
 //! recorded in [`ParamTypes`]. In an aggregate query the binder runs in *aggregate mode*: GROUP BY
 //! expressions and aggregate calls become references into the aggregate's output row.
 
+use std::cell::RefCell;
+
 use sqlparser::ast::{
     self as ast, BinaryOperator, CastKind, DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr,
     FunctionArguments, Ident, UnaryOperator, Value as AstValue,
@@ -21,7 +23,7 @@ use crate::dialect::L1_OPERATOR;
 use crate::engine::Engine;
 use crate::error::{QueryError, Result};
 use crate::plan::optimizer::optimize;
-use crate::plan::{InitPlan, SubqueryKind};
+use crate::plan::{InitPlan, SubPlan, SubqueryKind};
 use crate::select::{bind_query, BindContext};
 use crate::types::{resolve_ast_type, SqlType};
 
@@ -41,14 +43,16 @@ impl Typed {
     }
 }
 
-/// The types inferred for `$1..$n` (Unknown where context gave none), and the statement's init
-/// plans: uncorrelated subqueries bound so far, numbered statement-wide in binding order (an inner
-/// subquery is pushed before the one containing it, so each may use those before it).
+/// The types inferred for `$1..$n` (Unknown where context gave none), and the statement's
+/// subqueries: init plans (uncorrelated subqueries) and subplans (correlated ones) bound so far,
+/// each numbered statement-wide in binding order (an inner subquery is pushed before the one
+/// containing it, so each init plan may use those before it).
 /// [`crate::select::plan_query`] takes them into a [`crate::plan::Plan::InitPlans`] root.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ParamTypes {
     pub types: Vec<SqlType>,
     pub init_plans: Vec<InitPlan>,
+    pub sub_plans: Vec<SubPlan>,
 }
 
 impl ParamTypes {
@@ -93,6 +97,130 @@ impl AggState {
     }
 }
 
+/// The names of an enclosing query, seen from a subquery bound inside it: a name the subquery's
+/// own FROM does not have resolves here (a correlated reference), else in the next enclosing
+/// query. Each outer value the subquery reads becomes one of its arguments: `args` holds how
+/// the enclosing query computes it (a column of its row, or, for a value from further out, its
+/// own [`BExpr::Outer`]) and its name for EXPLAIN; inside the subquery it reads as
+/// `BExpr::Outer(n)`.
+pub struct OuterFrame<'f> {
+    scope: &'f Scope,
+    /// The enclosing query's aggregate state when the subquery is in its select list, HAVING
+    /// or ORDER BY: an outer name must then be one of its GROUP BY columns.
+    agg: Option<&'f AggState>,
+    parent: Option<&'f OuterFrame<'f>>,
+    args: RefCell<Vec<(BExpr, String)>>,
+}
+
+impl OuterFrame<'_> {
+    /// Whether an enclosing query has a FROM item called `q`.
+    fn has_qualifier(&self, q: &str) -> bool {
+        let scope = self.agg.map_or(self.scope, |a| &a.input);
+        scope
+            .columns
+            .iter()
+            .any(|c| c.qualifier.as_deref() == Some(q))
+            || self.parent.is_some_and(|p| p.has_qualifier(q))
+    }
+
+    /// The argument number of the outer column `qualifier.name`, added on first use; `None` if
+    /// no enclosing query has it.
+    fn resolve(&self, qualifier: Option<&str>, name: &str) -> Result<Option<(usize, SqlType)>> {
+        let display = match qualifier {
+            Some(q) => format!("{q}.{name}"),
+            None => name.to_string(),
+        };
+        let here = match self.agg {
+            Some(agg) => match lookup(&agg.input, qualifier, name)? {
+                Some((i, c)) => {
+                    let j = agg
+                        .groups
+                        .iter()
+                        .position(|g| g.expr == BExpr::Column(i))
+                        .ok_or_else(|| {
+                            QueryError::Grouping(format!(
+                                "subquery uses ungrouped column \"{display}\" from outer query"
+                            ))
+                        })?;
+                    Some((BExpr::Column(j), c.ty, outer_display(c)))
+                }
+                None => None,
+            },
+            None => lookup(self.scope, qualifier, name)?
+                .map(|(i, c)| (BExpr::Column(i), c.ty, outer_display(c))),
+        };
+        let found = match (here, self.parent) {
+            (Some(f), _) => Some(f),
+            (None, Some(parent)) => parent
+                .resolve(qualifier, name)?
+                .map(|(k, ty)| (BExpr::Outer(k), ty, display)),
+            (None, None) => None,
+        };
+        let Some((expr, ty, display)) = found else {
+            return Ok(None);
+        };
+        let mut args = self.args.borrow_mut();
+        let k = match args.iter().position(|(e, _)| *e == expr) {
+            Some(k) => k,
+            None => {
+                args.push((expr, display));
+                args.len() - 1
+            }
+        };
+        Ok(Some((k, ty)))
+    }
+}
+
+/// An outer column's name in EXPLAIN: qualified when it has a qualifier.
+fn outer_display(c: &super::ScopeColumn) -> String {
+    match &c.qualifier {
+        Some(q) => format!("{q}.{}", c.name),
+        None => c.name.clone(),
+    }
+}
+
+/// The position and column of `qualifier.name` in `scope`; `42702` when several match.
+fn lookup<'s>(
+    scope: &'s Scope,
+    qualifier: Option<&str>,
+    name: &str,
+) -> Result<Option<(usize, &'s super::ScopeColumn)>> {
+    let mut found = None;
+    for (i, c) in scope.columns.iter().enumerate() {
+        let qualifier_ok = match qualifier {
+            None => true,
+            Some(q) => c.qualifier.as_deref() == Some(q),
+        };
+        if qualifier_ok && c.name == name {
+            if found.is_some() {
+                return Err(QueryError::AmbiguousColumn(match qualifier {
+                    Some(q) => format!("{q}.{name}"),
+                    None => name.to_string(),
+                }));
+            }
+            found = Some((i, c));
+        }
+    }
+    Ok(found)
+}
+
+/// A bound subquery: an init plan's slot, or a correlated subplan's slot and the arguments it
+/// is run with.
+enum BoundSubquery {
+    Init(usize),
+    Correlated { slot: usize, args: Vec<BExpr> },
+}
+
+impl BoundSubquery {
+    /// The expression reading a scalar subquery's value or EXISTS's boolean.
+    fn value(self) -> BExpr {
+        match self {
+            BoundSubquery::Init(slot) => BExpr::Subquery(slot),
+            BoundSubquery::Correlated { slot, args } => BExpr::SubPlan { slot, args },
+        }
+    }
+}
+
 /// Binds expressions against one scope.
 pub struct Binder<'a> {
     scope: &'a Scope,
@@ -100,6 +228,8 @@ pub struct Binder<'a> {
     agg: Option<&'a mut AggState>,
     /// The catalog, for binding subqueries; without it a subquery is `0A000`.
     engine: Option<&'a dyn Engine>,
+    /// The enclosing queries' names, when this binds inside a subquery.
+    outer: Option<&'a OuterFrame<'a>>,
 }
 
 /// The name of an identifier as PostgreSQL folds it.
@@ -163,13 +293,21 @@ impl<'a> Binder<'a> {
             params,
             agg: None,
             engine: None,
+            outer: None,
         }
     }
 
-    /// Lets the binder bind uncorrelated subqueries (`(SELECT ...)`, `IN (SELECT ...)`,
-    /// `EXISTS (...)`) against `engine`'s catalog.
+    /// Lets the binder bind subqueries (`(SELECT ...)`, `IN (SELECT ...)`, `EXISTS (...)`)
+    /// against `engine`'s catalog.
     pub fn with_engine(mut self, engine: &'a dyn Engine) -> Self {
         self.engine = Some(engine);
+        self
+    }
+
+    /// Lets names that are not in the scope resolve in the enclosing queries (`outer`, when
+    /// this binds inside a subquery).
+    pub fn with_outer(mut self, outer: Option<&'a OuterFrame<'a>>) -> Self {
+        self.outer = outer;
         self
     }
 
@@ -184,6 +322,7 @@ impl<'a> Binder<'a> {
             params,
             agg: Some(agg),
             engine: None,
+            outer: None,
         }
     }
 
@@ -345,12 +484,12 @@ impl<'a> Binder<'a> {
                 ..
             } => self.case(operand.as_deref(), conditions, else_result.as_deref()),
             Expr::Subquery(q) => {
-                let (slot, ty) = self.subquery(q, SubqueryKind::Scalar)?;
-                Ok(Typed::new(BExpr::Subquery(slot), ty))
+                let (sub, ty) = self.subquery(q, SubqueryKind::Scalar)?;
+                Ok(Typed::new(sub.value(), ty))
             }
             Expr::Exists { subquery, negated } => {
-                let (slot, _) = self.subquery(subquery, SubqueryKind::Exists)?;
-                let e = BExpr::Subquery(slot);
+                let (sub, _) = self.subquery(subquery, SubqueryKind::Exists)?;
+                let e = sub.value();
                 let e = if *negated {
                     BExpr::Unary(UnaryOp::Not, Box::new(e))
                 } else {
@@ -365,7 +504,7 @@ impl<'a> Binder<'a> {
                 global: false,
             } => {
                 let head = self.bind(expr)?;
-                let (slot, ty) = self.subquery(subquery, SubqueryKind::In)?;
+                let (sub, ty) = self.subquery(subquery, SubqueryKind::In)?;
                 let common = comparable_type(&[head.ty, ty])?;
                 if common != ty && !(common.is_numeric() && ty.is_numeric()) {
                     return Err(QueryError::UndefinedFunction(format!(
@@ -373,31 +512,49 @@ impl<'a> Binder<'a> {
                         head.ty
                     )));
                 }
-                Ok(Typed::new(
-                    BExpr::InSubquery {
-                        expr: Box::new(coerce(head, common, self.params)?),
+                let expr = Box::new(coerce(head, common, self.params)?);
+                let e = match sub {
+                    BoundSubquery::Init(slot) => BExpr::InSubquery {
+                        expr,
                         slot,
                         negated: *negated,
                     },
-                    SqlType::Boolean,
-                ))
+                    BoundSubquery::Correlated { slot, args } => BExpr::InSubPlan {
+                        expr,
+                        slot,
+                        args,
+                        negated: *negated,
+                    },
+                };
+                Ok(Typed::new(e, SqlType::Boolean))
             }
             Expr::In { .. } => Err(QueryError::unsupported(format!("expression {e}"))),
             other => Err(QueryError::unsupported(format!("expression {other}"))),
         }
     }
 
-    /// Binds an uncorrelated subquery as its own plan, appends it to the statement's init plans,
-    /// and returns its slot and (for a scalar or IN subquery) its column's type.
-    fn subquery(&mut self, q: &ast::Query, kind: SubqueryKind) -> Result<(usize, SqlType)> {
+    /// Binds a subquery as its own plan, with this binder's names (and those of the queries
+    /// around it) visible as outer references. Uncorrelated, it becomes one of the statement's
+    /// init plans; correlated, one of its subplans, with the outer values it reads as arguments.
+    /// Returns it and (for a scalar or IN subquery) its column's type.
+    fn subquery(&mut self, q: &ast::Query, kind: SubqueryKind) -> Result<(BoundSubquery, SqlType)> {
         let Some(engine) = self.engine else {
             return Err(QueryError::unsupported("a subquery in this clause"));
+        };
+        let frame = OuterFrame {
+            scope: self.scope,
+            agg: self.agg.as_deref(),
+            parent: self.outer,
+            args: RefCell::default(),
         };
         let mut ctx = BindContext {
             engine,
             params: &mut *self.params,
+            outer: Some(&frame),
         };
-        let bound = match bind_query(q, &mut ctx) {
+        let bound = bind_query(q, &mut ctx);
+        let args = frame.args.into_inner();
+        let bound = match bound {
             Ok(b) => b,
             Err(e) => return Err(self.correlated(e)),
         };
@@ -422,15 +579,24 @@ impl<'a> Binder<'a> {
                 }
             },
         };
-        self.params.init_plans.push(InitPlan {
-            plan: optimize(bound.root),
+        let plan = optimize(bound.root);
+        if args.is_empty() {
+            self.params.init_plans.push(InitPlan { plan, kind });
+            return Ok((BoundSubquery::Init(self.params.init_plans.len() - 1), ty));
+        }
+        let (args, arg_names) = args.into_iter().unzip();
+        self.params.sub_plans.push(SubPlan {
+            plan,
             kind,
+            arg_names,
         });
-        Ok((self.params.init_plans.len() - 1, ty))
+        let slot = self.params.sub_plans.len() - 1;
+        Ok((BoundSubquery::Correlated { slot, args }, ty))
     }
 
-    /// A subquery's name-resolution error that names a column of the outer query means the
-    /// subquery is correlated: `0A000` rather than "does not exist".
+    /// A subquery's name-resolution error that names a column of the outer query where outer
+    /// references cannot be resolved (inside an aggregate's argument, a GROUP BY or a LIMIT of
+    /// the subquery): `0A000` rather than "does not exist".
     fn correlated(&self, e: QueryError) -> QueryError {
         let outer: Vec<&super::ScopeColumn> = self
             .scope
@@ -472,39 +638,46 @@ impl<'a> Binder<'a> {
         }
     }
 
+    /// A column of the enclosing queries, as this subquery's argument.
+    fn outer_column(&self, qualifier: Option<&str>, name: &str) -> Result<Option<Typed>> {
+        let Some(frame) = self.outer else {
+            return Ok(None);
+        };
+        Ok(frame
+            .resolve(qualifier, name)?
+            .map(|(k, ty)| Typed::new(BExpr::Outer(k), ty)))
+    }
+
     fn column(&mut self, qualifier: Option<&str>, name: &str) -> Result<Typed> {
         let display = match qualifier {
             Some(q) => format!("{q}.{name}"),
             None => name.to_string(),
         };
         if let Some(agg) = self.agg.as_deref() {
-            let _ = agg;
+            // A column of the enclosing query is a constant here; one of this query's own
+            // rows must be grouped.
+            if lookup(&agg.input, qualifier, name)?.is_none() {
+                if let Some(t) = self.outer_column(qualifier, name)? {
+                    return Ok(t);
+                }
+            }
             return Err(QueryError::Grouping(format!(
                 "column \"{display}\" must appear in the GROUP BY clause or be used in an aggregate function"
             )));
         }
-        let mut found = None;
-        for (i, c) in self.scope.columns.iter().enumerate() {
-            let qualifier_ok = match qualifier {
-                None => true,
-                Some(q) => c.qualifier.as_deref() == Some(q),
-            };
-            if qualifier_ok && c.name == name {
-                if found.is_some() {
-                    return Err(QueryError::AmbiguousColumn(display));
-                }
-                found = Some((i, c.ty));
-            }
-        }
-        match found {
-            Some((i, ty)) => Ok(Typed::new(BExpr::Column(i), ty)),
+        match lookup(self.scope, qualifier, name)? {
+            Some((i, c)) => Ok(Typed::new(BExpr::Column(i), c.ty)),
             None => {
+                if let Some(t) = self.outer_column(qualifier, name)? {
+                    return Ok(t);
+                }
                 if let Some(q) = qualifier {
                     if !self
                         .scope
                         .columns
                         .iter()
                         .any(|c| c.qualifier.as_deref() == Some(q))
+                        && !self.outer.is_some_and(|f| f.has_qualifier(q))
                     {
                         return Err(QueryError::UndefinedTable(format!(
                             "{q}\" (missing FROM-clause entry for table \"{q}"

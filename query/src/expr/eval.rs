@@ -5,6 +5,7 @@
 //! compare with [`compare_values`], which is also the sort order (NULLs are placed by the sort).
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use vela_engine::catalog::Value;
 
@@ -22,27 +23,58 @@ pub enum SubqueryValue {
     List(Vec<Value>),
 }
 
-/// What an expression can read besides the row: the statement's parameters and the values of
-/// its init plans.
-#[derive(Debug, Clone, Copy)]
+/// Runs correlated subplans for [`eval`] (the executor implements it; expressions cannot reach
+/// the engine themselves).
+pub trait SubPlanRunner: Sync {
+    /// The result of subplan `slot` run with `args` as its outer values.
+    fn run_subplan(&self, slot: usize, args: Vec<Value>) -> Result<Arc<SubqueryValue>>;
+}
+
+/// What an expression can read besides the row: the statement's parameters, the values of its
+/// init plans, the enclosing row's values inside a correlated subplan, and the runner of
+/// correlated subplans.
+#[derive(Clone, Copy)]
 pub struct EvalContext<'a> {
     pub params: &'a [Value],
     pub subqueries: &'a [SubqueryValue],
+    /// [`BExpr::Outer`] values: the arguments of the subplan being run (empty outside one).
+    pub outer: &'a [Value],
+    /// Runs [`BExpr::SubPlan`]s; `None` where none can occur (constants, EXECUTE arguments).
+    pub runner: Option<&'a dyn SubPlanRunner>,
 }
 
 impl<'a> EvalContext<'a> {
     /// A context with these parameters (and no subquery values).
     pub fn new(params: &'a [Value]) -> Self {
-        EvalContext {
-            params,
-            subqueries: &[],
-        }
+        Self::with_subqueries(params, &[])
     }
 
     /// A context with these parameters and init-plan values.
     pub fn with_subqueries(params: &'a [Value], subqueries: &'a [SubqueryValue]) -> Self {
-        EvalContext { params, subqueries }
+        EvalContext {
+            params,
+            subqueries,
+            outer: &[],
+            runner: None,
+        }
     }
+}
+
+/// Runs correlated subplan `slot` for `row`: its arguments evaluated over the row.
+fn run_subplan(
+    slot: usize,
+    args: &[BExpr],
+    row: &[Value],
+    ctx: &EvalContext<'_>,
+) -> Result<Arc<SubqueryValue>> {
+    let runner = ctx
+        .runner
+        .ok_or_else(|| QueryError::Internal(format!("no runner for SubPlan {}", slot + 1)))?;
+    let values = args
+        .iter()
+        .map(|a| eval(a, row, ctx))
+        .collect::<Result<Vec<_>>>()?;
+    runner.run_subplan(slot, values)
 }
 
 /// Evaluates `expr` over `row`.
@@ -78,6 +110,33 @@ pub fn eval(expr: &BExpr, row: &[Value], ctx: &EvalContext<'_>) -> Result<Value>
             };
             let v = eval(expr, row, ctx)?;
             in_values(&v, list.iter(), *negated)
+        }
+        BExpr::Outer(k) => ctx
+            .outer
+            .get(*k)
+            .cloned()
+            .ok_or_else(|| QueryError::Internal(format!("outer value {} out of range", k + 1))),
+        BExpr::SubPlan { slot, args } => match &*run_subplan(*slot, args, row, ctx)? {
+            SubqueryValue::Scalar(v) => Ok(v.clone()),
+            SubqueryValue::List(_) => Err(QueryError::Internal(format!(
+                "SubPlan {} has no scalar value",
+                slot + 1
+            ))),
+        },
+        BExpr::InSubPlan {
+            expr,
+            slot,
+            args,
+            negated,
+        } => {
+            let v = eval(expr, row, ctx)?;
+            match &*run_subplan(*slot, args, row, ctx)? {
+                SubqueryValue::List(list) => in_values(&v, list.iter(), *negated),
+                SubqueryValue::Scalar(_) => Err(QueryError::Internal(format!(
+                    "SubPlan {} has no row list",
+                    slot + 1
+                ))),
+            }
         }
         BExpr::Unary(op, e) => eval_unary(*op, eval(e, row, ctx)?),
         BExpr::Binary(op, l, r) => eval_binary(*op, l, r, row, ctx),
@@ -168,15 +227,21 @@ pub fn eval(expr: &BExpr, row: &[Value], ctx: &EvalContext<'_>) -> Result<Value>
     }
 }
 
-/// `v [NOT] IN (items)` with SQL's NULL rules: NULL when `v` is NULL, or when no item matches
-/// and some item is NULL.
+/// `v [NOT] IN (items)` with SQL's NULL rules: NULL when `v` is NULL (and there are items), or
+/// when no item matches and some item is NULL; against no items it is false (true for NOT IN).
 fn in_values<'v>(
     v: &Value,
     items: impl Iterator<Item = &'v Value>,
     negated: bool,
 ) -> Result<Value> {
+    let mut items = items.peekable();
     if *v == Value::Null {
-        return Ok(Value::Null);
+        // NULL IN (empty set) is false, as in PostgreSQL; against any row it is unknown.
+        return Ok(if items.peek().is_none() {
+            Value::Boolean(negated)
+        } else {
+            Value::Null
+        });
     }
     let mut saw_null = false;
     for item in items {

@@ -154,6 +154,24 @@ pub enum BExpr {
         slot: usize,
         negated: bool,
     },
+    /// The value of the enclosing query's row that a correlated subquery reads: argument `n`
+    /// (zero-based) of the [`crate::plan::SubPlan`] this expression runs in. Constant for one
+    /// run of the subplan, like a parameter.
+    Outer(usize),
+    /// A correlated scalar subquery or EXISTS: subplan `slot` (statement-wide, zero-based) run
+    /// with `args` (evaluated over the current row) as its [`BExpr::Outer`] values. Runs once
+    /// per distinct argument tuple (the results are cached for the statement).
+    SubPlan {
+        slot: usize,
+        args: Vec<BExpr>,
+    },
+    /// `expr [NOT] IN (SELECT ...)` against the rows of correlated subplan `slot`.
+    InSubPlan {
+        expr: Box<BExpr>,
+        slot: usize,
+        args: Vec<BExpr>,
+        negated: bool,
+    },
 }
 
 impl BExpr {
@@ -168,13 +186,35 @@ impl BExpr {
         independent
     }
 
-    /// Calls `f` on this expression and every subexpression.
+    /// Whether the expression runs a correlated subplan (which reads the engine, so it must not
+    /// be evaluated inside an engine call, as a pushed-down filter is).
+    pub fn has_subplan(&self) -> bool {
+        let mut found = false;
+        self.visit(&mut |e| {
+            if matches!(e, BExpr::SubPlan { .. } | BExpr::InSubPlan { .. }) {
+                found = true;
+            }
+        });
+        found
+    }
+
+    /// Calls `f` on this expression and every subexpression (a subplan's arguments included,
+    /// not the expressions inside its plan).
     pub fn visit(&self, f: &mut dyn FnMut(&BExpr)) {
         f(self);
         match self {
-            BExpr::Column(_) | BExpr::Literal(_) | BExpr::Param(_) | BExpr::Subquery(_) => {}
+            BExpr::Column(_)
+            | BExpr::Literal(_)
+            | BExpr::Param(_)
+            | BExpr::Subquery(_)
+            | BExpr::Outer(_) => {}
             BExpr::Unary(_, e) | BExpr::Cast(e, _) => e.visit(f),
             BExpr::InSubquery { expr, .. } => expr.visit(f),
+            BExpr::SubPlan { args, .. } => args.iter().for_each(|e| e.visit(f)),
+            BExpr::InSubPlan { expr, args, .. } => {
+                expr.visit(f);
+                args.iter().for_each(|e| e.visit(f));
+            }
             BExpr::IsNull { expr, .. } => expr.visit(f),
             BExpr::Binary(_, l, r) => {
                 l.visit(f);
@@ -252,6 +292,20 @@ impl fmt::Display for ExprDisplay<'_> {
             BExpr::Literal(v) => f.write_str(&eval::literal_sql(v)),
             BExpr::Param(i) => write!(f, "${}", i + 1),
             BExpr::Subquery(i) => write!(f, "(InitPlan {}).col1", i + 1),
+            BExpr::Outer(k) => write!(f, "$outer{}", k + 1),
+            BExpr::SubPlan { slot, .. } => write!(f, "(SubPlan {})", slot + 1),
+            BExpr::InSubPlan {
+                expr,
+                slot,
+                negated,
+                ..
+            } => write!(
+                f,
+                "({} {}IN (SubPlan {}))",
+                sub(expr),
+                if *negated { "NOT " } else { "" },
+                slot + 1
+            ),
             BExpr::InSubquery {
                 expr,
                 slot,

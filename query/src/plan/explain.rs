@@ -38,17 +38,38 @@ fn render(
 ) {
     let id = *counter;
     *counter += 1;
-    if let Plan::InitPlans { plans, input } = plan {
-        // PostgreSQL-style: each subplan under an "InitPlan n" line, then the query itself.
+    if let Plan::InitPlans {
+        plans,
+        subplans,
+        input,
+    } = plan
+    {
+        // PostgreSQL-style: each subplan under an "InitPlan n" (uncorrelated, run once) or
+        // "SubPlan n" line (correlated, with the outer values it reads), then the query itself.
         let pad = "  ".repeat(depth);
         let arrow = if depth == 0 { "" } else { "->  " };
+        let what = |kind| match kind {
+            super::SubqueryKind::Scalar => "",
+            super::SubqueryKind::Exists => " (EXISTS)",
+            super::SubqueryKind::In => " (IN)",
+        };
         for (i, p) in plans.iter().enumerate() {
-            let what = match p.kind {
-                super::SubqueryKind::Scalar => "",
-                super::SubqueryKind::Exists => " (EXISTS)",
-                super::SubqueryKind::In => " (IN)",
-            };
-            lines.push(format!("{pad}{arrow}InitPlan {}{what}", i + 1));
+            lines.push(format!("{pad}{arrow}InitPlan {}{}", i + 1, what(p.kind)));
+            render(&p.plan, depth + 1, stats, counter, lines);
+        }
+        for (i, p) in subplans.iter().enumerate() {
+            let args: Vec<String> = p
+                .arg_names
+                .iter()
+                .enumerate()
+                .map(|(k, n)| format!("$outer{} = {n}", k + 1))
+                .collect();
+            lines.push(format!(
+                "{pad}{arrow}SubPlan {}{} ({})",
+                i + 1,
+                what(p.kind),
+                args.join(", ")
+            ));
             render(&p.plan, depth + 1, stats, counter, lines);
         }
         render(input, depth, stats, counter, lines);

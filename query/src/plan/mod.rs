@@ -10,7 +10,7 @@
 pub mod explain;
 pub mod optimizer;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use arrow::datatypes::SchemaRef;
 use vela_engine::catalog::TableSchema;
@@ -51,6 +51,17 @@ pub enum SubqueryKind {
 pub struct InitPlan {
     pub plan: Plan,
     pub kind: SubqueryKind,
+}
+
+/// A correlated subquery, planned on its own and run for each distinct tuple of the enclosing
+/// row's values it reads (its arguments, [`BExpr::Outer`] inside its plan; see
+/// [`BExpr::SubPlan`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubPlan {
+    pub plan: Plan,
+    pub kind: SubqueryKind,
+    /// How each argument reads in the enclosing query (`t.a`), for EXPLAIN.
+    pub arg_names: Vec<String>,
 }
 
 /// A plan node.
@@ -129,8 +140,11 @@ pub enum Plan {
     },
     /// Runs `plans` in order (init plan `n` may use the values of those before it), then `input`,
     /// whose expressions read their values as [`BExpr::Subquery`] / [`BExpr::InSubquery`].
+    /// `subplans` are the statement's correlated subqueries, run on demand by the expressions
+    /// ([`BExpr::SubPlan`] / [`BExpr::InSubPlan`]) of the nodes below and of the init plans.
     InitPlans {
         plans: Vec<InitPlan>,
+        subplans: Arc<[SubPlan]>,
         input: Box<Plan>,
     },
 }
@@ -199,8 +213,15 @@ impl Plan {
             | Plan::TopN { input, .. }
             | Plan::Limit { input, .. }
             | Plan::Distinct { input } => input.tables(out),
-            Plan::InitPlans { plans, input } => {
+            Plan::InitPlans {
+                plans,
+                subplans,
+                input,
+            } => {
                 for p in plans {
+                    p.plan.tables(out);
+                }
+                for p in subplans.iter() {
                     p.plan.tables(out);
                 }
                 input.tables(out);
@@ -208,11 +229,22 @@ impl Plan {
         }
     }
 
-    /// The node's children, in EXPLAIN order (an InitPlans node's subplans come first).
+    /// The number of nodes of this plan (its own and its descendants'), as EXPLAIN numbers them.
+    pub fn node_count(&self) -> u64 {
+        1 + self.children().iter().map(|c| c.node_count()).sum::<u64>()
+    }
+
+    /// The node's children, in EXPLAIN order (an InitPlans node's init plans come first, then
+    /// its correlated subplans).
     pub fn children(&self) -> Vec<&Plan> {
         match self {
-            Plan::InitPlans { plans, input } => {
+            Plan::InitPlans {
+                plans,
+                subplans,
+                input,
+            } => {
                 let mut out: Vec<&Plan> = plans.iter().map(|p| &p.plan).collect();
+                out.extend(subplans.iter().map(|p| &p.plan));
                 out.push(input.as_ref());
                 out
             }

@@ -1,7 +1,9 @@
 //! Access-path selection: rewrites a logical plan into the operators that run.
 //!
 //! Rules, applied bottom-up:
-//! 1. `Filter(Scan)` -> `Scan { filter }`: the predicate is pushed into the engine.
+//! 1. `Filter(Scan)` -> `Scan { filter }`: the predicate is pushed into the engine. Conjuncts
+//!    that run a correlated subquery stay in a Filter above the scan (they read the engine
+//!    themselves, so they are not evaluated inside an engine call).
 //! 2. `Scan { filter: pk = <constant or $n> AND rest }` -> `PointLookup { key, filter: rest }`.
 //! 3. `Limit(Sort([<indexed column> <op> <constant or $n> ASC]), Scan)` -> the same Limit and Sort
 //!    over `VectorSearch { k = LIMIT + OFFSET, filter }` when the column has an index whose metric
@@ -27,6 +29,28 @@ use vela_engine::Metric;
 pub fn optimize(plan: Plan) -> Plan {
     match plan {
         Plan::Filter { input, predicate } => match optimize(*input) {
+            Plan::Scan {
+                schema,
+                filter: None,
+            } if predicate.has_subplan() => {
+                // A correlated subquery reads the engine: it is evaluated above the scan, on
+                // the rows the other conjuncts (pushed in) let through, not inside the engine.
+                let (run_above, pushed): (Vec<BExpr>, Vec<BExpr>) = predicate
+                    .conjuncts()
+                    .into_iter()
+                    .partition(BExpr::has_subplan);
+                let scan = point_lookup(Plan::Scan {
+                    schema,
+                    filter: BExpr::conjunction(pushed),
+                });
+                match BExpr::conjunction(run_above) {
+                    Some(predicate) => Plan::Filter {
+                        input: Box::new(scan),
+                        predicate,
+                    },
+                    None => scan,
+                }
+            }
             Plan::Scan {
                 schema,
                 filter: None,
@@ -95,8 +119,13 @@ pub fn optimize(plan: Plan) -> Plan {
         Plan::Distinct { input } => Plan::Distinct {
             input: Box::new(optimize(*input)),
         },
-        Plan::InitPlans { plans, input } => Plan::InitPlans {
+        Plan::InitPlans {
             plans,
+            subplans,
+            input,
+        } => Plan::InitPlans {
+            plans,
+            subplans,
             input: Box::new(optimize(*input)),
         },
         other => other,
@@ -290,10 +319,7 @@ mod tests {
     fn plan(engine: &MemoryEngine, sql: &str) -> Plan {
         let ast = parse_sql(sql).expect("parse").remove(0);
         let mut params = ParamTypes::default();
-        let mut ctx = BindContext {
-            engine,
-            params: &mut params,
-        };
+        let mut ctx = BindContext::new(engine, &mut params);
         match bind_statement(&ast, &mut ctx).expect("bind") {
             Bound::Query(q) => q.root,
             other => panic!("not a query: {other:?}"),
