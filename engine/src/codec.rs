@@ -28,6 +28,10 @@ impl<'a> Reader<'a> {
     pub(crate) fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()
     }
+    /// The next byte, not consumed.
+    pub(crate) fn peek_u8(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).ok_or_else(|| corrupt("length"))?;
         let s = self
@@ -156,6 +160,39 @@ pub(crate) fn get_row(r: &mut Reader<'_>) -> Result<Vec<Value>> {
         row.push(get_value(r)?);
     }
     Ok(row)
+}
+
+/// [`get_row`], except that the vectors of the columns at positions `aside` (sorted; at most
+/// 64 of them count) are appended to `arena` instead, left as NULL in the row. Returns the row
+/// and the bitmask of the `aside` entries whose vectors went to the arena (in `aside` order,
+/// contiguous): a load reads a row's vector once here, then keeps it only if no graph has it.
+pub(crate) fn get_row_aside(
+    r: &mut Reader<'_>,
+    aside: &[usize],
+    arena: &mut Vec<f32>,
+) -> Result<(Vec<Value>, u64)> {
+    let n = r.len(1)?;
+    let mut row = Vec::with_capacity(n);
+    let mut mask = 0u64;
+    for col in 0..n {
+        let slot = aside.iter().position(|&c| c == col).filter(|&i| i < 64);
+        match slot {
+            Some(i) if r.peek_u8() == Some(T_VECTOR) => {
+                r.u8()?;
+                let len = r.len(4)?;
+                let bytes = r.bytes(len * 4)?;
+                arena.extend(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                );
+                mask |= 1 << i;
+                row.push(Value::Null);
+            }
+            _ => row.push(get_value(r)?),
+        }
+    }
+    Ok((row, mask))
 }
 
 /// Order-preserving encoding of a primary key (used inside store keys).

@@ -18,7 +18,7 @@
 //! engine then refuses further writes (it is "poisoned") until reopened; reopening replays the
 //! WAL and every acknowledged batch is back.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,14 +29,15 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use rayon::prelude::*;
 
 use crate::backend::{Cf, LogBackend, StoreBackend, StoreWrite};
-use crate::catalog::{Key, TableSchema, VectorIndexDef};
-use crate::codec::{decode_record, encode_record, from_json, get_row, LogRecord, Op, Reader};
+use crate::catalog::{Key, TableSchema, Value, VectorIndexDef};
+use crate::codec::{decode_record, encode_record, from_json, get_row_aside, LogRecord, Op, Reader};
 use crate::error::{EngineError, Result};
 use crate::metrics::{inc, load, EngineMetrics, ShardMetrics, TableMetrics};
 use crate::search::{RowPredicate, SearchHit, SearchRequest};
 use crate::segment::Segment;
 use crate::table::{
-    publish_all, shard_of, validate_key, validate_ops, Change, Row, Table, WriteOutcome,
+    publish_all, shard_of_encoded, validate_key, validate_ops, Change, Row, RowIdMap, Shard, Table,
+    WriteOutcome,
 };
 
 /// Store key (in `rows`) of the applied-LSN marker; table ids start at 1, so prefix 0 is free.
@@ -64,6 +65,9 @@ struct Manifest {
 
 /// Default size of one segment blob chunk in the `index` column family.
 const CHUNK_BYTES: usize = 4 << 20;
+/// Largest chunk a load expects when sizing a blob from its manifest (`blob_chunk_bytes` is
+/// far below it in practice).
+const BLOB_CHUNK_MAX: u64 = 1 << 30;
 /// A segment's chunk numbers form two slots, `[0, CHUNK_SLOT)` and `[CHUNK_SLOT, 2^32)`: a new
 /// blob is written into the slot the blob in force does not use, its manifest last.
 const CHUNK_SLOT: u32 = 1 << 31;
@@ -338,6 +342,84 @@ impl std::io::Write for ChunkWriter<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// The vectors a load set aside while scanning a shard's rows (see `codec::get_row_aside`).
+#[derive(Default)]
+struct SetAside {
+    /// The vectors, in scan order.
+    arena: Vec<f32>,
+    /// Per row that set any aside: its id, the offset of its first vector in `arena`, and
+    /// which `Table::aside` columns it set aside.
+    rows: Vec<(u64, usize, u64)>,
+}
+
+/// Finishes loading one shard once its segments are in: a row keeps the vectors it set aside
+/// only where no graph has a node for it (the others stay NULL in the row and are read from
+/// the graph: `Shard::full_row`), and rows no persisted segment covers go into the appendable
+/// segment's tail (searchable at once, exactly; the linker links them).
+fn finish_shard(table: &Table, sh: &mut Shard, set: SetAside) -> Result<()> {
+    let segments: Vec<Arc<Segment>> = sh.segments().cloned().collect();
+    let mut covered: RowIdMap<usize> = RowIdMap::default();
+    for (i, seg) in segments.iter().enumerate() {
+        let ids = seg.ids();
+        covered.reserve(ids.len());
+        covered.extend(ids.into_iter().map(|id| (id, i)));
+    }
+    let dims: Vec<usize> = table
+        .aside
+        .iter()
+        .map(|&c| {
+            table
+                .schema
+                .columns
+                .get(c)
+                .and_then(|d| d.ty.vector_dim())
+                .unwrap_or(0)
+        })
+        .collect();
+    for (row_id, offset, mask) in set.rows {
+        let Some(row) = sh.by_id.get(&row_id) else {
+            continue;
+        };
+        let seg = covered.get(&row_id).and_then(|&i| segments.get(i));
+        let mut at = offset;
+        let mut kept: Option<Vec<Value>> = None;
+        for (i, (&col, &dim)) in table.aside.iter().zip(&dims).enumerate().take(64) {
+            if mask & (1 << i) == 0 {
+                continue;
+            }
+            let v = set.arena.get(at..at + dim).ok_or_else(|| {
+                EngineError::Corrupt(format!("row {row_id}: a vector of the wrong length"))
+            })?;
+            at += dim;
+            if !seg.is_some_and(|s| s.has_raw_vector(row_id, col)) {
+                let values = kept.get_or_insert_with(|| row.values.clone());
+                if let Some(slot) = values.get_mut(col) {
+                    *slot = Value::Vector(v.to_vec());
+                }
+            }
+        }
+        if let Some(values) = kept {
+            let row = Arc::new(Row {
+                row_id,
+                key: row.key.clone(),
+                values,
+            });
+            sh.keys.insert(row.key.clone(), row.clone());
+            sh.by_id.insert(row_id, row);
+        }
+    }
+    drop(set.arena);
+    let mut missing: Vec<Arc<Row>> = sh
+        .by_id
+        .values()
+        .filter(|r| !covered.contains_key(&r.row_id))
+        .cloned()
+        .collect();
+    missing.sort_by_key(|r| r.row_id);
+    sh.appendable.append_tail(missing);
+    Ok(())
 }
 
 impl Engine {
@@ -981,8 +1063,15 @@ impl Inner {
             let old_shards = old.state.read();
             let mut new_shards = table.state.write();
             for (o, n) in old_shards.iter().zip(new_shards.iter_mut()) {
-                n.keys = o.keys.clone();
-                n.by_id = o.by_id.clone();
+                // Whole rows: the old segments, which hold the vectors loaded rows leave to
+                // the graphs, go away.
+                n.keys.reserve(o.keys.len());
+                n.by_id.reserve(o.keys.len());
+                for (key, row) in &o.keys {
+                    let row = o.full_row(row, &old.aside);
+                    n.by_id.insert(row.row_id, row.clone());
+                    n.keys.insert(key.clone(), row);
+                }
                 let mut rows: Vec<Arc<Row>> = n.keys.values().cloned().collect();
                 rows.sort_by_key(|r| r.row_id);
                 if replaying {
@@ -1032,14 +1121,25 @@ impl Inner {
         let n = table.schema.shards as usize;
         let mut shards = table.state.write();
         // Rows and segment blobs are independent: scan them on two threads.
-        let scan_rows = || -> Result<Vec<Arc<Row>>> {
-            let mut rows = Vec::new();
+        // Rows are gathered per shard (routed by their encoded key, as stored); the vectors of
+        // `Table::aside` columns go to a per-shard arena meanwhile.
+        let scan_rows = || -> Result<Vec<(Vec<Arc<Row>>, SetAside)>> {
+            let mut rows: Vec<(Vec<Arc<Row>>, SetAside)> =
+                (0..n).map(|_| (Vec::new(), SetAside::default())).collect();
             self.store
                 .scan_prefix(Cf::Rows, &table_prefix(id), &mut |k, v| {
-                    let key = crate::codec::get_key(k.get(8..).unwrap_or_default())?;
+                    let encoded = k.get(8..).unwrap_or_default();
+                    let key = crate::codec::get_key(encoded)?;
                     let mut r = Reader::new(v);
                     let row_id = r.u64()?;
-                    let values = get_row(&mut r)?;
+                    let Some((rows, set)) = rows.get_mut(shard_of_encoded(encoded, n)) else {
+                        return Ok(true);
+                    };
+                    let offset = set.arena.len();
+                    let (values, mask) = get_row_aside(&mut r, &table.aside, &mut set.arena)?;
+                    if mask != 0 {
+                        set.rows.push((row_id, offset, mask));
+                    }
                     rows.push(Arc::new(Row {
                         row_id,
                         key,
@@ -1060,15 +1160,21 @@ impl Inner {
                     if k.len() == 16 {
                         let mut r = Reader::new(v);
                         let (shard, sealed, chunks) = (r.u32()?, r.u8()? != 0, r.u32()?);
-                        let _len = r.u64()?;
+                        let len = r.u64()?;
                         let first = if r.is_empty() { 0 } else { r.u32()? };
+                        // Sized up front when the recorded length is plausible (the chunks
+                        // are checked as they come either way).
+                        let mut blob = Vec::new();
+                        if len <= u64::from(chunks) * BLOB_CHUNK_MAX {
+                            let _ = blob.try_reserve_exact(len as usize);
+                        }
                         manifests.push(Manifest {
                             seg,
                             shard,
                             sealed,
                             first,
                             chunks,
-                            blob: Vec::new(),
+                            blob,
                             got: 0,
                         });
                     } else if let Some(m) = manifests.last_mut().filter(|m| m.seg == seg) {
@@ -1097,12 +1203,19 @@ impl Inner {
         };
         let (rows, manifests) = rayon::join(scan_rows, scan_blobs);
         let (rows, mut manifests) = (rows?, manifests?);
-        for row in rows {
-            if let Some(s) = shards.get_mut(shard_of(&row.key, n)) {
-                s.by_id.insert(row.row_id, row.clone());
-                s.keys.insert(row.key.clone(), row);
-            }
-        }
+        // Each shard's row maps, built in parallel and sized up front.
+        let (rows, mut set_aside): (Vec<Vec<Arc<Row>>>, Vec<SetAside>) = rows.into_iter().unzip();
+        shards
+            .par_iter_mut()
+            .zip(rows.into_par_iter())
+            .for_each(|(s, rows)| {
+                s.keys.reserve(rows.len());
+                s.by_id.reserve(rows.len());
+                for row in rows {
+                    s.by_id.insert(row.row_id, row.clone());
+                    s.keys.insert(row.key.clone(), row);
+                }
+            });
         manifests.sort_by_key(|m| m.seg);
         if let Some(m) = manifests.iter().find(|m| m.shard as usize >= n) {
             return Err(EngineError::Corrupt(format!(
@@ -1160,24 +1273,17 @@ impl Inner {
             }
         }
         table.next_segment.store(max_seg + 1, Ordering::Relaxed);
-        // Rows not covered by a persisted segment go into the appendable segment.
         for (sh, loaded) in shards.iter_mut().zip(loaded_appendable) {
             if !loaded {
                 sh.appendable = Arc::new(Segment::new(table.alloc_segment_id(), &table.schema)?);
             }
-            if table.schema.indexes.is_empty() {
-                continue;
-            }
-            let covered: HashSet<u64> = sh.segments().flat_map(|s| s.ids()).collect();
-            let mut missing: Vec<Arc<Row>> = sh
-                .by_id
-                .values()
-                .filter(|r| !covered.contains(&r.row_id))
-                .cloned()
-                .collect();
-            missing.sort_by_key(|r| r.row_id);
-            // Searchable at once (exactly); the linker adds them to the graphs.
-            sh.appendable.append_tail(missing);
+        }
+        if !table.schema.indexes.is_empty() {
+            set_aside.resize_with(n, SetAside::default);
+            shards
+                .par_iter_mut()
+                .zip(set_aside.into_par_iter())
+                .try_for_each(|(sh, set)| finish_shard(&table, sh, set))?;
         }
         drop(shards);
         Ok(table)

@@ -3,7 +3,8 @@
 //! passes a threshold, so searches see few segments and recall does not decay under deletes.
 //!
 //! The new segment is built from the live rows' vectors without any engine lock (readers and
-//! writers go on). It is swapped in under the apply turnstile and the table's write lock (a
+//! writers go on); vectors that loaded rows leave to the graphs (`Table::aside`) are read
+//! from the victims' graphs first, under the read lock. It is swapped in under the apply turnstile and the table's write lock (a
 //! pointer swap), after tombstoning rows that died meanwhile; then persisted, and the old
 //! segments' blobs are dropped. A crash in between leaves rows covered twice, which searches
 //! deduplicate and the next pass merges away.
@@ -73,9 +74,10 @@ fn optimize_shard(inner: &Inner, t: &Arc<Table>, shard: usize) -> Result<()> {
         for v in &victims {
             covered.extend(v.ids());
         }
+        // Whole rows: a vector left to a victim's graph is read from it now.
         let mut rows: Vec<Arc<Row>> = covered
             .iter()
-            .filter_map(|id| sh.by_id.get(id).cloned())
+            .filter_map(|id| sh.by_id.get(id).map(|r| sh.full_row(r, &t.aside)))
             .collect();
         rows.sort_by_key(|r| r.row_id);
         (victims, rows)

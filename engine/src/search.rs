@@ -8,6 +8,10 @@
 //! filter-aware traversal and exact search over matching rows from the filter's selectivity).
 //! Columns without an index, a metric other than the index's, or `exact = true` are answered by
 //! exact search over the shard's live rows.
+//!
+//! Rows loaded from the store may leave vectors to the graphs (`Table::aside`): filters see
+//! whole rows (`Shard::accepts`), and hits, `get` and `scan` return whole rows
+//! (`Shard::full_row`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -102,17 +106,25 @@ fn exact_shard(
     col: usize,
     metric: Metric,
     req: &SearchRequest<'_>,
+    aside: &[usize],
 ) -> Vec<SearchHit> {
     let mut hits: Vec<SearchHit> = shard
         .keys
         .values()
-        .filter(|r| req.filter.is_none_or(|f| f(&r.values)))
-        .filter_map(|r| match r.values.get(col) {
-            Some(Value::Vector(v)) => Some(SearchHit {
-                distance: metric.distance(req.query, v),
+        .filter(|r| shard.accepts(r, aside, req.filter))
+        .filter_map(|r| {
+            let distance = match r.values.get(col) {
+                Some(Value::Vector(v)) => metric.distance(req.query, v),
+                // A vector left to the graphs (a true NULL has none).
+                Some(Value::Null) if aside.contains(&col) => {
+                    metric.distance(req.query, &shard.graph_vector(r.row_id, col)?)
+                }
+                _ => return None,
+            };
+            Some(SearchHit {
+                distance,
                 row: r.clone(),
-            }),
-            _ => None,
+            })
         })
         .collect();
     hits = merge_top_k(hits, req.k);
@@ -123,12 +135,17 @@ fn exact_shard(
 /// (its fastest path) and results are checked against the row map afterwards; only if that
 /// drops a result (a row being applied or just deleted) is the search redone with the
 /// visibility filter, so the answer is always the top-k of the visible rows.
-fn index_shard(shard: &Shard, col: usize, req: &SearchRequest<'_>) -> Result<Vec<SearchHit>> {
+fn index_shard(
+    shard: &Shard,
+    col: usize,
+    req: &SearchRequest<'_>,
+    aside: &[usize],
+) -> Result<Vec<SearchHit>> {
     let visible = |id: u64| {
         shard
             .by_id
             .get(&id)
-            .is_some_and(|r| req.filter.is_none_or(|f| f(&r.values)))
+            .is_some_and(|r| shard.accepts(r, aside, req.filter))
     };
     let mut hits = Vec::new();
     for seg in shard.segments() {
@@ -137,9 +154,8 @@ fn index_shard(shard: &Shard, col: usize, req: &SearchRequest<'_>) -> Result<Vec
         };
         // The unindexed tail first, exactly: a version a linker moves meanwhile is in the
         // graph before it leaves the tail, so it is found in one or the other (or both).
-        let tail_visible = |r: &Row| {
-            shard.by_id.contains_key(&r.row_id) && req.filter.is_none_or(|f| f(&r.values))
-        };
+        let tail_visible =
+            |r: &Row| shard.by_id.contains_key(&r.row_id) && shard.accepts(r, aside, req.filter);
         for (distance, row) in seg.search_tail(col, index.metric(), req.query, req.k, &tail_visible)
         {
             hits.push(SearchHit { distance, row });
@@ -205,11 +221,21 @@ impl Table {
         let shards = self.state.read();
         let run = |(i, shard): (usize, &Shard)| {
             let t = Instant::now();
+            let aside = &self.aside[..];
             let r = if use_index {
-                index_shard(shard, col, req)
+                index_shard(shard, col, req, aside)
             } else {
-                Ok(exact_shard(shard, col, metric, req))
+                Ok(exact_shard(shard, col, metric, req, aside))
             };
+            // The shard's top k go out whole (vectors left to the graphs filled in).
+            let r = r.map(|hits| {
+                hits.into_iter()
+                    .map(|h| SearchHit {
+                        distance: h.distance,
+                        row: shard.full_row(&h.row, aside),
+                    })
+                    .collect::<Vec<_>>()
+            });
             if let Some(c) = self.shard_counters.get(i) {
                 inc(&c.searches, 1);
                 c.search_latency.record(t.elapsed());
@@ -235,13 +261,14 @@ impl Table {
     /// Every live row passing `filter`, ordered by primary key (one consistent snapshot).
     pub fn scan(&self, filter: Option<RowPredicate<'_>>) -> Vec<Arc<Row>> {
         let shards = self.state.read();
+        let aside = &self.aside[..];
         let mut rows: Vec<Arc<Row>> = shards
             .par_iter()
             .flat_map_iter(|s| {
                 s.keys
                     .values()
+                    .map(|r| s.full_row(r, aside))
                     .filter(|r| filter.is_none_or(|f| f(&r.values)))
-                    .cloned()
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -254,7 +281,9 @@ impl Table {
     pub fn get(&self, key: &crate::catalog::Key) -> Option<Arc<Row>> {
         let shards = self.state.read();
         let s = crate::table::shard_of(key, shards.len());
-        shards.get(s).and_then(|sh| sh.keys.get(key)).cloned()
+        shards
+            .get(s)
+            .and_then(|sh| sh.keys.get(key).map(|r| sh.full_row(r, &self.aside)))
     }
 
     /// Number of live rows.

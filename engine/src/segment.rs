@@ -3,9 +3,12 @@
 //! ones, which take no new rows (deletes only tombstone them).
 //!
 //! Rows themselves (scalars and vectors) live in the shard's row map and in the store's `rows`
-//! column family; a segment only holds graphs and the ids of the row versions they cover. A row
+//! column family; a segment holds graphs and the ids of the row versions they cover. A row
 //! version is live when the shard's row map points at its id; a segment's other ids are
-//! tombstones (deleted in the graphs so searches skip them, still traversed).
+//! tombstones (deleted in the graphs so searches skip them, still traversed). A row loaded
+//! from the store leaves a vector to the graph that holds it when that graph stores vectors
+//! as given (not cosine: [`Segment::raw_vector`]), so memory holds it once; the row reads NULL
+//! there until `Shard::full_row` fills it in.
 //!
 //! **Unindexed tail.** A segment's row versions are either *linked* (nodes of its graphs) or in
 //! its *tail*: versions that arrived by WAL replay, by loading rows no blob covers, or by a
@@ -360,6 +363,24 @@ impl Segment {
             .iter()
             .find(|i| i.column == column)
             .map(|i| &i.index)
+    }
+
+    /// The vector of version `row_id` in column position `col` exactly as it was written, from
+    /// a graph of this segment that stores vectors as given (not a cosine one, which holds them
+    /// normalised). `None` if no such graph has a node for the version.
+    pub fn raw_vector(&self, row_id: u64, col: usize) -> Option<Vec<f32>> {
+        self.indexes
+            .iter()
+            .filter(|i| i.column == col && !i.index.metric().normalizes())
+            .find_map(|i| i.index.vector(row_id))
+    }
+
+    /// Whether a graph of this segment that stores vectors as given has a node for version
+    /// `row_id` in column position `col` (see [`Segment::raw_vector`]).
+    pub fn has_raw_vector(&self, row_id: u64, col: usize) -> bool {
+        self.indexes
+            .iter()
+            .any(|i| i.column == col && !i.index.metric().normalizes() && i.index.contains(row_id))
     }
 
     /// Holds the segment for persisting: while the guard lives no linker changes its linked

@@ -75,13 +75,7 @@ impl StoreBackend for RocksStore {
         Ok(self.0.get(cf(c), key)?)
     }
     fn scan_prefix(&self, c: Cf, prefix: &[u8], f: &mut ScanFn<'_>) -> Result<()> {
-        for item in self.0.iter_prefix(cf(c), prefix)? {
-            let (k, v) = item?;
-            if !f(&k, &v)? {
-                break;
-            }
-        }
-        Ok(())
+        self.0.scan_prefix(cf(c), prefix, |k, v| f(k, v))
     }
     fn flush(&self, lsn: u64) -> Result<()> {
         let lsn = lsn.max(self.0.flushed_lsn());

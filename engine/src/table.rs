@@ -20,6 +20,7 @@ use crate::catalog::{ColumnType, Key, ScalarType, TableSchema, Value};
 use crate::codec::{put_key, put_row, put_u64, Op};
 use crate::error::{EngineError, Result};
 use crate::metrics::{ShardCounters, TableCounters};
+use crate::search::RowPredicate;
 use crate::segment::Segment;
 
 /// Batches with at least this many new rows insert their vectors in parallel.
@@ -88,6 +89,52 @@ impl Shard {
     pub fn tail_rows(&self) -> usize {
         self.segments().map(|g| g.tail_len()).sum()
     }
+
+    /// The vector of version `row_id` in column position `col` as a segment's graph holds it.
+    pub fn graph_vector(&self, row_id: u64, col: usize) -> Option<Vec<f32>> {
+        self.segments().find_map(|s| s.raw_vector(row_id, col))
+    }
+
+    /// `row`'s values with the vectors it leaves to the graphs filled in: a column of
+    /// `aside` (see [`Table::aside`]) that reads NULL holds the graph's vector when a segment
+    /// has a node for the version (a true NULL has none). `None` when nothing was left aside.
+    pub fn filled(&self, row: &Row, aside: &[usize]) -> Option<Vec<Value>> {
+        let mut out: Option<Vec<Value>> = None;
+        for &c in aside {
+            if matches!(row.values.get(c), Some(Value::Null)) {
+                if let Some(v) = self.graph_vector(row.row_id, c) {
+                    let values = out.get_or_insert_with(|| row.values.clone());
+                    if let Some(slot) = values.get_mut(c) {
+                        *slot = Value::Vector(v);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `row` whole (see [`Shard::filled`]): the same `Arc` when it holds every value.
+    pub fn full_row(&self, row: &Arc<Row>, aside: &[usize]) -> Arc<Row> {
+        match self.filled(row, aside) {
+            Some(values) => Arc::new(Row {
+                row_id: row.row_id,
+                key: row.key.clone(),
+                values,
+            }),
+            None => row.clone(),
+        }
+    }
+
+    /// Whether `row`, whole, passes `filter` (`None`: every row does).
+    pub fn accepts(&self, row: &Row, aside: &[usize], filter: Option<RowPredicate<'_>>) -> bool {
+        let Some(f) = filter else {
+            return true;
+        };
+        match self.filled(row, aside) {
+            Some(values) => f(&values),
+            None => f(&row.values),
+        }
+    }
 }
 
 /// A table at run time.
@@ -100,6 +147,11 @@ pub(crate) struct Table {
     pub next_segment: AtomicU64,
     /// LSN of the last batch published into the row maps (written under the write lock).
     pub published: AtomicU64,
+    /// Positions of the vector columns whose values rows loaded from the store leave to the
+    /// segments' graphs (indexed with a metric that stores vectors as given, i.e. not cosine,
+    /// whose graph holds the normalised vector): such a row reads NULL there, and
+    /// [`Shard::full_row`] fills the graph's vector in, bit for bit.
+    pub aside: Vec<usize>,
 }
 
 /// What a write batch did.
@@ -124,8 +176,13 @@ pub(crate) struct Change {
 pub(crate) fn shard_of(key: &Key, shards: usize) -> usize {
     let mut buf = Vec::with_capacity(16);
     put_key(&mut buf, key);
+    shard_of_encoded(&buf, shards)
+}
+
+/// [`shard_of`] given the key's encoding (`codec::put_key`), e.g. straight from a store key.
+pub(crate) fn shard_of_encoded(key: &[u8], shards: usize) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in buf {
+    for &b in key {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -261,8 +318,17 @@ impl Table {
                 sealed: Vec::new(),
             });
         }
+        let mut aside: Vec<usize> = schema
+            .indexes
+            .iter()
+            .filter(|d| !d.metric.normalizes())
+            .filter_map(|d| schema.column(&d.column).map(|(i, _)| i))
+            .collect();
+        aside.sort_unstable();
+        aside.dedup();
         Ok(Table {
             id,
+            aside,
             shard_counters: (0..n).map(|_| ShardCounters::default()).collect(),
             schema,
             state: RwLock::new(shards),

@@ -10,4 +10,5 @@ mod engine {
     pub mod rocks;
     pub mod tail;
     pub mod transactions;
+    pub mod vectors;
 }

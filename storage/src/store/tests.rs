@@ -37,6 +37,42 @@ fn put_get_iterate_delete() {
     assert_eq!(keys::read_u64(&rows[3].0, 1), Some(3));
     assert_eq!(rows[3].1, b"row3");
 
+    // The borrowed bulk scan sees the same entries, stops when asked, passes errors through.
+    let mut scanned = Vec::new();
+    s.scan_prefix(Cf::Rows, b"t", |k, v| {
+        scanned.push((k.to_vec(), v.to_vec()));
+        Ok::<_, StorageError>(true)
+    })
+    .unwrap();
+    assert_eq!(scanned, rows);
+    let mut seen = 0;
+    s.scan_prefix(Cf::Rows, b"t", |_, _| {
+        seen += 1;
+        Ok::<_, StorageError>(seen < 4)
+    })
+    .unwrap();
+    assert_eq!(seen, 4);
+    #[derive(Debug, PartialEq)]
+    enum Stop {
+        Here,
+        Store(String),
+    }
+    impl From<StorageError> for Stop {
+        fn from(e: StorageError) -> Self {
+            Stop::Store(e.to_string())
+        }
+    }
+    let stopped = s.scan_prefix(Cf::Rows, b"t", |_, _| -> std::result::Result<bool, Stop> {
+        Err(Stop::Here)
+    });
+    assert_eq!(stopped, Err(Stop::Here));
+    s.scan_prefix(
+        Cf::Rows,
+        b"nothing",
+        |_, _| -> std::result::Result<bool, StorageError> { panic!("no entry has this prefix") },
+    )
+    .unwrap();
+
     let mut from = b"t".to_vec();
     keys::push_u64(&mut from, 2);
     let mut to = b"t".to_vec();

@@ -1,0 +1,285 @@
+//! Vectors left to the graphs: rows loaded from the store keep no copy of a vector that a
+//! loaded graph storing vectors as given (L2, inner product, L1) holds; reads fill it in from
+//! the graph. Every read path (get, scan, search hits, exact search, filters) returns the
+//! values as written, bit for bit, for every metric (cosine columns keep their vectors in the
+//! row), across checkpoints, crashes at every store batch, merges and index DDL.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use vela_engine::{
+    ColumnDef, ColumnType, Engine, EngineOptions, HnswConfig, Key, MemLog, MemStore, Metric, Op,
+    ScalarType, SearchRequest, TableSchema, Value, VectorIndexDef,
+};
+
+use super::common::*;
+
+const DIM: u32 = 5;
+
+fn col(name: &str, ty: ColumnType) -> ColumnDef {
+    ColumnDef {
+        name: name.into(),
+        ty,
+        nullable: name != "id",
+    }
+}
+
+fn index(column: &str, metric: Metric) -> VectorIndexDef {
+    VectorIndexDef {
+        name: format!("{column}_{metric:?}").to_lowercase(),
+        column: column.into(),
+        metric,
+        hnsw: HnswConfig {
+            m: 4,
+            ef_construction: 16,
+        },
+    }
+}
+
+/// `id`, `tag`, one vector column per metric (L2, inner product, cosine) and `raw`, which
+/// has no index.
+fn schema() -> TableSchema {
+    let v = ColumnType::Vector { dim: DIM };
+    TableSchema {
+        name: "t".into(),
+        columns: vec![
+            col("id", ColumnType::Scalar(ScalarType::BigInt)),
+            col("tag", ColumnType::Scalar(ScalarType::Text)),
+            col("l2", v),
+            col("ip", v),
+            col("cos", v),
+            col("raw", v),
+        ],
+        primary_key: 0,
+        shards: 2,
+        indexes: vec![
+            index("l2", Metric::L2),
+            index("ip", Metric::InnerProduct),
+            index("cos", Metric::Cosine),
+        ],
+    }
+}
+
+/// Vector columns of [`schema`] (positions).
+const VECTORS: [usize; 4] = [2, 3, 4, 5];
+
+fn options() -> EngineOptions {
+    EngineOptions {
+        // Many small segments and blobs of several chunks: crashes land between chunk writes.
+        blob_chunk_bytes: 256,
+        merge_below_rows: 12,
+        ..test_options(10)
+    }
+}
+
+/// A vector of awkward floats: tiny, huge, negative zero, subnormal, random.
+fn vector(rng: &mut impl Rng) -> Vec<f32> {
+    (0..DIM)
+        .map(|_| match rng.random_range(0..8) {
+            0 => -0.0,
+            1 => f32::MIN_POSITIVE / 4.0,
+            2 => rng.random_range(-3e18f32..3e18),
+            3 => rng.random_range(-1e-30f32..1e-30),
+            _ => rng.random_range(-10.0f32..10.0),
+        })
+        .collect()
+}
+
+fn row(rng: &mut impl Rng, id: i64) -> Vec<Value> {
+    let mut r = vec![Value::BigInt(id), Value::Text(format!("tag{}", id % 3))];
+    for _ in VECTORS {
+        r.push(if rng.random_ratio(1, 6) {
+            Value::Null
+        } else {
+            Value::Vector(vector(rng))
+        });
+    }
+    r
+}
+
+/// Values with every float as its bits, so `-0.0 != 0.0` and any rounding shows.
+fn bits(values: &[Value]) -> Vec<Result<Vec<u32>, Value>> {
+    values
+        .iter()
+        .map(|v| match v {
+            Value::Vector(x) => Ok(x.iter().map(|f| f.to_bits()).collect()),
+            other => Err(other.clone()),
+        })
+        .collect()
+}
+
+type Model = BTreeMap<i64, Vec<Value>>;
+
+/// Every read path returns the model's rows bit for bit.
+fn check(e: &Engine, model: &Model, what: &str) {
+    let scanned = e.scan("t", None).unwrap();
+    assert_eq!(scanned.len(), model.len(), "{what}: scan");
+    for (r, (k, want)) in scanned.iter().zip(model) {
+        assert_eq!(r.key, Key::BigInt(*k), "{what}: scan order");
+        assert_eq!(bits(&r.values), bits(want), "{what}: scan of {k}");
+    }
+    for (k, want) in model.iter().step_by(3) {
+        let got = e.get("t", &Key::BigInt(*k)).unwrap().unwrap();
+        assert_eq!(bits(&got.values), bits(want), "{what}: get {k}");
+    }
+    // A filter sees whole rows: "l2 IS NOT NULL and its first component is >= 0".
+    let pred = |v: &[Value]| matches!(v.get(2), Some(Value::Vector(x)) if x[0] >= 0.0);
+    let filtered = e.scan("t", Some(&pred)).unwrap();
+    let want: Vec<i64> = model
+        .iter()
+        .filter(|(_, r)| pred(r))
+        .map(|(k, _)| *k)
+        .collect();
+    let got: Vec<i64> = filtered
+        .iter()
+        .map(|r| match r.key {
+            Key::BigInt(k) => k,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(got, want, "{what}: filtered scan");
+    let q = [1.0, -2.0, 0.5, 3.0, 0.0];
+    for (column, metric) in [
+        ("l2", Metric::L2),
+        ("ip", Metric::InnerProduct),
+        ("cos", Metric::Cosine),
+        ("raw", Metric::L2),
+    ] {
+        let c = VECTORS[["l2", "ip", "cos", "raw"]
+            .iter()
+            .position(|n| *n == column)
+            .unwrap()];
+        for (exact, filter) in [
+            (true, None),
+            (false, None),
+            (true, Some(&pred)),
+            (false, Some(&pred)),
+        ] {
+            let mut req = SearchRequest::new(column, &q, 4);
+            req.exact = exact;
+            req.metric = Some(metric);
+            req.filter = filter.map(|f| f as vela_engine::RowPredicate<'_>);
+            let hits = e.search("t", &req).unwrap();
+            for h in &hits {
+                let Key::BigInt(k) = h.row.key else {
+                    unreachable!()
+                };
+                let want = &model[&k];
+                assert_eq!(
+                    bits(&h.row.values),
+                    bits(want),
+                    "{what}: hit {k} on {column}"
+                );
+                assert!(
+                    filter.is_none_or(|f| f(want)),
+                    "{what}: hit {k} fails the filter"
+                );
+            }
+            if exact {
+                // Brute force over the model, by distance then key.
+                let mut expected: Vec<(f32, i64)> = model
+                    .iter()
+                    .filter(|(_, r)| filter.is_none_or(|f| f(r)))
+                    .filter_map(|(k, r)| match &r[c] {
+                        Value::Vector(v) => Some((metric.distance(&q, v), *k)),
+                        _ => None,
+                    })
+                    .collect();
+                expected.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                expected.truncate(4);
+                let got: Vec<f32> = hits.iter().map(|h| h.distance).collect();
+                let want: Vec<f32> = expected.iter().map(|x| x.0).collect();
+                assert_eq!(got, want, "{what}: exact search on {column}");
+            }
+        }
+    }
+}
+
+/// Checkpoints, closes and reopens `e` (the blobs in force are loaded).
+fn checkpoint_and_reopen(e: Engine, log: &Arc<MemLog>, store: &Arc<MemStore>) -> Engine {
+    e.checkpoint().unwrap();
+    e.close().unwrap();
+    drop(e);
+    Engine::open(log.clone(), store.clone(), options()).unwrap()
+}
+
+/// Writes, checkpoints (blobs of several chunks), merges and deletes; then reopens after a
+/// crash keeping each possible number of the store's unflushed batches (so between any two
+/// chunk writes of a blob, and between a blob and the rows it covers), and checks every read
+/// path; merges after the reopen (vectors read from the loaded graphs), reopens cleanly, then
+/// creates and drops indexes (the column of a dropped index gets its vectors back in the rows).
+#[test]
+fn loaded_rows_read_their_vectors_from_the_graphs_bit_for_bit() {
+    let seed = seed("loaded_rows_read_their_vectors_from_the_graphs_bit_for_bit");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (log, store) = (MemLog::new(true), MemStore::new());
+    let e = Engine::open(log.clone(), store.clone(), options()).unwrap();
+    e.create_table(schema()).unwrap();
+    let mut model = Model::new();
+    for b in 0..8 {
+        let ops: Vec<Op> = (0..9)
+            .map(|_| {
+                let id = rng.random_range(0..60);
+                let r = row(&mut rng, id);
+                model.insert(id, r.clone());
+                Op::Upsert(r)
+            })
+            .collect();
+        e.write("t", ops).unwrap();
+        if b % 3 == 1 {
+            e.checkpoint().unwrap();
+        }
+        if b == 5 {
+            e.run_maintenance().unwrap();
+        }
+    }
+    for id in [3, 4, 5] {
+        e.write("t", vec![Op::Delete(Key::BigInt(id))]).unwrap();
+        model.remove(&id);
+    }
+    e.checkpoint().unwrap();
+    // A last batch after the checkpoint, then a persist of what is sealed: unflushed writes.
+    let ops: Vec<Op> = (60..75)
+        .map(|id| {
+            let r = row(&mut rng, id);
+            model.insert(id, r.clone());
+            Op::Insert(r)
+        })
+        .collect();
+    e.write("t", ops).unwrap();
+    e.link_tails().unwrap();
+    e.run_maintenance().unwrap();
+    check(&e, &model, "before any reopen");
+    let unflushed = store.unflushed();
+    assert!(
+        unflushed > 3,
+        "blob chunks and rows after the checkpoint: {unflushed}"
+    );
+    drop(e);
+    for keep in 0..=unflushed {
+        let e = Engine::open(log.crash(), store.crash(keep), options()).unwrap();
+        check(
+            &e,
+            &model,
+            &format!("crash keeping {keep} of {unflushed} batches"),
+        );
+    }
+
+    let e = Engine::open(log.clone(), store.clone(), options()).unwrap();
+    check(&e, &model, "reopened");
+    // Merges read the vectors loaded rows left to the victims' graphs.
+    e.run_maintenance().unwrap();
+    check(&e, &model, "merged after the reopen");
+    let e = checkpoint_and_reopen(e, &log, &store);
+    check(&e, &model, "reopened after the merge");
+
+    // Index DDL over loaded rows: the old segments (holding the vectors) are replaced.
+    e.create_index("t", index("raw", Metric::L1)).unwrap();
+    check(&e, &model, "index created");
+    e.drop_index("t", "l2_l2").unwrap();
+    e.drop_index("t", "ip_innerproduct").unwrap();
+    check(&e, &model, "indexes dropped");
+    let e = checkpoint_and_reopen(e, &log, &store);
+    check(&e, &model, "reopened after index DDL");
+}
