@@ -2,12 +2,15 @@
 //!
 //! The executor wraps every plan node in a `plan_node` span (TRACE; fields `node`, the node's
 //! pre-order number as EXPLAIN prints the tree, and `rows`, recorded when the node is done),
-//! the session wraps the plan's run in `execute_plan` and the Arrow conversion in `arrow`, and
-//! the engine wraps each vector search in its own `search` span. While EXPLAIN ANALYZE runs,
-//! a [`SpanTimer`] is the thread's default subscriber (`tracing::dispatcher::with_default`): it
-//! sums, per span, the time between each enter and the matching exit (the "busy" time
-//! `tracing-subscriber`'s fmt layer reports) and hands the totals to a [`SpanTimes`] when the
-//! span closes.
+//! the session wraps binding and optimizing in `bind` (EXPLAIN ANALYZE's "Planning Time",
+//! timed on its own before the run), the plan's run in `execute_plan` and the Arrow conversion
+//! in `arrow`, and the engine wraps each vector search in its own `search` span. While EXPLAIN
+//! ANALYZE runs, a [`SpanTimer`] is the thread's default subscriber
+//! (`tracing::dispatcher::with_default`): it sums, per span, the time between each enter and
+//! the matching exit (the "busy" time `tracing-subscriber`'s fmt layer reports) and hands the
+//! totals to a [`SpanTimes`] when the span closes. Afterwards the interest cache and the global maximum level are rebuilt (with
+//! no subscriber at all, under one that wants nothing: the "none" dispatcher gives no level
+//! hint, which would leave every `trace!` callsite enabled-checked at TRACE).
 //!
 //! It does not take the application's subscriber away. Every call is also forwarded to the
 //! dispatcher that was the default before (the application's global subscriber, or none):
@@ -26,8 +29,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
-use tracing::subscriber::Interest;
+use tracing::subscriber::{Interest, NoSubscriber};
 use tracing::{Dispatch, Event, Metadata, Subscriber};
 
 /// Name of the executor's per-node span.
@@ -131,13 +135,48 @@ impl SpanTimer {
 }
 
 /// Runs `f` with a [`SpanTimer`] as this thread's default subscriber; returns its result and
-/// what the timer measured. The interest cache is rebuilt afterwards, so callsites the timer
-/// enabled cost nothing extra once it is gone.
+/// what the timer measured. The interest cache and the global maximum level are rebuilt
+/// afterwards, so callsites the timer enabled cost nothing extra once it is gone.
 pub fn with_span_timer<T>(f: impl FnOnce() -> T) -> (T, SpanTimes) {
     let (timer, handle) = SpanTimer::new();
+    let without_subscriber = timer.inner.is::<NoSubscriber>();
     let out = tracing::dispatcher::with_default(&Dispatch::new(timer), f);
-    tracing::callsite::rebuild_interest_cache();
+    if without_subscriber {
+        // With no subscriber at all, a rebuild asks the "none" dispatcher, which gives no
+        // level hint and so counts as TRACE: every disabled `trace!` in the process would
+        // then pay for a callsite check. Rebuild under a subscriber that wants nothing.
+        tracing::dispatcher::with_default(
+            &Dispatch::new(WantsNothing),
+            tracing::callsite::rebuild_interest_cache,
+        );
+    } else {
+        tracing::callsite::rebuild_interest_cache();
+    }
     (out, handle.times())
+}
+
+/// A subscriber that enables nothing and says so ([`LevelFilter::OFF`]), for rebuilding the
+/// interest cache when the application has no subscriber.
+struct WantsNothing;
+
+impl Subscriber for WantsNothing {
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+        Interest::never()
+    }
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        false
+    }
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::OFF)
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(PRIVATE)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, _: &Event<'_>) {}
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
 }
 
 impl Subscriber for SpanTimer {
@@ -154,8 +193,8 @@ impl Subscriber for SpanTimer {
         timed(meta) || self.inner.enabled(meta)
     }
 
-    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        Some(tracing::level_filters::LevelFilter::TRACE)
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::TRACE)
     }
 
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
@@ -409,6 +448,7 @@ mod tests {
         // Project, Limit, Top-N, index search: two rows with tag 'a' at each level.
         assert_eq!(rows, ["2)", "2)", "2)", "2)"], "{lines:#?}");
         assert!(lines.iter().all(|l| !l.contains("never executed")));
+        assert!(lines.iter().any(|l| l.starts_with("Planning Time: ")));
         assert!(lines.iter().any(|l| l.starts_with("Execution Time: ")));
         assert!(lines
             .iter()

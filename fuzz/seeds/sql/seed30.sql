@@ -1,0 +1,1 @@
+SELECT id, (SELECT key FROM docs d WHERE d.body = i.name OR EXISTS (SELECT 1 FROM items j WHERE j.id = i.id AND j.flag)) FROM items i WHERE score NOT IN (SELECT score FROM items k WHERE k.flag = i.flag AND k.id <> i.id)

@@ -1,0 +1,1 @@
+SELECT key, (SELECT id FROM items ORDER BY emb <-> (d.v::text || '')::vector LIMIT 1) FROM docs d ORDER BY (SELECT count(*) FROM items WHERE items.name > d.body) DESC

@@ -1,0 +1,1 @@
+UPDATE items SET score = (SELECT max(score) FROM items x WHERE x.flag = items.flag) WHERE NOT EXISTS (SELECT 1 FROM docs WHERE docs.body = items.name); DELETE FROM docs WHERE key IN (SELECT name FROM items WHERE items.id = length(docs.key))

@@ -1,0 +1,1 @@
+SELECT flag, count(*), (SELECT max(id) FROM items x WHERE x.flag = items.flag) FROM items GROUP BY flag HAVING (SELECT count(*) FROM docs WHERE docs.body IS NOT NULL) > count(*) - 5
