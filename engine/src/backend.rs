@@ -88,6 +88,11 @@ pub trait StoreBackend: Send + Sync {
     /// Calls `f` for every entry whose key starts with `prefix`, in key order, until it returns
     /// `false`.
     fn scan_prefix(&self, cf: Cf, prefix: &[u8], f: &mut ScanFn<'_>) -> Result<()>;
+    /// Calls `f` for every entry with `start <= key < end`, in key order, until it returns
+    /// `false` (one part of a prefix that several threads scan).
+    fn scan_range(&self, cf: Cf, start: &[u8], end: &[u8], f: &mut ScanFn<'_>) -> Result<()>;
+    /// The last key starting with `prefix`.
+    fn last_key(&self, cf: Cf, prefix: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Makes everything written durable and records `lsn` as flushed.
     fn flush(&self, lsn: u64) -> Result<()>;
     /// The last flushed LSN recorded.
@@ -199,6 +204,16 @@ struct MemStoreInner {
     durable_flushed_lsn: u64,
 }
 
+/// Calls `f` on each copied entry until it returns `false`.
+fn visit(items: Vec<(Vec<u8>, Vec<u8>)>, f: &mut ScanFn<'_>) -> Result<()> {
+    for (k, v) in items {
+        if !f(&k, &v)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 fn apply(tree: &mut Tree, batch: &StoreWrite) {
     for (cf, from, to) in &batch.ranges {
         let doomed: Vec<(Cf, Vec<u8>)> = tree
@@ -276,12 +291,30 @@ impl StoreBackend for MemStore {
             .take_while(|((c, k), _)| *c == cf && k.starts_with(prefix))
             .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect();
-        for (k, v) in items {
-            if !f(&k, &v)? {
-                break;
-            }
+        visit(items, f)
+    }
+    fn scan_range(&self, cf: Cf, start: &[u8], end: &[u8], f: &mut ScanFn<'_>) -> Result<()> {
+        if start >= end {
+            return Ok(());
         }
-        Ok(())
+        let items: Vec<(Vec<u8>, Vec<u8>)> = self
+            .inner
+            .lock()
+            .live
+            .range((cf, start.to_vec())..(cf, end.to_vec()))
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect();
+        visit(items, f)
+    }
+    fn last_key(&self, cf: Cf, prefix: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .inner
+            .lock()
+            .live
+            .range((cf, prefix.to_vec())..)
+            .take_while(|((c, k), _)| *c == cf && k.starts_with(prefix))
+            .last()
+            .map(|((_, k), _)| k.clone()))
     }
     fn flush(&self, lsn: u64) -> Result<()> {
         let mut g = self.inner.lock();

@@ -354,17 +354,29 @@ struct SetAside {
     rows: Vec<(u64, usize, u64)>,
 }
 
-/// Finishes loading one shard once its segments are in: a row keeps the vectors it set aside
+/// The result of a load thread (a panic is an error, not a second panic).
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
+    h.join()
+        .map_err(|_| EngineError::Corrupt("a load thread panicked".into()))?
+}
+
+/// Finishes loading one shard once its segments are in: their versions no longer live are
+/// tombstoned, a row keeps the vectors it set aside
 /// only where no graph has a node for it (the others stay NULL in the row and are read from
 /// the graph: `Shard::full_row`), and rows no persisted segment covers go into the appendable
 /// segment's tail (searchable at once, exactly; the linker links them).
-fn finish_shard(table: &Table, sh: &mut Shard, set: SetAside) -> Result<()> {
+fn finish_shard(table: &Table, sh: &mut Shard, sets: Vec<SetAside>) -> Result<()> {
     let segments: Vec<Arc<Segment>> = sh.segments().cloned().collect();
     let mut covered: RowIdMap<usize> = RowIdMap::default();
+    covered.reserve(segments.iter().map(|s| s.len()).sum());
     for (i, seg) in segments.iter().enumerate() {
-        let ids = seg.ids();
-        covered.reserve(ids.len());
-        covered.extend(ids.into_iter().map(|id| (id, i)));
+        for id in seg.ids() {
+            // A loaded segment's versions that are no longer live are tombstoned.
+            if !sh.by_id.contains_key(&id) {
+                seg.delete(id);
+            }
+            covered.insert(id, i);
+        }
     }
     let dims: Vec<usize> = table
         .aside
@@ -378,39 +390,9 @@ fn finish_shard(table: &Table, sh: &mut Shard, set: SetAside) -> Result<()> {
                 .unwrap_or(0)
         })
         .collect();
-    for (row_id, offset, mask) in set.rows {
-        let Some(row) = sh.by_id.get(&row_id) else {
-            continue;
-        };
-        let seg = covered.get(&row_id).and_then(|&i| segments.get(i));
-        let mut at = offset;
-        let mut kept: Option<Vec<Value>> = None;
-        for (i, (&col, &dim)) in table.aside.iter().zip(&dims).enumerate().take(64) {
-            if mask & (1 << i) == 0 {
-                continue;
-            }
-            let v = set.arena.get(at..at + dim).ok_or_else(|| {
-                EngineError::Corrupt(format!("row {row_id}: a vector of the wrong length"))
-            })?;
-            at += dim;
-            if !seg.is_some_and(|s| s.has_raw_vector(row_id, col)) {
-                let values = kept.get_or_insert_with(|| row.values.clone());
-                if let Some(slot) = values.get_mut(col) {
-                    *slot = Value::Vector(v.to_vec());
-                }
-            }
-        }
-        if let Some(values) = kept {
-            let row = Arc::new(Row {
-                row_id,
-                key: row.key.clone(),
-                values,
-            });
-            sh.keys.insert(row.key.clone(), row.clone());
-            sh.by_id.insert(row_id, row);
-        }
+    for set in sets {
+        take_back_vectors(table, sh, &segments, &covered, &dims, set)?;
     }
-    drop(set.arena);
     let mut missing: Vec<Arc<Row>> = sh
         .by_id
         .values()
@@ -419,6 +401,64 @@ fn finish_shard(table: &Table, sh: &mut Shard, set: SetAside) -> Result<()> {
         .collect();
     missing.sort_by_key(|r| r.row_id);
     sh.appendable.append_tail(missing);
+    Ok(())
+}
+
+/// Gives the rows of one scanned part the vectors they set aside that no graph holds
+/// (`covered`: the shard's ids, each with the position of its segment in `segments`).
+fn take_back_vectors(
+    table: &Table,
+    sh: &mut Shard,
+    segments: &[Arc<Segment>],
+    covered: &RowIdMap<usize>,
+    dims: &[usize],
+    set: SetAside,
+) -> Result<()> {
+    for (row_id, offset, mask) in set.rows {
+        // Which set-aside vectors no graph holds (bits as in `mask`); usually none.
+        let seg = covered.get(&row_id).and_then(|&i| segments.get(i));
+        let (mut back, mut at) = (0u64, offset);
+        for (i, (&col, &dim)) in table.aside.iter().zip(dims).enumerate().take(64) {
+            if mask & (1 << i) != 0 {
+                if !seg.is_some_and(|s| s.has_raw_vector(row_id, col)) {
+                    back |= 1 << i;
+                }
+                at += dim;
+            }
+        }
+        if at > set.arena.len() {
+            return Err(EngineError::Corrupt(format!(
+                "row {row_id}: a vector of the wrong length"
+            )));
+        }
+        if back == 0 {
+            continue;
+        }
+        let Some(row) = sh.by_id.get(&row_id) else {
+            continue;
+        };
+        let mut values = row.values.clone();
+        let mut at = offset;
+        for (i, (&col, &dim)) in table.aside.iter().zip(dims).enumerate().take(64) {
+            if mask & (1 << i) != 0 {
+                if let (true, Some(slot), Some(v)) = (
+                    back & (1 << i) != 0,
+                    values.get_mut(col),
+                    set.arena.get(at..at + dim),
+                ) {
+                    *slot = Value::Vector(v.to_vec());
+                }
+                at += dim;
+            }
+        }
+        let row = Arc::new(Row {
+            row_id,
+            key: row.key.clone(),
+            values,
+        });
+        sh.keys.insert(row.key.clone(), row.clone());
+        sh.by_id.insert(row_id, row);
+    }
     Ok(())
 }
 
@@ -1116,95 +1156,189 @@ impl Inner {
         Ok(())
     }
 
+    /// A key splitting the rows between `start` and `end` into two parts of similar size for
+    /// two scanning threads: the midpoint of the first and last keys' first 8 bytes after
+    /// their common prefix (even for skewed keys both parts are correct, just less even).
+    /// `None` with fewer than two distinct leading values.
+    fn split_key(&self, start: &[u8], end: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut first = None;
+        self.store.scan_range(Cf::Rows, start, end, &mut |k, _| {
+            first = Some(k.to_vec());
+            Ok(false)
+        })?;
+        let (Some(first), Some(last)) = (first, self.store.last_key(Cf::Rows, start)?) else {
+            return Ok(None);
+        };
+        let common = first.iter().zip(&last).take_while(|(a, b)| a == b).count();
+        let word = |k: &[u8]| {
+            let mut b = [0u8; 8];
+            for (d, s) in b.iter_mut().zip(k.get(common..).unwrap_or_default()) {
+                *d = *s;
+            }
+            u64::from_be_bytes(b)
+        };
+        let (a, b) = (word(&first), word(&last));
+        let mid = a + b.saturating_sub(a) / 2;
+        if mid <= a {
+            return Ok(None);
+        }
+        let mut key = first[..common].to_vec();
+        key.extend_from_slice(&mid.to_be_bytes());
+        Ok(Some(key))
+    }
+
     fn load_table(&self, id: u64, schema: TableSchema) -> Result<Table> {
         let table = Table::new(id, schema)?;
         let n = table.schema.shards as usize;
         let mut shards = table.state.write();
-        // Rows and segment blobs are independent: scan them on two threads.
-        // Rows are gathered per shard (routed by their encoded key, as stored); the vectors of
-        // `Table::aside` columns go to a per-shard arena meanwhile.
-        let scan_rows = || -> Result<Vec<(Vec<Arc<Row>>, SetAside)>> {
+        // Rows and segment blobs are independent: scan them on three threads (the rows' key
+        // range in two halves). Rows are gathered per shard (routed by their encoded key, as
+        // stored); the vectors of `Table::aside` columns go to a per-shard arena meanwhile.
+        let (start, end) = (table_prefix(id), table_prefix(id.saturating_add(1)));
+        let split = self.split_key(&start, &end)?;
+        let scan_rows = |from: &[u8], to: &[u8]| -> Result<Vec<(Vec<Arc<Row>>, SetAside)>> {
             let mut rows: Vec<(Vec<Arc<Row>>, SetAside)> =
                 (0..n).map(|_| (Vec::new(), SetAside::default())).collect();
-            self.store
-                .scan_prefix(Cf::Rows, &table_prefix(id), &mut |k, v| {
-                    let encoded = k.get(8..).unwrap_or_default();
-                    let key = crate::codec::get_key(encoded)?;
-                    let mut r = Reader::new(v);
-                    let row_id = r.u64()?;
-                    let Some((rows, set)) = rows.get_mut(shard_of_encoded(encoded, n)) else {
-                        return Ok(true);
-                    };
-                    let offset = set.arena.len();
-                    let (values, mask) = get_row_aside(&mut r, &table.aside, &mut set.arena)?;
-                    if mask != 0 {
-                        set.rows.push((row_id, offset, mask));
-                    }
-                    rows.push(Arc::new(Row {
-                        row_id,
-                        key,
-                        values,
-                    }));
-                    Ok(true)
-                })?;
+            self.store.scan_range(Cf::Rows, from, to, &mut |k, v| {
+                let encoded = k.get(8..).unwrap_or_default();
+                let key = crate::codec::get_key(encoded)?;
+                let mut r = Reader::new(v);
+                let row_id = r.u64()?;
+                let Some((rows, set)) = rows.get_mut(shard_of_encoded(encoded, n)) else {
+                    return Ok(true);
+                };
+                let offset = set.arena.len();
+                let (values, mask) = get_row_aside(&mut r, &table.aside, &mut set.arena)?;
+                if mask != 0 {
+                    set.rows.push((row_id, offset, mask));
+                }
+                rows.push(Arc::new(Row {
+                    row_id,
+                    key,
+                    values,
+                }));
+                Ok(true)
+            })?;
             Ok(rows)
         };
         // Segment manifests (16-byte keys: shard u32 | sealed u8 | chunks u32 | len u64
         // [| first chunk u32]), each followed by its chunks (20-byte keys), in one pass. Chunks
-        // outside the manifest's run are a crashed rewrite's leftovers: skipped.
-        let scan_blobs = || -> Result<Vec<Manifest>> {
-            let mut manifests: Vec<Manifest> = Vec::new();
-            self.store
-                .scan_prefix(Cf::Index, &table_prefix(id), &mut |k, v| {
-                    let seg = be_u64(k.get(8..).unwrap_or_default())?;
-                    if k.len() == 16 {
-                        let mut r = Reader::new(v);
-                        let (shard, sealed, chunks) = (r.u32()?, r.u8()? != 0, r.u32()?);
-                        let len = r.u64()?;
-                        let first = if r.is_empty() { 0 } else { r.u32()? };
-                        // Sized up front when the recorded length is plausible (the chunks
-                        // are checked as they come either way).
-                        let mut blob = Vec::new();
-                        if len <= u64::from(chunks) * BLOB_CHUNK_MAX {
-                            let _ = blob.try_reserve_exact(len as usize);
-                        }
-                        manifests.push(Manifest {
+        // outside the manifest's run are a crashed rewrite's leftovers: skipped. Each blob,
+        // once whole, is decoded on the rayon pool while the scan goes on; its buffer then
+        // returns to a small pool, so a load touches fresh memory for a few blobs, not all.
+        // Liveness is applied later (`finish_shard`), once the row maps exist.
+        let scan_blobs = || -> Result<Vec<(u64, u32, bool, Segment)>> {
+            let decoded: Mutex<Vec<(u64, u32, bool, Segment)>> = Mutex::new(Vec::new());
+            let failed: Mutex<Option<EngineError>> = Mutex::new(None);
+            let spare: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+            let schema = &table.schema;
+            let scanned = rayon::scope(|scope| -> Result<()> {
+                let decode = |m: Manifest| -> Result<()> {
+                    if m.got != m.chunks {
+                        return Err(EngineError::Corrupt(format!(
+                            "segment {}: {} of its blob's {} chunks",
+                            m.seg, m.got, m.chunks
+                        )));
+                    }
+                    let (decoded, failed, spare) = (&decoded, &failed, &spare);
+                    scope.spawn(move |_| {
+                        let Manifest {
                             seg,
                             shard,
                             sealed,
-                            first,
-                            chunks,
-                            blob,
-                            got: 0,
-                        });
-                    } else if let Some(m) = manifests.last_mut().filter(|m| m.seg == seg) {
-                        let chunk = be_u32(k.get(16..).unwrap_or_default())?;
-                        let Some(i) = chunk.checked_sub(m.first).filter(|i| *i < m.chunks) else {
-                            return Ok(true);
-                        };
-                        if i != m.got {
-                            return Err(EngineError::Corrupt(format!(
-                                "segment {seg}: chunk {chunk} of its blob where {} was due",
-                                u64::from(m.first) + u64::from(m.got)
-                            )));
+                            mut blob,
+                            ..
+                        } = m;
+                        match Segment::from_bytes(&blob, schema, &|_| true) {
+                            Ok(segment) => decoded.lock().push((seg, shard, sealed, segment)),
+                            Err(e) => {
+                                failed.lock().get_or_insert(e);
+                            }
                         }
-                        m.blob.extend_from_slice(v);
-                        m.got += 1;
-                    }
-                    Ok(true)
-                })?;
-            if let Some(m) = manifests.iter().find(|m| m.got != m.chunks) {
-                return Err(EngineError::Corrupt(format!(
-                    "segment {}: {} of its blob's {} chunks",
-                    m.seg, m.got, m.chunks
-                )));
+                        blob.clear();
+                        spare.lock().push(blob);
+                    });
+                    Ok(())
+                };
+                let mut current: Option<Manifest> = None;
+                self.store
+                    .scan_prefix(Cf::Index, &table_prefix(id), &mut |k, v| {
+                        let seg = be_u64(k.get(8..).unwrap_or_default())?;
+                        if k.len() == 16 {
+                            if let Some(m) = current.take() {
+                                decode(m)?;
+                            }
+                            let mut r = Reader::new(v);
+                            let (shard, sealed, chunks) = (r.u32()?, r.u8()? != 0, r.u32()?);
+                            let len = r.u64()?;
+                            let first = if r.is_empty() { 0 } else { r.u32()? };
+                            // Sized up front when the recorded length is plausible (the
+                            // chunks are checked as they come either way).
+                            let mut blob = spare.lock().pop().unwrap_or_default();
+                            if len <= u64::from(chunks) * BLOB_CHUNK_MAX {
+                                let _ = blob.try_reserve_exact(len as usize);
+                            }
+                            current = Some(Manifest {
+                                seg,
+                                shard,
+                                sealed,
+                                first,
+                                chunks,
+                                blob,
+                                got: 0,
+                            });
+                        } else if let Some(m) = current.as_mut().filter(|m| m.seg == seg) {
+                            let chunk = be_u32(k.get(16..).unwrap_or_default())?;
+                            let Some(i) = chunk.checked_sub(m.first).filter(|i| *i < m.chunks)
+                            else {
+                                return Ok(true);
+                            };
+                            if i != m.got {
+                                return Err(EngineError::Corrupt(format!(
+                                    "segment {seg}: chunk {chunk} of its blob where {} was due",
+                                    u64::from(m.first) + u64::from(m.got)
+                                )));
+                            }
+                            m.blob.extend_from_slice(v);
+                            m.got += 1;
+                        }
+                        Ok(true)
+                    })?;
+                if let Some(m) = current.take() {
+                    decode(m)?;
+                }
+                Ok(())
+            });
+            scanned?;
+            if let Some(e) = failed.into_inner() {
+                return Err(e);
             }
-            Ok(manifests)
+            let mut decoded = decoded.into_inner();
+            decoded.sort_by_key(|d| d.0);
+            Ok(decoded)
         };
-        let (rows, manifests) = rayon::join(scan_rows, scan_blobs);
-        let (rows, mut manifests) = (rows?, manifests?);
+        let (parts, decoded) = std::thread::scope(|scope| -> Result<_> {
+            let blobs = scope.spawn(scan_blobs);
+            let (mid, upper) = match &split {
+                Some(k) => (&k[..], Some(scope.spawn(|| scan_rows(k, &end)))),
+                None => (&end[..], None),
+            };
+            let mut parts = vec![scan_rows(&start, mid)?];
+            if let Some(h) = upper {
+                parts.push(joined(h)?);
+            }
+            Ok((parts, joined(blobs)?))
+        })?;
+        // Per shard: its rows from every part, and each part's set-aside vectors.
+        let mut rows: Vec<Vec<Arc<Row>>> = vec![Vec::new(); n];
+        let mut set_aside: Vec<Vec<SetAside>> = (0..n).map(|_| Vec::new()).collect();
+        for part in parts {
+            for ((r, s), (part_rows, part_set)) in rows.iter_mut().zip(&mut set_aside).zip(part) {
+                r.extend(part_rows);
+                s.push(part_set);
+            }
+        }
         // Each shard's row maps, built in parallel and sized up front.
-        let (rows, mut set_aside): (Vec<Vec<Arc<Row>>>, Vec<SetAside>) = rows.into_iter().unzip();
         shards
             .par_iter_mut()
             .zip(rows.into_par_iter())
@@ -1216,36 +1350,11 @@ impl Inner {
                     s.keys.insert(row.key.clone(), row);
                 }
             });
-        manifests.sort_by_key(|m| m.seg);
-        if let Some(m) = manifests.iter().find(|m| m.shard as usize >= n) {
+        if let Some((seg, shard, ..)) = decoded.iter().find(|d| d.1 as usize >= n) {
             return Err(EngineError::Corrupt(format!(
-                "segment {} of missing shard {}",
-                m.seg, m.shard
+                "segment {seg} of missing shard {shard}"
             )));
         }
-        // Decode the blobs in parallel (checksums, vectors, graphs).
-        let decoded: Vec<(u64, u32, bool, Segment)> = {
-            let shards_ref = &*shards;
-            manifests
-                .into_par_iter()
-                .map(|m| {
-                    let Manifest {
-                        seg,
-                        shard,
-                        sealed,
-                        blob: bytes,
-                        ..
-                    } = m;
-                    let by_id = &shards_ref
-                        .get(shard as usize)
-                        .ok_or_else(|| EngineError::Corrupt("missing shard".into()))?
-                        .by_id;
-                    let segment =
-                        Segment::from_bytes(&bytes, &table.schema, &|i| by_id.contains_key(&i))?;
-                    Ok((seg, shard, sealed, segment))
-                })
-                .collect::<Result<_>>()?
-        };
         let mut max_seg = n as u64;
         let mut loaded_appendable = vec![false; n];
         for (seg, shard, sealed, segment) in decoded {
@@ -1279,11 +1388,10 @@ impl Inner {
             }
         }
         if !table.schema.indexes.is_empty() {
-            set_aside.resize_with(n, SetAside::default);
             shards
                 .par_iter_mut()
                 .zip(set_aside.into_par_iter())
-                .try_for_each(|(sh, set)| finish_shard(&table, sh, set))?;
+                .try_for_each(|(sh, sets)| finish_shard(&table, sh, sets))?;
         }
         drop(shards);
         Ok(table)

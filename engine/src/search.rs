@@ -111,7 +111,7 @@ fn exact_shard(
     let mut hits: Vec<SearchHit> = shard
         .keys
         .values()
-        .filter(|r| shard.accepts(r, aside, req.filter))
+        .filter(|r| shard.accepts(r, aside, req.filter, None))
         .filter_map(|r| {
             let distance = match r.values.get(col) {
                 Some(Value::Vector(v)) => metric.distance(req.query, v),
@@ -141,21 +141,22 @@ fn index_shard(
     req: &SearchRequest<'_>,
     aside: &[usize],
 ) -> Result<Vec<SearchHit>> {
-    let visible = |id: u64| {
-        shard
-            .by_id
-            .get(&id)
-            .is_some_and(|r| shard.accepts(r, aside, req.filter))
-    };
     let mut hits = Vec::new();
     for seg in shard.segments() {
         let Some(index) = seg.index_on(col) else {
             continue;
         };
+        let visible = |id: u64| {
+            shard
+                .by_id
+                .get(&id)
+                .is_some_and(|r| shard.accepts(r, aside, req.filter, Some(seg)))
+        };
         // The unindexed tail first, exactly: a version a linker moves meanwhile is in the
         // graph before it leaves the tail, so it is found in one or the other (or both).
-        let tail_visible =
-            |r: &Row| shard.by_id.contains_key(&r.row_id) && shard.accepts(r, aside, req.filter);
+        let tail_visible = |r: &Row| {
+            shard.by_id.contains_key(&r.row_id) && shard.accepts(r, aside, req.filter, None)
+        };
         for (distance, row) in seg.search_tail(col, index.metric(), req.query, req.k, &tail_visible)
         {
             hits.push(SearchHit { distance, row });

@@ -77,6 +77,16 @@ impl StoreBackend for RocksStore {
     fn scan_prefix(&self, c: Cf, prefix: &[u8], f: &mut ScanFn<'_>) -> Result<()> {
         self.0.scan_prefix(cf(c), prefix, |k, v| f(k, v))
     }
+    fn scan_range(&self, c: Cf, start: &[u8], end: &[u8], f: &mut ScanFn<'_>) -> Result<()> {
+        self.0.scan_range(cf(c), start, Some(end), |k, v| f(k, v))
+    }
+    fn last_key(&self, c: Cf, prefix: &[u8]) -> Result<Option<Vec<u8>>> {
+        let end = vela_storage::store::keys::prefix_end(prefix);
+        Ok(self
+            .0
+            .last_in_range(cf(c), prefix, end.as_deref())?
+            .map(|(k, _)| k))
+    }
     fn flush(&self, lsn: u64) -> Result<()> {
         let lsn = lsn.max(self.0.flushed_lsn());
         Ok(self.0.flush(lsn)?)

@@ -99,10 +99,21 @@ impl Shard {
     /// `aside` (see [`Table::aside`]) that reads NULL holds the graph's vector when a segment
     /// has a node for the version (a true NULL has none). `None` when nothing was left aside.
     pub fn filled(&self, row: &Row, aside: &[usize]) -> Option<Vec<Value>> {
+        self.filled_near(row, aside, None)
+    }
+
+    /// [`Shard::filled`], looking in segment `near` first (the one a search is in).
+    fn filled_near(
+        &self,
+        row: &Row,
+        aside: &[usize],
+        near: Option<&Segment>,
+    ) -> Option<Vec<Value>> {
         let mut out: Option<Vec<Value>> = None;
         for &c in aside {
             if matches!(row.values.get(c), Some(Value::Null)) {
-                if let Some(v) = self.graph_vector(row.row_id, c) {
+                let found = near.and_then(|s| s.raw_vector(row.row_id, c));
+                if let Some(v) = found.or_else(|| self.graph_vector(row.row_id, c)) {
                     let values = out.get_or_insert_with(|| row.values.clone());
                     if let Some(slot) = values.get_mut(c) {
                         *slot = Value::Vector(v);
@@ -125,12 +136,19 @@ impl Shard {
         }
     }
 
-    /// Whether `row`, whole, passes `filter` (`None`: every row does).
-    pub fn accepts(&self, row: &Row, aside: &[usize], filter: Option<RowPredicate<'_>>) -> bool {
+    /// Whether `row`, whole, passes `filter` (`None`: every row does); a vector left to the
+    /// graphs is looked for in segment `near` first.
+    pub fn accepts(
+        &self,
+        row: &Row,
+        aside: &[usize],
+        filter: Option<RowPredicate<'_>>,
+        near: Option<&Segment>,
+    ) -> bool {
         let Some(f) = filter else {
             return true;
         };
-        match self.filled(row, aside) {
+        match self.filled_near(row, aside, near) {
             Some(values) => f(&values),
             None => f(&row.values),
         }

@@ -283,3 +283,33 @@ fn loaded_rows_read_their_vectors_from_the_graphs_bit_for_bit() {
     let e = checkpoint_and_reopen(e, &log, &store);
     check(&e, &model, "reopened after index DDL");
 }
+
+/// A load scans the rows' key range in two halves (split between the first and last keys):
+/// with text keys sharing long prefixes, of every length, every row comes back once, whole.
+#[test]
+fn text_keys_split_between_load_threads_all_come_back() {
+    let mut s = schema();
+    s.columns[0].ty = ColumnType::Scalar(ScalarType::Text);
+    let (log, store) = (MemLog::new(true), MemStore::new());
+    let e = Engine::open(log.clone(), store.clone(), options()).unwrap();
+    e.create_table(s).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut keys: Vec<String> = vec![String::new(), "\u{0}".into(), "\u{ff}".into()];
+    for i in 0..40 {
+        keys.push(format!("{}{i}", "k".repeat(i % 13)));
+    }
+    let mut model: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for k in &keys {
+        let mut r = row(&mut rng, 0);
+        r[0] = Value::Text(k.clone());
+        model.insert(k.clone(), r.clone());
+        e.write("t", vec![Op::Insert(r)]).unwrap();
+    }
+    let e = checkpoint_and_reopen(e, &log, &store);
+    let got = e.scan("t", None).unwrap();
+    assert_eq!(got.len(), model.len());
+    for (r, (k, want)) in got.iter().zip(&model) {
+        assert_eq!(r.key, Key::Text(k.clone()));
+        assert_eq!(bits(&r.values), bits(want), "row {k:?}");
+    }
+}

@@ -215,17 +215,29 @@ impl SegmentStore {
         &self,
         cf: Cf,
         prefix: &[u8],
+        f: impl FnMut(&[u8], &[u8]) -> std::result::Result<bool, E>,
+    ) -> std::result::Result<(), E> {
+        self.scan_range(cf, prefix, keys::prefix_end(prefix).as_deref(), f)
+    }
+
+    /// [`SegmentStore::scan_prefix`] over the keys `start <= key < end` (`end = None`: to the
+    /// last key), e.g. one part of a prefix scanned by several threads.
+    pub fn scan_range<E: From<StorageError>>(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
         mut f: impl FnMut(&[u8], &[u8]) -> std::result::Result<bool, E>,
     ) -> std::result::Result<(), E> {
         let h = self.handle(cf)?;
         let mut ro = ReadOptions::default();
-        if let Some(end) = keys::prefix_end(prefix) {
-            ro.set_iterate_upper_bound(end);
+        if let Some(end) = end {
+            ro.set_iterate_upper_bound(end.to_vec());
         }
         ro.fill_cache(false);
         ro.set_readahead_size(BULK_READAHEAD);
         let mut it = self.db.raw_iterator_cf_opt(h, ro);
-        it.seek(prefix);
+        it.seek(start);
         while let Some((k, v)) = it.item() {
             if !f(k, v)? {
                 return Ok(());

@@ -66,6 +66,17 @@ fn put_get_iterate_delete() {
         Err(Stop::Here)
     });
     assert_eq!(stopped, Err(Stop::Here));
+    let mut five = b"t".to_vec();
+    keys::push_u64(&mut five, 5);
+    for (start, end, want) in [(&b"t"[..], Some(&five[..]), 0..5), (&five[..], None, 5..10)] {
+        let mut got = Vec::new();
+        s.scan_range(Cf::Rows, start, end, |k, _| {
+            got.push(keys::read_u64(k, 1).unwrap());
+            Ok::<_, StorageError>(true)
+        })
+        .unwrap();
+        assert_eq!(got, want.collect::<Vec<u64>>());
+    }
     s.scan_prefix(
         Cf::Rows,
         b"nothing",
