@@ -1,57 +1,32 @@
 //! The embedded API end to end: Arrow in and out, error codes, the directory lock, durability
 //! across reopen, backups (keeping the last N) opened as databases, metrics.
 
+mod common;
+
 use std::sync::Arc;
 
-use arrow::array::{Array, FixedSizeListArray, Float64Array, Int64Array, StringArray};
-use arrow::datatypes::{DataType, Field, Float32Type, Schema};
+use arrow::array::{Array, Float64Array, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use vela::{
-    ColumnDef, ColumnType, Database, Key, Metric, Options, ScalarType, TableSchema, Value,
-    VectorIndexDef,
-};
+use vela::{ColumnType, Database, Key, Metric, Options, ScalarType, TableSchema, Value};
+
+use common::keys;
 
 fn schema() -> TableSchema {
-    TableSchema {
-        name: "docs".into(),
-        columns: vec![
-            ColumnDef {
-                name: "id".into(),
-                ty: ColumnType::Scalar(ScalarType::BigInt),
-                nullable: false,
-            },
-            ColumnDef {
-                name: "title".into(),
-                ty: ColumnType::Scalar(ScalarType::Text),
-                nullable: true,
-            },
-            ColumnDef {
-                name: "price".into(),
-                ty: ColumnType::Scalar(ScalarType::Double),
-                nullable: true,
-            },
-            ColumnDef {
-                name: "embedding".into(),
-                ty: ColumnType::Vector { dim: 2 },
-                nullable: true,
-            },
+    common::table(
+        "docs",
+        &[
+            ("id", ColumnType::Scalar(ScalarType::BigInt)),
+            ("title", ColumnType::Scalar(ScalarType::Text)),
+            ("price", ColumnType::Scalar(ScalarType::Double)),
+            ("embedding", ColumnType::Vector { dim: 2 }),
         ],
-        primary_key: 0,
-        shards: 0,
-        indexes: vec![VectorIndexDef {
-            name: "docs_embedding".into(),
-            column: "embedding".into(),
-            metric: Metric::L2,
-            hnsw: Default::default(),
-        }],
-    }
+        Some(("embedding", Metric::L2)),
+    )
 }
 
 fn batch(ids: &[i64]) -> RecordBatch {
-    let vectors = FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(
-        ids.iter().map(|&i| Some(vec![Some(i as f32), Some(0.5)])),
-        2,
-    );
+    let vectors = common::vectors(ids.iter().map(|&i| vec![i as f32, 0.5]), 2);
     RecordBatch::try_new(
         Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
@@ -144,13 +119,7 @@ fn arrow_round_trip_error_codes_lock_reopen_and_backups() {
     }
     // Reopen: every acknowledged row is back.
     let db = Database::open(dir.path()).unwrap();
-    let keys: Vec<Key> = db
-        .scan("docs", None)
-        .unwrap()
-        .iter()
-        .map(|r| r.key.clone())
-        .collect();
-    assert_eq!(keys, [1, 2, 3, 7, 8].map(Key::BigInt).to_vec());
+    assert_eq!(keys(&db, "docs"), [1, 2, 3, 7, 8].map(Key::BigInt).to_vec());
     // The newest backup opens as a database, without the row written after it.
     let mut all: Vec<_> = std::fs::read_dir(backups.path())
         .unwrap()
@@ -158,13 +127,7 @@ fn arrow_round_trip_error_codes_lock_reopen_and_backups() {
         .collect();
     all.sort();
     let b = Database::open(all.last().unwrap()).unwrap();
-    let keys: Vec<Key> = b
-        .scan("docs", None)
-        .unwrap()
-        .iter()
-        .map(|r| r.key.clone())
-        .collect();
-    assert_eq!(keys, [1, 2, 3, 7].map(Key::BigInt).to_vec());
+    assert_eq!(keys(&b, "docs"), [1, 2, 3, 7].map(Key::BigInt).to_vec());
     let hits = b.search("docs", "embedding", &[7.0, 0.5], 1, None).unwrap();
     assert_eq!(hits[0].row.key, Key::BigInt(7));
 }

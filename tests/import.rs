@@ -3,15 +3,17 @@
 //! naming the file (and row and column where one applies), exit status 1, and leaves the table
 //! with whole batches only.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, FixedSizeListArray, Int64Array, StringArray};
-use arrow::datatypes::{DataType, Field, Float32Type, Schema};
+use arrow::array::{Array, ArrayRef, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use vela::{Database, Key, Value};
-use vela_datasets::{write_batches, write_fvecs, ExportOptions};
+use vela_datasets::write_fvecs;
 
 const VELA: &str = env!("CARGO_BIN_EXE_vela");
 
@@ -81,10 +83,10 @@ fn rows(dir: &Path, table: &str) -> Vec<Vec<Value>> {
 }
 
 fn docs_batch(ids: &[i64], dim: usize) -> RecordBatch {
-    let vectors = FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(
+    let vectors = common::vectors(
         ids.iter()
-            .map(|&i| Some((0..dim).map(move |j| Some(i as f32 + j as f32 / 10.0)))),
-        dim as i32,
+            .map(|&i| (0..dim).map(|j| i as f32 + j as f32 / 10.0).collect()),
+        dim,
     );
     let titles = StringArray::from_iter_values(ids.iter().map(|i| format!("doc {i}")));
     RecordBatch::try_new(
@@ -103,13 +105,7 @@ fn docs_batch(ids: &[i64], dim: usize) -> RecordBatch {
 }
 
 fn write_parquet(path: &Path, batch: &RecordBatch) {
-    write_batches(
-        path,
-        batch.schema(),
-        [Ok(batch.clone())],
-        &ExportOptions::default(),
-    )
-    .unwrap();
+    common::write_parquet(path, std::slice::from_ref(batch), 65_536);
 }
 
 fn create_docs(dir: &Path, dim: usize) {
@@ -352,15 +348,9 @@ fn bad_inputs_are_clear_errors_and_leave_whole_batches() {
     );
 
     let db = Database::open(&dir).unwrap();
-    let keys: Vec<Key> = db
-        .scan("docs", None)
-        .unwrap()
-        .iter()
-        .map(|r| r.key.clone())
-        .collect();
     let mut want: Vec<Key> = (1..=6).chain([100, 101]).map(Key::BigInt).collect();
     want.sort();
-    assert_eq!(keys, want);
+    assert_eq!(common::keys(&db, "docs"), want);
     db.close().unwrap();
 }
 

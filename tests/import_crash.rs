@@ -5,20 +5,19 @@
 //! reopens the database and checks that it opens and that the table holds exactly file rows
 //! `0..n` for some `n` that is a whole number of batches (or the whole file), every row intact.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, ArrayRef, FixedSizeListArray, Int64Array, StringArray};
-use arrow::datatypes::{DataType, Field, Float32Type, Schema};
+use arrow::array::{Array, ArrayRef, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use vela::{
-    ColumnDef, ColumnType, Database, Key, Metric, ScalarType, TableSchema, Value, VectorIndexDef,
-};
-use vela_datasets::{write_batches, DatasetError, ExportOptions};
+use vela::{ColumnType, Database, Key, Metric, ScalarType, Value};
 
 const VELA: &str = env!("CARGO_BIN_EXE_vela");
 const ROWS: usize = 12_000;
@@ -35,65 +34,38 @@ fn text(i: usize) -> String {
 }
 
 fn write_file(path: &Path) {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("text", DataType::Utf8, true),
-        Field::new(
-            "embedding",
-            DataType::FixedSizeList(
-                Arc::new(Field::new("item", DataType::Float32, true)),
-                DIM as i32,
-            ),
-            true,
-        ),
-    ]));
-    let batches = (0..ROWS).step_by(4096).map(|start| {
-        let ids: Vec<usize> = (start..(start + 4096).min(ROWS)).collect();
-        let vectors = FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(
-            ids.iter().map(|&i| Some(vector(i).into_iter().map(Some))),
-            DIM as i32,
-        );
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from_iter_values(ids.iter().map(|&i| i as i64))),
-            Arc::new(StringArray::from_iter_values(ids.iter().map(|&i| text(i)))),
-            Arc::new(vectors),
-        ];
-        assert_eq!(columns[2].len(), ids.len());
-        RecordBatch::try_new(schema.clone(), columns).map_err(|e| DatasetError::Invalid {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
+    let batches: Vec<RecordBatch> = (0..ROWS)
+        .step_by(4096)
+        .map(|start| {
+            let ids: Vec<usize> = (start..(start + 4096).min(ROWS)).collect();
+            let vectors = common::vectors(ids.iter().map(|&i| vector(i)), DIM);
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new("text", DataType::Utf8, true),
+                Field::new("embedding", vectors.data_type().clone(), true),
+            ]));
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from_iter_values(ids.iter().map(|&i| i as i64))),
+                Arc::new(StringArray::from_iter_values(ids.iter().map(|&i| text(i)))),
+                Arc::new(vectors),
+            ];
+            RecordBatch::try_new(schema, columns).unwrap()
         })
-    });
-    let options = ExportOptions {
-        row_group_rows: 8192,
-        ..ExportOptions::default()
-    };
-    write_batches(path, schema.clone(), batches, &options).unwrap();
+        .collect();
+    common::write_parquet(path, &batches, 8192);
 }
 
 fn create_table(dir: &Path) {
     let db = Database::open(dir).unwrap();
-    let column = |name: &str, ty| ColumnDef {
-        name: name.into(),
-        ty,
-        nullable: name != "id",
-    };
-    db.create_table(TableSchema {
-        name: "t".into(),
-        columns: vec![
-            column("id", ColumnType::Scalar(ScalarType::BigInt)),
-            column("text", ColumnType::Scalar(ScalarType::Text)),
-            column("embedding", ColumnType::Vector { dim: DIM as u32 }),
+    db.create_table(common::table(
+        "t",
+        &[
+            ("id", ColumnType::Scalar(ScalarType::BigInt)),
+            ("text", ColumnType::Scalar(ScalarType::Text)),
+            ("embedding", ColumnType::Vector { dim: DIM as u32 }),
         ],
-        primary_key: 0,
-        shards: 0,
-        indexes: vec![VectorIndexDef {
-            name: "t_embedding_idx".into(),
-            column: "embedding".into(),
-            metric: Metric::L2,
-            hnsw: Default::default(),
-        }],
-    })
+        Some(("embedding", Metric::L2)),
+    ))
     .unwrap();
     db.close().unwrap();
 }
@@ -153,17 +125,7 @@ fn import(dir: &Path, file: &Path) -> std::process::Child {
 
 #[test]
 fn kill_9_during_import_leaves_whole_batches() {
-    let seed = std::env::var("VELA_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
-    eprintln!("VELA_TEST_SEED={seed}");
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = StdRng::seed_from_u64(common::seed("kill_9_during_import_leaves_whole_batches"));
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("rows.parquet");
     write_file(&file);
