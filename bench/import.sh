@@ -6,7 +6,7 @@
 # Needs release builds:
 #   cargo build --release -p vela --bin vela -p vela-datasets --bin fvecs2parquet
 #   cargo build --release -p vela-bench --bin ann
-# Usage: bench/import.sh [wordnet|rand1m|fixed|noindex|all]   (OUT=/tmp/vbench by default)
+# Usage: bench/import.sh [wordnet|rand1m|fixed|noindex|widths|all]   (OUT=/tmp/vbench by default)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/target/release
@@ -96,11 +96,57 @@ noindex() { # adaptive vs fixed batch sizes where per-batch cost matters: 1M x 1
     rm -rf "$OUT/db-noindex"
 }
 
+width_files() { # tiny rows (4M x id + double) and wide rows (60k x id + ~4 KiB of text), seeded
+    [ -f "$OUT/tiny-4m.parquet" ] && [ -f "$OUT/wide-60k.parquet" ] || python3 - "$OUT" <<'PY'
+import sys, numpy as np, pyarrow as pa, pyarrow.parquet as pq
+out = sys.argv[1]; rng = np.random.default_rng(7); n = 4_000_000
+pq.write_table(pa.table({"id": np.arange(n, dtype=np.int64), "x": rng.standard_normal(n)}),
+               f"{out}/tiny-4m.parquet", row_group_size=65536, compression="none")
+words = ["".join(chr(97 + c) for c in rng.integers(0, 26, rng.integers(2, 10))) for _ in range(5000)]
+bodies = [" ".join(words[j] for j in rng.integers(0, 5000, 700))[:4096] for _ in range(60_000)]
+pq.write_table(pa.table({"id": np.arange(60_000, dtype=np.int64), "body": bodies}),
+               f"{out}/wide-60k.parquet", row_group_size=8192, compression="zstd")
+PY
+}
+
+widths() { # adaptive vs fixed batch sizes across row widths: tiny rows, 128-d vectors (no index),
+    # wide text rows, 384-d vectors with an HNSW index (WordNet). ROUNDS interleaved rounds
+    # (default 3) of every SIZES entry (default "adaptive 1024 8192 65536") on every set; one line
+    # per run in $OUT/widths.txt: set, batches, load, wall, user, sys, max RSS (KiB), summary.
+    rand_files; width_files; wordnet_parquet
+    : > "$OUT/widths.txt"
+    for round in $(seq 1 "${ROUNDS:-3}"); do
+        for data in ${SETS:-tiny vec128 wide wordnet}; do
+            case $data in
+                tiny) file=tiny-4m.parquet; ddl="CREATE TABLE t (id BIGINT PRIMARY KEY, x DOUBLE PRECISION)" ;;
+                vec128) file=rand-1m-128.parquet; ddl="CREATE TABLE t (id BIGINT PRIMARY KEY, embedding VECTOR(128))" ;;
+                wide) file=wide-60k.parquet; ddl="CREATE TABLE t (id BIGINT PRIMARY KEY, body TEXT)" ;;
+                wordnet) file=wordnet.parquet; ddl="CREATE TABLE t (id BIGINT PRIMARY KEY, text TEXT, embedding VECTOR(384))" ;;
+            esac
+            for rows in ${SIZES:-adaptive 1024 8192 65536}; do
+                rm -rf "$OUT/db-widths"
+                "$BIN/vela" "$OUT/db-widths" -c "$ddl" >/dev/null
+                if [ "$data" = wordnet ]; then
+                    "$BIN/vela" "$OUT/db-widths" -c "CREATE INDEX t_idx ON t USING hnsw (embedding vector_cosine_ops)" >/dev/null
+                fi
+                if [ "$rows" = adaptive ]; then set --; else set -- --batch-rows "$rows"; fi
+                load=$(cut -d' ' -f1 /proc/loadavg)
+                /usr/bin/time -f "%e %U %S %M" -o "$OUT/widths.time" \
+                    "$BIN/vela" import "$OUT/db-widths" --table t "$OUT/$file" "$@" 2> "$OUT/widths.err" || true
+                echo "round=$round set=$data batches=$rows load=$load wall,user,sys,maxrss_kb=$(tail -1 "$OUT/widths.time" | tr ' ' ,) $(tail -1 "$OUT/widths.err")" \
+                    | tee -a "$OUT/widths.txt" >&2
+            done
+        done
+    done
+    rm -rf "$OUT/db-widths"
+}
+
 case $what in
     wordnet) wordnet ;;
     rand1m) rand1m ;;
     fixed) fixed ;;
     noindex) noindex ;;
+    widths) widths ;;
     all) wordnet; rand1m; fixed ;;
-    *) echo "usage: $0 [wordnet|rand1m|fixed|noindex|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [wordnet|rand1m|fixed|noindex|widths|all]" >&2; exit 2 ;;
 esac

@@ -26,6 +26,8 @@ use vela_datasets::{
     SizerConfig, SourceOptions, TableSource,
 };
 
+use crate::shell::args::OptionArg;
+
 pub const USAGE: &str = "\
 Usage: vela import DIR --table TABLE FILE [OPTIONS]
 
@@ -40,7 +42,8 @@ Options:
       --key COLUMN      the primary key column for --create
       --format FORMAT   parquet, csv, fvecs or bvecs (default: from the file name)
       --header BOOL     CSV: whether the first line names the columns (default true)
-      --batch-rows N    rows per batch, fixed (default: adaptive, 1,024 to 65,536 rows)
+      --batch-rows N    rows per batch, fixed (a batch still stops at 32 MiB); default:
+                        adaptive, about 4 MiB a batch (256 to 65,536 rows, at most 16 MiB)
   -h, --help            print this help
 
 Atomicity: every batch is one write-ahead-log entry, applied all or nothing. An import
@@ -98,19 +101,9 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             only_positional = true;
             continue;
         }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |what: &str| -> Result<String, String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it
-                    .next()
-                    .ok_or_else(|| format!("option {name} needs {what}")),
-            }
-        };
-        match name.as_str() {
+        let opt = OptionArg::split(&arg, false);
+        let mut value = |what: &str| opt.value(&mut it, what);
+        match opt.name.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
             "-t" | "--table" => table = Some(value("a table name")?),
             "--create" => create = true,

@@ -47,6 +47,48 @@ pub enum Parsed {
     Version,
 }
 
+/// An option argument split into its name and the value given in the same argument:
+/// `--name=value`, and (when short options take values that way) `-nVALUE`. Shared by `vela`
+/// and `vela import`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionArg {
+    /// `--name` or `-n`.
+    pub name: String,
+    inline: Option<String>,
+}
+
+impl OptionArg {
+    /// Splits `arg` (which starts with `-`). `short_values`: `-cVALUE` is `-c` with `VALUE`.
+    pub fn split(arg: &str, short_values: bool) -> OptionArg {
+        let (name, inline) = if let Some(long) = arg.strip_prefix("--") {
+            match long.split_once('=') {
+                Some((n, v)) => (format!("--{n}"), Some(v.to_string())),
+                None => (arg.to_string(), None),
+            }
+        } else if short_values && arg.len() > 2 && arg.is_char_boundary(2) {
+            (arg[..2].to_string(), Some(arg[2..].to_string()))
+        } else {
+            (arg.to_string(), None)
+        };
+        OptionArg { name, inline }
+    }
+
+    /// The option's value: the inline one, else the next argument; `what` names the missing
+    /// value in the error (`option --table needs a table name`).
+    pub fn value(
+        &self,
+        rest: &mut impl Iterator<Item = String>,
+        what: &str,
+    ) -> Result<String, String> {
+        match self.inline.clone() {
+            Some(v) => Ok(v),
+            None => rest
+                .next()
+                .ok_or_else(|| format!("option {} needs {what}", self.name)),
+        }
+    }
+}
+
 /// Parses the arguments after the program name.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let mut dir: Option<String> = None;
@@ -68,26 +110,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             only_positional = true;
             continue;
         }
-        // `--name=value` and `-cVALUE` forms.
-        let (name, inline): (String, Option<String>) = if let Some(long) = arg.strip_prefix("--") {
-            match long.split_once('=') {
-                Some((n, v)) => (format!("--{n}"), Some(v.to_string())),
-                None => (arg.clone(), None),
-            }
-        } else if arg.len() > 2 && arg.is_char_boundary(2) {
-            (arg[..2].to_string(), Some(arg[2..].to_string()))
-        } else {
-            (arg.clone(), None)
-        };
-        let mut value = |what: &str| -> Result<String, String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it
-                    .next()
-                    .ok_or_else(|| format!("option {name} needs {what}")),
-            }
-        };
-        match name.as_str() {
+        let opt = OptionArg::split(&arg, true);
+        let mut value = |what: &str| opt.value(&mut it, what);
+        match opt.name.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
             "-V" | "--version" => return Ok(Parsed::Version),
             "-c" | "--command" => scripts.push(Script::Command(value("SQL")?)),
@@ -156,5 +181,30 @@ mod tests {
         assert!(p(&["--format", "xml"]).is_err());
         assert!(p(&["a", "b"]).is_err());
         assert!(p(&["--bogus"]).is_err());
+        assert_eq!(
+            p(&["-c"]).unwrap_err(),
+            "option -c needs SQL",
+            "the error names the option"
+        );
+    }
+
+    #[test]
+    fn option_args_split_inline_values() {
+        let mut rest = vec!["next".to_string()].into_iter();
+        let o = OptionArg::split("--table=t", false);
+        assert_eq!(o.name, "--table");
+        assert_eq!(o.value(&mut rest, "x").unwrap(), "t");
+        // Short options take `-cVALUE` only when asked to.
+        let o = OptionArg::split("-cSELECT 1", true);
+        assert_eq!(o.name, "-c");
+        assert_eq!(o.value(&mut rest, "x").unwrap(), "SELECT 1");
+        assert_eq!(OptionArg::split("-tname", false).name, "-tname");
+        // No inline value: the next argument, then an error naming the option.
+        let o = OptionArg::split("--key", false);
+        assert_eq!(o.value(&mut rest, "a column").unwrap(), "next");
+        assert_eq!(
+            o.value(&mut rest, "a column").unwrap_err(),
+            "option --key needs a column"
+        );
     }
 }
