@@ -28,6 +28,9 @@ pub(crate) struct Graph {
     pub(crate) levels: Vec<u8>,
     pub(crate) row_ids: Vec<u64>,
     pub(crate) tombstones: Vec<AtomicU64>,
+    /// Nodes added but not yet fully linked (one bit each; words past the end mean "linked").
+    /// Their lists are still empty or partial, so inserts must not search from them.
+    pub(crate) pending: Vec<AtomicU64>,
     /// `m`: max degree on upper layers; layer 0 allows `2m`.
     pub(crate) m: usize,
 }
@@ -41,6 +44,7 @@ impl Graph {
             levels: Vec::with_capacity(capacity),
             row_ids: Vec::with_capacity(capacity),
             tombstones: Vec::with_capacity(capacity.div_ceil(64)),
+            pending: Vec::new(),
             m,
         }
     }
@@ -159,6 +163,30 @@ impl Graph {
         self.tombstones
             .get(node / 64)
             .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (node % 64)) != 0)
+    }
+
+    /// Marks `node` as being linked (caller holds the write lock: the bitset may grow).
+    pub(crate) fn mark_pending(&mut self, node: u32) {
+        let word = node as usize / 64;
+        if self.pending.len() <= word {
+            self.pending.resize_with(word + 1, || AtomicU64::new(0));
+        }
+        self.pending[word].fetch_or(1 << (node % 64), Ordering::Relaxed);
+    }
+
+    /// Marks `node` as fully linked: from now on inserts may search from it.
+    pub(crate) fn mark_linked(&self, node: u32) {
+        if let Some(w) = self.pending.get(node as usize / 64) {
+            w.fetch_and(!(1 << (node % 64)), Ordering::Release);
+        }
+    }
+
+    /// Whether `node`'s lists are complete (it is not being linked).
+    #[inline]
+    pub(crate) fn is_linked(&self, node: u32) -> bool {
+        self.pending
+            .get(node as usize / 64)
+            .is_none_or(|w| w.load(Ordering::Acquire) & (1 << (node % 64)) == 0)
     }
 
     /// Sets the tombstone of `node`; returns whether it was newly set.

@@ -5,13 +5,18 @@
 use std::sync::atomic::Ordering;
 
 use super::graph::Graph;
-use super::search::{greedy, search_layer, Cand, Kernel, Scratch};
+use super::search::{greedy_where, search_layer, Cand, Kernel, Scratch};
 use super::{pack_entry, unpack_entry, HnswIndex, NO_ENTRY};
 
 impl HnswIndex {
     /// Connects the already-stored `node` to the graph. Runs under the graph's read lock; takes
     /// one stripe lock at a time (never two), so it cannot deadlock.
     pub(super) fn link(&self, g: &Graph, node: u32, s: &mut Scratch) {
+        self.link_node(g, node, s);
+        g.mark_linked(node);
+    }
+
+    fn link_node(&self, g: &Graph, node: u32, s: &mut Scratch) {
         let kernel = self.metric.stored_kernel();
         let level = g.level(node);
         let Some(q) = g.store.get(node as usize) else {
@@ -44,8 +49,11 @@ impl HnswIndex {
             dist: kernel(q, ep_vec),
             id: ep,
         };
+        // Never step onto or expand a node another thread is still linking: its lower lists
+        // are still empty, and a node linked from there would get it as its only neighbour.
+        let linked = |id: u32| g.is_linked(id);
         for layer in (level + 1..=top).rev() {
-            cur = greedy(g, kernel, q, cur, layer);
+            cur = greedy_where(g, kernel, q, cur, layer, linked);
         }
         let mut chosen: Vec<Cand> = Vec::with_capacity(2 * self.params.m);
         for layer in (0..=level.min(top)).rev() {
@@ -57,14 +65,17 @@ impl HnswIndex {
                 self.params.ef_construction,
                 layer,
                 &mut |_| true,
+                linked,
                 s,
             );
             s.pool.clear();
             s.pool.extend(s.results.drain().filter(|c| c.id != node));
             s.pool.sort_unstable();
-            let Some(&nearest) = s.pool.first() else {
+            if s.pool.is_empty() {
                 continue;
-            };
+            }
+            // The next layer's search starts from the nearest node it may expand.
+            let next = s.pool.iter().find(|c| g.is_linked(c.id)).copied();
             select_neighbours(
                 g,
                 kernel,
@@ -75,16 +86,11 @@ impl HnswIndex {
             );
             chosen.clear();
             chosen.extend_from_slice(&s.selected);
-            s.ids.clear();
-            s.ids.extend(chosen.iter().map(|c| c.id));
-            {
-                let _lock = self.stripe(node);
-                g.set_neighbours(node, layer, &s.ids);
-            }
+            self.set_own_neighbours(g, kernel, node, layer, &chosen, s);
             for c in &chosen {
                 self.add_backlink(g, kernel, c.id, node, c.dist, layer, s);
             }
-            cur = nearest;
+            cur = next.unwrap_or(cur);
         }
         // A node above the current top becomes the entry point (if nobody got higher first).
         if level > top {
@@ -101,6 +107,49 @@ impl HnswIndex {
                 }
             }
         }
+    }
+
+    /// Sets the list of `node` (being linked) at `layer` to `chosen`, keeping the back-links
+    /// other linkers added meanwhile: a concurrent linker can reach `node` through a layer
+    /// above before this one is done and link to it here, and overwriting its back-link would
+    /// leave that node without an in-edge. Over the maximum degree, the heuristic picks.
+    fn set_own_neighbours(
+        &self,
+        g: &Graph,
+        kernel: Kernel,
+        node: u32,
+        layer: usize,
+        chosen: &[Cand],
+        s: &mut Scratch,
+    ) {
+        let _lock = self.stripe(node);
+        g.neighbours_into(node, layer, &mut s.ids);
+        if s.ids.is_empty() {
+            s.ids.extend(chosen.iter().map(|c| c.id));
+            g.set_neighbours(node, layer, &s.ids);
+            return;
+        }
+        let Some(base) = g.store.get(node as usize) else {
+            return;
+        };
+        s.pool.clear();
+        s.pool.extend_from_slice(chosen);
+        for &id in &s.ids {
+            if chosen.iter().all(|c| c.id != id) {
+                if let Some(v) = g.store.get(id as usize) {
+                    s.pool.push(Cand {
+                        dist: kernel(base, v),
+                        id,
+                    });
+                }
+            }
+        }
+        s.pool.sort_unstable();
+        let max = g.max_degree(layer);
+        select_neighbours(g, kernel, &s.pool, max, self.params.m, &mut s.selected);
+        s.ids.clear();
+        s.ids.extend(s.selected.iter().map(|c| c.id));
+        g.set_neighbours(node, layer, &s.ids);
     }
 
     /// Adds `new` to `node`'s list at `layer`, shrinking the list with the heuristic when it

@@ -250,6 +250,7 @@ impl HnswIndex {
                 return Err(EngineError::SegmentFull(g.len()));
             }
             let node = g.push(row_id, &stored, level);
+            g.mark_pending(node);
             ids.insert(row_id, node);
             node
         };
@@ -296,6 +297,7 @@ impl HnswIndex {
                 }
                 let level = self.draw_level();
                 let node = g.push(r, &buf, level);
+                g.mark_pending(node);
                 ids.insert(r, node);
             }
             (first, g.len())

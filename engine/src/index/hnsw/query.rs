@@ -169,7 +169,7 @@ impl HnswIndex {
         for layer in (1..=top).rev() {
             cur = greedy(g, kernel, q, cur, layer);
         }
-        search_layer(g, kernel, q, cur, ef, 0, accept, s);
+        search_layer(g, kernel, q, cur, ef, 0, accept, |_| true, s);
     }
 }
 

@@ -167,7 +167,8 @@ pub(crate) fn greedy_where(
 
 /// Beam search of one layer from `entry` (Alg. 2). On return `s.results` holds up to `ef`
 /// nodes for which `accept` is true, nearest at the bottom of the max-heap. Nodes rejected by
-/// `accept` (tombstoned, filtered out) are still traversed.
+/// `accept` (tombstoned, filtered out) are still traversed; nodes rejected by `expand` (being
+/// linked by another insert) can be results but are not traversed.
 #[allow(clippy::too_many_arguments)] // Hot path: plain arguments, no context struct to unpack.
 pub(crate) fn search_layer(
     graph: &Graph,
@@ -177,6 +178,7 @@ pub(crate) fn search_layer(
     ef: usize,
     layer: usize,
     accept: &mut impl FnMut(u32) -> bool,
+    expand: impl Fn(u32) -> bool,
     s: &mut Scratch,
 ) {
     let ef = ef.max(1);
@@ -229,9 +231,11 @@ pub(crate) fn search_layer(
             let worst = s.results.peek().map_or(f32::INFINITY, |w| w.dist);
             if s.results.len() < ef || d < worst {
                 let cand = Cand { dist: d, id };
-                s.candidates.push(Reverse(cand));
-                if layer == 0 {
-                    prefetch_words(graph.list(id, 0));
+                if expand(id) {
+                    s.candidates.push(Reverse(cand));
+                    if layer == 0 {
+                        prefetch_words(graph.list(id, 0));
+                    }
                 }
                 if accept(id) {
                     s.results.push(cand);

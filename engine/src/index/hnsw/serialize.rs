@@ -200,6 +200,7 @@ impl HnswIndex {
             levels,
             row_ids,
             tombstones,
+            pending: Vec::new(),
             m: params.m,
         };
         check_graph(&graph)?;
