@@ -24,7 +24,7 @@ use vela_engine::catalog::Value;
 use crate::copy::{run_copy, ProgressFn};
 use crate::engine::{Engine, Synchronous, TableWrite};
 use crate::error::{QueryError, Result};
-use crate::exec::batch::rows_to_batches_cached;
+use crate::exec::batch::{flat_to_batches_cached, rows_to_batches_cached};
 use crate::exec::timing::with_span_timer;
 use crate::exec::{execute, ExecContext};
 use crate::expr::bind::ParamTypes;
@@ -415,8 +415,10 @@ impl Session {
             Bound::Query(q) => {
                 if let Some((values, width)) = self.run_top_k(&q.root, params) {
                     if width == q.columns.len() {
-                        let rows: Vec<&[Value]> = values.chunks_exact(width).collect();
-                        return query_result(q, &rows);
+                        let n = values.len() / width;
+                        let (schema, batches) =
+                            flat_to_batches_cached(&q.columns, &values, &q.arrow_schema)?;
+                        return Ok(rows_result(n as u64, schema, batches));
                     }
                 }
                 let rows = self.run_plan(&q.root, params)?;
@@ -848,15 +850,39 @@ fn check_params(types: &ParamTypes, params: &[Value]) -> Result<()> {
 }
 
 fn query_result<R: AsRef<[Value]>>(q: &QueryPlan, rows: &[R]) -> Result<StatementResult> {
-    let n = rows.len() as u64;
     let (schema, batches) = rows_to_batches_cached(&q.columns, rows, &q.arrow_schema)?;
-    Ok(StatementResult {
-        tag: format!("SELECT {n}"),
+    Ok(rows_result(rows.len() as u64, schema, batches))
+}
+
+/// A query's result of `n` rows.
+fn rows_result(n: u64, schema: SchemaRef, batches: Vec<RecordBatch>) -> StatementResult {
+    StatementResult {
+        tag: select_tag(n),
         rows_affected: n,
         schema,
         batches,
         returns_rows: true,
-    })
+    }
+}
+
+/// `SELECT n`, written without the formatting machinery (a query's result tag, built on every
+/// query).
+fn select_tag(n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut tag = String::with_capacity(7 + digits.len() - at);
+    tag.push_str("SELECT ");
+    tag.extend(digits[at..].iter().map(|&d| char::from(d)));
+    tag
 }
 
 #[cfg(test)]
@@ -904,6 +930,13 @@ mod tests {
         );
         // The same text through the plan cache, too.
         assert_eq!(columns(&s.execute("SELECT * FROM t", &[]).expect("run")), 3);
+    }
+
+    #[test]
+    fn select_tags() {
+        for n in [0u64, 7, 10, 99, 100, 12_345, u64::MAX] {
+            assert_eq!(select_tag(n), format!("SELECT {n}"));
+        }
     }
 
     /// A correlated subquery runs once per distinct outer value (NULL included), not once per

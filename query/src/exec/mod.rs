@@ -54,8 +54,9 @@ pub struct ExecContext<'a> {
     pub pending: &'a [TableWrite],
     /// Pre-order number of the next plan node to run (its `plan_node` span's `node`).
     pub next_node: u64,
-    /// Values of the init plans run so far (set by [`Plan::InitPlans`]).
-    pub subqueries: Arc<Vec<SubqueryValue>>,
+    /// Values of the init plans run so far (set by [`Plan::InitPlans`]; `None`, not an
+    /// allocation, for a statement without any).
+    pub subqueries: Option<Arc<Vec<SubqueryValue>>>,
     /// The statement's correlated subplans and their results so far (set by
     /// [`Plan::InitPlans`]).
     pub subplans: Option<Arc<SubPlans>>,
@@ -134,7 +135,7 @@ impl<'a> ExecContext<'a> {
             ef_search,
             pending,
             next_node: 0,
-            subqueries: Arc::default(),
+            subqueries: None,
             subplans: None,
             outer: &[],
         }
@@ -145,7 +146,7 @@ impl<'a> ExecContext<'a> {
     pub fn eval_ctx(&self) -> EvalContext<'_> {
         EvalContext {
             params: self.params,
-            subqueries: &self.subqueries,
+            subqueries: self.subqueries.as_deref().map_or(&[], Vec::as_slice),
             outer: self.outer,
             runner: Some(self),
         }
@@ -274,6 +275,7 @@ fn search_parts(
         metric: *metric,
         query,
         k,
+        k_value: None,
         exact: *exact,
         columns: columns.as_deref(),
     };
@@ -376,7 +378,7 @@ pub fn top_k_projection(plan: &Plan, ctx: &ExecContext<'_>) -> Option<(Vec<Value
     else {
         return None;
     };
-    let ([key], Some((schema, spec, filter))) = (keys.as_slice(), search_parts(input)) else {
+    let ([key], Some((schema, mut spec, filter))) = (keys.as_slice(), search_parts(input)) else {
         return None;
     };
     if !key.asc {
@@ -387,13 +389,24 @@ pub fn top_k_projection(plan: &Plan, ctx: &ExecContext<'_>) -> Option<(Vec<Value
         Some(e) => eval_count(e, ctx, what, code).ok(),
         None => Some(None),
     };
-    let (Some(limit), Some(Some(offset)), Some(Some(top_k))) = (
-        count(limit, "LIMIT", "2201W"),
+    // Each count is evaluated once: the Top-N's k is LIMIT itself when there is no OFFSET, and
+    // the search's k is the Top-N's.
+    let limit_value = count(limit, "LIMIT", "2201W");
+    let top_k_value = match (limit, offset) {
+        (Some(l), None) if l == top_k => limit_value,
+        _ => count(Some(top_k), "LIMIT", "2201W"),
+    };
+    let (Some(limit), Some(Some(offset)), Some(Some(top_k_n))) = (
+        limit_value,
         count(offset, "OFFSET", "2201X").map(|o| Some(o.unwrap_or(0))),
-        count(Some(top_k), "LIMIT", "2201W"),
+        top_k_value,
     ) else {
         return None;
     };
+    if spec.k == top_k {
+        spec.k_value = Some(Some(top_k_n));
+    }
+    let top_k = top_k_n;
     // Hits `offset..end` of the Top-N's first `top_k` are the result.
     let end = top_k.min(offset.saturating_add(limit.unwrap_or(usize::MAX)));
     let mut values = Vec::with_capacity(end.saturating_sub(offset).min(MAX_INDEX_K) * exprs.len());
@@ -408,6 +421,8 @@ pub fn top_k_projection(plan: &Plan, ctx: &ExecContext<'_>) -> Option<(Vec<Value
             for e in exprs {
                 if let BExpr::Column(c) = e {
                     match row.get(*c) {
+                        // The usual projected key, copied without the generic clone.
+                        Some(Value::BigInt(x)) => values.push(Value::BigInt(*x)),
                         Some(v) => values.push(v.clone()),
                         None => in_range = false,
                     }
@@ -428,13 +443,33 @@ pub fn eval_count(
     what: &str,
     code: &'static str,
 ) -> Result<Option<usize>> {
-    match eval(e, &[], &ctx.eval_ctx())? {
+    // A literal count (the usual `LIMIT 10`) or a bigint parameter is read in place.
+    let in_place = match e {
+        BExpr::Literal(v) => Some(v),
+        BExpr::Cast(p, crate::types::SqlType::BigInt) => match p.as_ref() {
+            BExpr::Param(i) => ctx
+                .params
+                .get(*i)
+                .filter(|v| matches!(v, Value::BigInt(_) | Value::Null)),
+            _ => None,
+        },
+        _ => None,
+    };
+    match in_place {
+        Some(v) => count_value(v, what, code),
+        None => count_value(&eval(e, &[], &ctx.eval_ctx())?, what, code),
+    }
+}
+
+/// A count's value: a non-negative integer or NULL (no limit).
+fn count_value(v: &Value, what: &str, code: &'static str) -> Result<Option<usize>> {
+    match v {
         Value::Null => Ok(None),
-        Value::BigInt(n) if n < 0 => Err(QueryError::InvalidRowCount {
+        Value::BigInt(n) if *n < 0 => Err(QueryError::InvalidRowCount {
             code,
             message: format!("{what} must not be negative"),
         }),
-        Value::BigInt(n) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+        Value::BigInt(n) => Ok(Some(usize::try_from(*n).unwrap_or(usize::MAX))),
         other => Err(QueryError::mismatch(format!(
             "argument of {what} must be type bigint, not {other:?}"
         ))),
@@ -565,10 +600,10 @@ fn run(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
                 })
             });
             // Slots are numbered statement-wide, in the order `plans` lists them.
-            ctx.subqueries = Arc::default();
+            ctx.subqueries = None;
             for p in plans {
                 let v = run_init_plan(p, ctx)?;
-                Arc::make_mut(&mut ctx.subqueries).push(v);
+                Arc::make_mut(ctx.subqueries.get_or_insert_with(Arc::default)).push(v);
             }
             ctx.next_node = next;
             execute(input, ctx)

@@ -17,6 +17,7 @@ use crate::engine::{row_key, Row, RowPredicate, SearchRequest, WriteOp};
 use crate::error::{QueryError, Result};
 use crate::expr::eval::{eval, eval_predicate, EvalContext};
 use crate::expr::BExpr;
+use crate::types::SqlType;
 
 fn has_pending(ctx: &ExecContext<'_>, table: &str) -> bool {
     ctx.pending.iter().any(|w| w.table == table)
@@ -127,6 +128,8 @@ pub struct SearchSpec<'p> {
     pub metric: Metric,
     pub query: &'p BExpr,
     pub k: &'p BExpr,
+    /// `k` already evaluated (by the caller, who needed it too), so it is not evaluated again.
+    pub k_value: Option<Option<usize>>,
     /// The engine's exact top-k (no usable index).
     pub exact: bool,
     /// The columns read from the hits (`None`: all); see [`SearchRequest::columns`].
@@ -167,14 +170,30 @@ fn search_args<'q>(
     spec: &SearchSpec<'q>,
     evaluated: &'q mut Option<Value>,
 ) -> Result<SearchArgs<'q>> {
-    let k = eval_count(spec.k, ctx, "LIMIT", "2201W")?;
-    let query_value = match spec.query {
-        BExpr::Param(i) => ctx
-            .params
-            .get(*i)
-            .ok_or(QueryError::UndefinedParameter(i + 1))?,
-        BExpr::Literal(v) => v,
-        other => evaluated.insert(eval(other, &[], &ctx.eval_ctx())?),
+    let k = match spec.k_value {
+        Some(k) => k,
+        None => eval_count(spec.k, ctx, "LIMIT", "2201W")?,
+    };
+    let borrowed = match spec.query {
+        BExpr::Param(i) => Some(
+            ctx.params
+                .get(*i)
+                .ok_or(QueryError::UndefinedParameter(i + 1))?,
+        ),
+        BExpr::Literal(v) => Some(v),
+        // `$1` cast to the column's vector type: a vector parameter of that dimension is
+        // borrowed as it is (the cast would only check it and copy it).
+        BExpr::Cast(p, SqlType::Vector(dim)) => match p.as_ref() {
+            BExpr::Param(i) => ctx.params.get(*i).filter(
+                |v| matches!(v, Value::Vector(x) if dim.is_none_or(|d| d as usize == x.len())),
+            ),
+            _ => None,
+        },
+        _ => None,
+    };
+    let query_value = match borrowed {
+        Some(v) => v,
+        None => evaluated.insert(eval(spec.query, &[], &ctx.eval_ctx())?),
     };
     let query: &[f32] = match query_value {
         Value::Vector(v) => v,
