@@ -45,6 +45,10 @@ pub struct SearchRequest<'a> {
     pub filter: Option<RowPredicate<'a>>,
     /// Force exact search.
     pub exact: bool,
+    /// The column positions `filter` reads, if known (`None`: any). Rows loaded from the store
+    /// leave some vectors to the graphs (`Table::aside`); a filter known to read none of them
+    /// sees the rows as held, without their vectors being fetched.
+    pub filter_columns: Option<&'a [usize]>,
 }
 
 impl<'a> SearchRequest<'a> {
@@ -58,6 +62,7 @@ impl<'a> SearchRequest<'a> {
             metric: None,
             filter: None,
             exact: false,
+            filter_columns: None,
         }
     }
 }
@@ -111,7 +116,7 @@ fn exact_shard(
     let mut hits: Vec<SearchHit> = shard
         .keys
         .values()
-        .filter(|r| shard.accepts(r, aside, req.filter, None))
+        .filter(|r| shard.accepts(r, aside, req.filter, req.filter_columns, None))
         .filter_map(|r| {
             let distance = match r.values.get(col) {
                 Some(Value::Vector(v)) => metric.distance(req.query, v),
@@ -150,12 +155,13 @@ fn index_shard(
             shard
                 .by_id
                 .get(&id)
-                .is_some_and(|r| shard.accepts(r, aside, req.filter, Some(seg)))
+                .is_some_and(|r| shard.accepts(r, aside, req.filter, req.filter_columns, Some(seg)))
         };
         // The unindexed tail first, exactly: a version a linker moves meanwhile is in the
         // graph before it leaves the tail, so it is found in one or the other (or both).
         let tail_visible = |r: &Row| {
-            shard.by_id.contains_key(&r.row_id) && shard.accepts(r, aside, req.filter, None)
+            shard.by_id.contains_key(&r.row_id)
+                && shard.accepts(r, aside, req.filter, req.filter_columns, None)
         };
         for (distance, row) in seg.search_tail(col, index.metric(), req.query, req.k, &tail_visible)
         {

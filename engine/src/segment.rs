@@ -375,6 +375,14 @@ impl Segment {
             .find_map(|i| i.index.vector(row_id))
     }
 
+    /// [`Segment::raw_vector`] into `out` (reusing its allocation); whether it was found.
+    pub fn raw_vector_into(&self, row_id: u64, col: usize, out: &mut Vec<f32>) -> bool {
+        self.indexes
+            .iter()
+            .filter(|i| i.column == col && !i.index.metric().normalizes())
+            .any(|i| i.index.vector_into(row_id, out))
+    }
+
     /// Whether a graph of this segment that stores vectors as given has a node for version
     /// `row_id` in column position `col` (see [`Segment::raw_vector`]).
     pub fn has_raw_vector(&self, row_id: u64, col: usize) -> bool {

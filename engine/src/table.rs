@@ -72,6 +72,12 @@ impl std::hash::Hasher for RowIdHasher {
     }
 }
 
+thread_local! {
+    /// The row a filter sees in [`Shard::accepts`] when vectors must be filled in (its vector
+    /// buffers are reused from row to row).
+    static FILTER_SCRATCH: std::cell::RefCell<Vec<Value>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A shard: its live rows and its segments.
 pub(crate) struct Shard {
     pub keys: HashMap<Key, Arc<Row>>,
@@ -99,21 +105,10 @@ impl Shard {
     /// `aside` (see [`Table::aside`]) that reads NULL holds the graph's vector when a segment
     /// has a node for the version (a true NULL has none). `None` when nothing was left aside.
     pub fn filled(&self, row: &Row, aside: &[usize]) -> Option<Vec<Value>> {
-        self.filled_near(row, aside, None)
-    }
-
-    /// [`Shard::filled`], looking in segment `near` first (the one a search is in).
-    fn filled_near(
-        &self,
-        row: &Row,
-        aside: &[usize],
-        near: Option<&Segment>,
-    ) -> Option<Vec<Value>> {
         let mut out: Option<Vec<Value>> = None;
         for &c in aside {
             if matches!(row.values.get(c), Some(Value::Null)) {
-                let found = near.and_then(|s| s.raw_vector(row.row_id, c));
-                if let Some(v) = found.or_else(|| self.graph_vector(row.row_id, c)) {
+                if let Some(v) = self.graph_vector(row.row_id, c) {
                     let values = out.get_or_insert_with(|| row.values.clone());
                     if let Some(slot) = values.get_mut(c) {
                         *slot = Value::Vector(v);
@@ -136,22 +131,70 @@ impl Shard {
         }
     }
 
-    /// Whether `row`, whole, passes `filter` (`None`: every row does); a vector left to the
-    /// graphs is looked for in segment `near` first.
+    /// Whether `row`, whole, passes `filter` (`None`: every row does). `reads`: the columns
+    /// the filter reads, if known; a row is filtered as held when the filter reads none of
+    /// the vectors it leaves to the graphs. Otherwise the filter sees a per-thread copy of the
+    /// row with those vectors filled in (segment `near` first): no allocation per row.
     pub fn accepts(
         &self,
         row: &Row,
         aside: &[usize],
         filter: Option<RowPredicate<'_>>,
+        reads: Option<&[usize]>,
         near: Option<&Segment>,
     ) -> bool {
         let Some(f) = filter else {
             return true;
         };
-        match self.filled_near(row, aside, near) {
-            Some(values) => f(&values),
-            None => f(&row.values),
+        let left = |c: &usize| {
+            reads.is_none_or(|r| r.contains(c)) && matches!(row.values.get(*c), Some(Value::Null))
+        };
+        if !aside.iter().any(left) {
+            return f(&row.values);
         }
+        let fill = |scratch: &mut Vec<Value>| {
+            scratch.truncate(row.values.len());
+            for (i, v) in row.values.iter().enumerate() {
+                let wanted = aside.contains(&i) && left(&i);
+                match scratch.get_mut(i) {
+                    Some(Value::Vector(buf)) if wanted => {
+                        let found = near.is_some_and(|s| s.raw_vector_into(row.row_id, i, buf))
+                            || self
+                                .segments()
+                                .any(|s| s.raw_vector_into(row.row_id, i, buf));
+                        if !found {
+                            scratch[i] = Value::Null;
+                        }
+                    }
+                    Some(slot) => {
+                        *slot = if wanted {
+                            self.graph_vector(row.row_id, i)
+                                .map_or(Value::Null, Value::Vector)
+                        } else {
+                            v.clone()
+                        }
+                    }
+                    None => scratch.push(if wanted {
+                        self.graph_vector(row.row_id, i)
+                            .map_or(Value::Null, Value::Vector)
+                    } else {
+                        v.clone()
+                    }),
+                }
+            }
+        };
+        FILTER_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                fill(&mut scratch);
+                f(&scratch)
+            }
+            // A filter that itself filters rows (re-entered): a fresh copy.
+            Err(_) => {
+                let mut scratch = Vec::new();
+                fill(&mut scratch);
+                f(&scratch)
+            }
+        })
     }
 }
 

@@ -6,7 +6,9 @@
 //! durability off, checkpoints and closes it. Then opens it `RUNS` times (default 3), printing
 //! the time of each `Engine::open` (storage open included) and the resident bytes it added; the
 //! first is the fresh-process figure. The last engine is not dropped (the process exits), so
-//! `perf record` of a single run (`RUNS` = 1) profiles the open alone.
+//! `perf record` of a single run (`RUNS` = 1) profiles the open alone. With
+//! `VELA_REOPEN_SEARCH` set, the last open is followed by searches (unfiltered and filtered)
+//! and `get`s over the reopened rows, median latencies printed.
 
 use std::path::Path;
 use std::time::Instant;
@@ -14,8 +16,8 @@ use std::time::Instant;
 use vela_bench::Gen;
 use vela_engine::storage_impl::open_storage;
 use vela_engine::{
-    ColumnDef, ColumnType, Engine, EngineOptions, HnswConfig, Metric, Op, ScalarType, TableSchema,
-    Value, VectorIndexDef,
+    ColumnDef, ColumnType, Engine, EngineOptions, HnswConfig, Key, Metric, Op, ScalarType,
+    SearchRequest, TableSchema, Value, VectorIndexDef,
 };
 use vela_storage::{Durability, StoreOptions, WalOptions};
 
@@ -77,6 +79,68 @@ fn open(dir: &Path, durability: Durability) -> (Engine, vela_engine::storage_imp
     (e, st)
 }
 
+/// Median latency of k = 10 searches over the reopened rows: unfiltered, filtered on a scalar
+/// (`score` is the row number: 10% and 1% of the rows pass), and `get`s of whole rows.
+fn search_after_open(e: &Engine) {
+    let mut gen = Gen(11);
+    let queries: Vec<Vec<f32>> = (0..50)
+        .map(|_| (0..DIM).map(|_| gen.f32()).collect())
+        .collect();
+    let tenth = |v: &[Value]| matches!(v.get(1), Some(Value::Double(s)) if *s as i64 % 10 == 0);
+    let hundredth =
+        |v: &[Value]| matches!(v.get(1), Some(Value::Double(s)) if *s as i64 % 100 == 0);
+    let score: &[usize] = &[1];
+    type Case<'a> = (
+        &'a str,
+        Option<vela_engine::RowPredicate<'a>>,
+        Option<&'a [usize]>,
+    );
+    let filters: [Case<'_>; 5] = [
+        ("none", None, None),
+        ("10%", Some(&tenth), None),
+        ("1%", Some(&hundredth), None),
+        (
+            "10% (reads `score` only, declared)",
+            Some(&tenth),
+            Some(score),
+        ),
+        (
+            "1% (reads `score` only, declared)",
+            Some(&hundredth),
+            Some(score),
+        ),
+    ];
+    for (name, filter, reads) in filters {
+        let mut micros: Vec<f64> = queries
+            .iter()
+            .map(|q| {
+                let mut req = SearchRequest::new("v", q, 10);
+                req.filter = filter;
+                req.filter_columns = reads;
+                let t = Instant::now();
+                let hits = e.search("bench", &req).expect("search");
+                assert_eq!(hits.len(), 10);
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        micros.sort_by(f64::total_cmp);
+        println!(
+            "search after reopen, k = 10, filter {name}: median {:.0} us",
+            micros[micros.len() / 2]
+        );
+    }
+    let t = Instant::now();
+    for i in 0..10_000i64 {
+        e.get("bench", &Key::BigInt(i * 97))
+            .expect("get")
+            .expect("row");
+    }
+    println!(
+        "get after reopen: {:.2} us per row",
+        t.elapsed().as_secs_f64() * 1e6 / 10_000.0
+    );
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let Some(dir) = args.next() else {
@@ -134,6 +198,9 @@ fn main() {
             after.saturating_sub(before) as f64 / rows.max(1) as f64
         );
         if run == runs {
+            if std::env::var_os("VELA_REOPEN_SEARCH").is_some() {
+                search_after_open(&e);
+            }
             // Exit without the teardown (freeing 1M rows would dominate a profile).
             std::process::exit(0);
         }

@@ -150,16 +150,23 @@ fn check(e: &Engine, model: &Model, what: &str) {
             .iter()
             .position(|n| *n == column)
             .unwrap()];
-        for (exact, filter) in [
-            (true, None),
-            (false, None),
-            (true, Some(&pred)),
-            (false, Some(&pred)),
+        // A filter on `tag` alone, declared as such: rows are filtered as held.
+        let tag = |v: &[Value]| matches!(v.get(1), Some(Value::Text(t)) if t != "tag1");
+        let tag: vela_engine::RowPredicate<'_> = &tag;
+        let pred: vela_engine::RowPredicate<'_> = &pred;
+        for (exact, filter, reads) in [
+            (true, None, None),
+            (false, None, None),
+            (true, Some(pred), None),
+            (false, Some(pred), None),
+            (true, Some(tag), Some(&[1usize][..])),
+            (false, Some(tag), Some(&[1usize][..])),
         ] {
             let mut req = SearchRequest::new(column, &q, 4);
             req.exact = exact;
             req.metric = Some(metric);
-            req.filter = filter.map(|f| f as vela_engine::RowPredicate<'_>);
+            req.filter_columns = reads;
+            req.filter = filter;
             let hits = e.search("t", &req).unwrap();
             for h in &hits {
                 let Key::BigInt(k) = h.row.key else {

@@ -235,6 +235,22 @@ impl HnswIndex {
             .map(<[f32]>::to_vec)
     }
 
+    /// [`HnswIndex::vector`] into `out` (replacing its contents, reusing its allocation).
+    /// Returns whether the row is a live row of this index (`out` is left empty otherwise).
+    pub fn vector_into(&self, row_id: u64, out: &mut Vec<f32>) -> bool {
+        out.clear();
+        let Some(node) = self.id_map.lock().get(&row_id).copied() else {
+            return false;
+        };
+        match self.graph.read().store.get(node as usize) {
+            Some(v) => {
+                out.extend_from_slice(v);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Inserts one row. Safe to call while other threads search, insert or delete.
     pub fn insert(&self, row_id: u64, vector: &[f32]) -> Result<()> {
         validate_vector(self.dim, vector)?;
