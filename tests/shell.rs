@@ -493,11 +493,25 @@ fn interactive_shell_under_tmux() {
     t.wait_for("Time: ");
     t.wait_for_count("vela>", 6);
     t.keys(&[".quit", "Enter"]);
+    // The shell writes its history as it exits: wait for the whole line, not just the file
+    // (under load the file can exist before its contents are written).
     let history = home.path().join(".vela_history");
     let start = Instant::now();
-    while !history.exists() && start.elapsed() < Duration::from_secs(30) {
+    let mut h = String::new();
+    while start.elapsed() < Duration::from_secs(30) {
+        h = std::fs::read_to_string(&history).unwrap_or_default();
+        if h.contains("SELECT emb FROM docs WHERE id = 2;") {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let h = std::fs::read_to_string(&history).expect("history file written");
-    assert!(h.contains("SELECT emb FROM docs WHERE id = 2;"), "{h}");
+    assert!(
+        h.contains("SELECT emb FROM docs WHERE id = 2;"),
+        "history file {} after 30 s: {h:?}",
+        if history.exists() {
+            "exists"
+        } else {
+            "missing"
+        }
+    );
 }
