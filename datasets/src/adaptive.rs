@@ -24,7 +24,9 @@
 //!    run in a quiet moment is not a gain), and it then goes on in that direction; otherwise it
 //!    stays home, tries the other direction next time and waits twice as long before the next
 //!    probe (up to `max_probe_every` windows), so a flat or noisy curve costs little. When home
-//!    itself slows down clearly (the load changed under it) it probes at once.
+//!    itself slows down clearly (the load changed under it) it probes at once. Home stays
+//!    within `max_drift` (2x) of the byte-sized start: measured on a loaded machine, a sizer free
+//!    to roam was walked by noise to sizes 3x from the best (and churned memory doing it).
 //!
 //! A size's rows/s is the **median over a window** of `window` batches, not one batch's: single
 //! batches stall (a memtable flush, another process, an engine that defers work and makes a
@@ -54,6 +56,10 @@ pub struct SizerConfig {
     pub probe_every: u32,
     /// Most windows at home between probes (the wait doubles after each probe that did not pay).
     pub max_probe_every: u32,
+    /// Home stays within this factor of where `target_bytes` put it: probing fine-tunes the
+    /// byte-sized default, it does not wander (on a loaded machine, noise that passes every test
+    /// would otherwise walk it far from a size that was right).
+    pub max_drift: f64,
     /// Batches measured at one size before deciding; the median of their rows/s is the size's
     /// rate (see the module doc).
     pub window: u32,
@@ -84,6 +90,7 @@ impl Default for SizerConfig {
             tolerance: 0.08,
             probe_every: 2,
             max_probe_every: 8,
+            max_drift: 2.0,
             window: 3,
         }
     }
@@ -98,6 +105,8 @@ pub struct BatchSizer {
     size: f64,
     /// The best size known.
     home: f64,
+    /// Where `target_bytes` put home (the centre of the `max_drift` range).
+    origin: f64,
     /// rows/s at home (a moving estimate), once measured.
     home_rate: Option<f64>,
     /// +1: the next probe goes up; -1: down.
@@ -135,6 +144,7 @@ impl BatchSizer {
             cfg,
             size: cfg.initial_rows as f64,
             home: cfg.initial_rows as f64,
+            origin: cfg.initial_rows as f64,
             home_rate: None,
             direction: 1.0,
             pending: None,
@@ -210,6 +220,7 @@ impl BatchSizer {
             self.sized = true;
             let rows = self.cfg.target_bytes as f64 / self.row_bytes.unwrap_or(1.0).max(1.0);
             self.home = self.clamp(rows.floor().min(self.cfg.max_rows as f64));
+            self.origin = self.home;
             self.size = self.home;
         }
         // The byte budget, once the row size is known, bounds home and the probe alike.
@@ -301,12 +312,15 @@ impl BatchSizer {
 
     /// Starts a probe one step from home (the other way at a bound; none if both are bounds).
     fn probe(&mut self) {
+        let drift = self.cfg.max_drift.max(1.0);
+        let (low, high) = (self.origin / drift, self.origin * drift);
         for _ in 0..2 {
-            let next = self.clamp(if self.direction > 0.0 {
+            let next = if self.direction > 0.0 {
                 self.home * self.cfg.step
             } else {
                 self.home / self.cfg.step
-            });
+            };
+            let next = self.clamp(next.clamp(low.min(self.home), high.max(self.home)));
             if next != self.home {
                 self.size = next;
                 return;
@@ -341,6 +355,14 @@ mod tests {
         fixed + per_row * n + per_row * over * over / knee
     }
 
+    /// The default sizer free to roam (no `max_drift`): the tests of the climbing itself.
+    fn roaming() -> BatchSizer {
+        BatchSizer::new(SizerConfig {
+            max_drift: f64::INFINITY,
+            ..SizerConfig::default()
+        })
+    }
+
     fn run(
         sizer: &mut BatchSizer,
         total: usize,
@@ -371,11 +393,7 @@ mod tests {
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap();
         let total = 5_000_000;
-        let (adaptive, sizes) = run(
-            &mut BatchSizer::new(SizerConfig::default()),
-            total,
-            &mut curve,
-        );
+        let (adaptive, sizes) = run(&mut roaming(), total, &mut curve);
         let (small, _) = run(&mut BatchSizer::fixed(1024), total, &mut curve);
         let (large, _) = run(&mut BatchSizer::fixed(65_536), total, &mut curve);
         let ideal = total as f64 / best.1;
@@ -413,7 +431,7 @@ mod tests {
 
     #[test]
     fn shrinks_when_the_load_changes() {
-        let mut s = BatchSizer::new(SizerConfig::default());
+        let mut s = roaming();
         let (_, sizes) = run(&mut s, 6_000_000, &mut |n| 5e-3 + 1e-7 * n as f64);
         assert_eq!(late_median(&sizes), 65_536);
         // Now large batches hurt (e.g. the machine got loaded): it must come down.
@@ -423,6 +441,11 @@ mod tests {
             "still at {}",
             late_median(&sizes)
         );
+        // With the default drift it comes down as far as it may: half the byte-sized start.
+        let mut s = BatchSizer::new(SizerConfig::default());
+        run(&mut s, 6_000_000, &mut |n| 5e-3 + 1e-7 * n as f64);
+        let (_, sizes) = run(&mut s, 3_000_000, &mut |n| cost(n, 1e-4, 1e-6, 2048.0));
+        assert_eq!(late_median(&sizes), 16_384);
     }
 
     /// A deterministic noise source in [0, 1).
@@ -531,7 +554,11 @@ mod tests {
                 let speed = if batch >= k { 1.5e6 } else { 1e6 };
                 n as f64 / speed
             });
-            assert_eq!(late_median(&sizes), 32_768, "speed-up at batch {k}: {sizes:?}");
+            assert_eq!(
+                late_median(&sizes),
+                32_768,
+                "speed-up at batch {k}: {sizes:?}"
+            );
         }
     }
 
