@@ -738,7 +738,16 @@ impl Session {
         let stats: HashMap<u64, NodeStats> = times
             .nodes
             .iter()
-            .map(|(&n, &(elapsed, rows))| (n, NodeStats { elapsed, rows }))
+            .map(|(&n, &(elapsed, rows, loops))| {
+                (
+                    n,
+                    NodeStats {
+                        elapsed,
+                        rows,
+                        loops,
+                    },
+                )
+            })
             .collect();
         let mut lines = explain(plan, Some(&stats));
         if let Some(planning) = self.planning_time.take() {
@@ -963,9 +972,9 @@ mod tests {
             .lines()
             .find(|l| l.contains("Point Lookup on d"))
             .unwrap_or_else(|| panic!("no lookup in\n{text}"));
-        // Four distinct outer values (1, 2, 3, NULL): three lookups find a row, NULL none; a
-        // run per outer row would give 6.
-        assert!(lookup.contains("rows=3)"), "{text}");
+        // Four distinct outer values (1, 2, 3, NULL): four runs, three lookups find a row,
+        // NULL none; a run per outer row would give 8 runs and 6 rows.
+        assert!(lookup.contains("rows=3 loops=4)"), "{text}");
         assert!(text.contains("SubPlan 1 ($outer1 = e.d)"), "{text}");
         let rows: usize = s
             .query(sql, &[])

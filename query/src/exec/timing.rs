@@ -48,8 +48,10 @@ fn timed(meta: &Metadata<'_>) -> bool {
 /// What the timed spans of one statement measured.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct SpanTimes {
-    /// `plan_node` spans by node number: busy time and the `rows` they recorded.
-    pub nodes: HashMap<u64, (Duration, u64)>,
+    /// `plan_node` spans by node number: busy time and the `rows` they recorded, summed over
+    /// the node's runs, and the number of runs (a correlated subplan's nodes run once per
+    /// distinct outer value).
+    pub nodes: HashMap<u64, (Duration, u64, u64)>,
     /// Every other timed span, by name: busy time summed over its spans.
     pub stages: HashMap<&'static str, Duration>,
 }
@@ -301,6 +303,7 @@ impl Subscriber for SpanTimer {
                             let slot = state.done.nodes.entry(n).or_default();
                             slot.0 += live.busy;
                             slot.1 += live.rows;
+                            slot.2 += 1;
                         }
                         _ => *state.done.stages.entry(live.name).or_default() += live.busy,
                     }

@@ -1,7 +1,9 @@
 //! EXPLAIN output: one line per plan node, children indented under `->`, as PostgreSQL prints.
 //! With EXPLAIN ANALYZE each node also shows its actual time and row count, measured by the
 //! executor's `plan_node` spans, numbered in pre-order (the order this renderer walks the
-//! tree); a node that did not run shows `(never executed)`.
+//! tree); a node that did not run shows `(never executed)`. A node that ran more than once (in
+//! a correlated subplan, once per distinct outer value) also shows `loops=n`; its time and
+//! rows are then totals over the loops (PostgreSQL prints per-loop averages).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,6 +17,8 @@ pub struct NodeStats {
     /// Time spent in the node and its children.
     pub elapsed: Duration,
     pub rows: u64,
+    /// How many times the node ran (more than once inside a correlated subplan).
+    pub loops: u64,
 }
 
 /// Renders `plan`; `stats`, when given, holds the measurements by pre-order node number.
@@ -174,11 +178,17 @@ fn render(
         Plan::InitPlans { .. } => String::new(),
     };
     match stats.map(|s| s.get(&id)) {
-        Some(Some(s)) => head.push_str(&format!(
-            " (actual time={:.3} ms rows={})",
-            s.elapsed.as_secs_f64() * 1000.0,
-            s.rows
-        )),
+        Some(Some(s)) => {
+            head.push_str(&format!(
+                " (actual time={:.3} ms rows={}",
+                s.elapsed.as_secs_f64() * 1000.0,
+                s.rows
+            ));
+            if s.loops > 1 {
+                head.push_str(&format!(" loops={}", s.loops));
+            }
+            head.push(')');
+        }
         Some(None) => head.push_str(" (never executed)"),
         None => {}
     }
