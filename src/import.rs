@@ -1,10 +1,10 @@
 //! `vela import DIR --table T FILE`: bulk-loads a Parquet, CSV, fvecs or bvecs file into a table.
 //!
 //! The file is streamed through [`vela_datasets::TableSource`] (bounded memory, the schema
-//! checked before any row is read) in batches sized by [`vela_datasets::BatchSizer`] (adaptive
-//! unless `--batch-rows` fixes the size, at most 16 MiB), each read straight into engine rows
-//! ([`vela_datasets::TableSource::next_rows`]). Each batch is one [`vela::Database::write`]: one
-//! engine write, one WAL entry, applied all or nothing. So an import that fails or is killed
+//! checked before any row is read) in batches sized by [`vela_datasets::BatchSizer`] (about 4
+//! MiB, at most 16 MiB; `--batch-rows` fixes the rows, at most 32 MiB), each read straight into
+//! engine rows ([`vela_datasets::TableSource::next_rows`]). Each batch is one
+//! [`vela::Database::write`]: one engine write, one WAL entry, applied all or nothing. So an import that fails or is killed
 //! leaves the table with a whole number of batches (the rows before the failing batch), never
 //! part of one; the error says how many rows stayed.
 //!

@@ -10,8 +10,9 @@
 //!   [`TableSource::open_create`] derives the table from the file (`vela import --create`).
 //! - **Writing** — [`BatchWriter`] / [`write_batches`]: Parquet or CSV from batches, through a
 //!   temporary file renamed at the end, so a failed export never leaves half a file.
-//! - **Batch sizes** — [`BatchSizer`] grows the batch while rows/s grows and shrinks it when
-//!   rows/s falls, within row and byte bounds.
+//! - **Batch sizes** — [`BatchSizer`] sizes import batches by bytes first (about 4 MiB of rows
+//!   once the row size is known, at most 16 MiB), then grows or shrinks them (within 2x) only
+//!   when rows/s clearly gains.
 //! - **vecs** — [`VecsReader`] and friends: the texmex / ann-benchmarks formats, little-endian;
 //!   every record is a dimension `d` as `i32`, then `d` components (`f32` for `.fvecs`, `i32`
 //!   for `.ivecs`, `u8` for `.bvecs`). Readers validate the dimension before allocating, so a
