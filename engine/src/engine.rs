@@ -420,7 +420,12 @@ fn take_back_vectors(
         let (mut back, mut at) = (0u64, offset);
         for (i, (&col, &dim)) in table.aside.iter().zip(dims).enumerate().take(64) {
             if mask & (1 << i) != 0 {
-                if !seg.is_some_and(|s| s.has_raw_vector(row_id, col)) {
+                // Only a sealed segment's graph takes the vector: its graph is never
+                // write-locked again, so a filter fetching it during a search of that very
+                // graph (which holds its read lock) cannot deadlock against an inserter that
+                // holds the id map and waits for the write lock. The appendable segment's
+                // rows keep theirs.
+                if !seg.is_some_and(|s| s.is_sealed() && s.has_raw_vector(row_id, col)) {
                     back |= 1 << i;
                 }
                 at += dim;

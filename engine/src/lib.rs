@@ -54,7 +54,9 @@
 //!   from the rows, and rows not covered by a persisted segment go into the appendable one.
 //! - **Vectors held once after a load**: a row loaded from the store keeps no copy of a vector
 //!   of a `Table::aside` column (indexed with L2, inner product or L1, whose graphs store
-//!   vectors as given) when a loaded graph has a node for the version: the row reads NULL
+//!   vectors as given) when a loaded sealed segment's graph has a node for the version (a
+//!   sealed graph is never write-locked again, so a filter may fetch from the graph a search
+//!   holds read-locked): the row reads NULL
 //!   there, and every read (get, scan, search hits, filters, exact search, the optimizer, index
 //!   DDL) fills it in from the graph (`Shard::full_row`), bit for bit. Cosine graphs hold
 //!   normalised vectors, so cosine columns keep theirs in the row; rows written since the load

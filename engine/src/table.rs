@@ -98,7 +98,11 @@ impl Shard {
 
     /// The vector of version `row_id` in column position `col` as a segment's graph holds it.
     pub fn graph_vector(&self, row_id: u64, col: usize) -> Option<Vec<f32>> {
-        self.segments().find_map(|s| s.raw_vector(row_id, col))
+        // Sealed segments hold the vectors rows leave aside: look there first.
+        self.sealed
+            .iter()
+            .chain(std::iter::once(&self.appendable))
+            .find_map(|s| s.raw_vector(row_id, col))
     }
 
     /// `row`'s values with the vectors it leaves to the graphs filled in: a column of
@@ -160,7 +164,9 @@ impl Shard {
                     Some(Value::Vector(buf)) if wanted => {
                         let found = near.is_some_and(|s| s.raw_vector_into(row.row_id, i, buf))
                             || self
-                                .segments()
+                                .sealed
+                                .iter()
+                                .chain(std::iter::once(&self.appendable))
                                 .any(|s| s.raw_vector_into(row.row_id, i, buf));
                         if !found {
                             scratch[i] = Value::Null;

@@ -172,8 +172,33 @@ pub fn norm_squared(v: &[f32]) -> f32 {
 pub fn normalize(v: &mut [f32]) {
     let n2 = scalar::norm_squared_f64(v);
     if n2 > 0.0 && n2.is_finite() {
-        let inv = (1.0 / n2.sqrt()) as f32;
-        v.iter_mut().for_each(|x| *x *= inv);
+        // Divided in f64: `1 / norm` of a vector of subnormal-sized components does not fit an
+        // f32 (it became infinity, and the stored vector non-finite), `x / norm` always does.
+        let norm = n2.sqrt();
+        v.iter_mut()
+            .for_each(|x| *x = (f64::from(*x) / norm) as f32);
+    }
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    /// Tiny and subnormal vectors normalise to finite unit vectors (their inverse norm does
+    /// not fit an f32).
+    #[test]
+    fn tiny_vectors_normalise_to_finite_unit_vectors() {
+        for v in [
+            vec![f32::MIN_POSITIVE / 4.0, 0.0, -0.0],
+            vec![f32::MIN_POSITIVE / 4.0; 5],
+            vec![1e-30, -1e-30, 1e-38],
+            vec![f32::from_bits(1), 0.0],
+            vec![3e38, -3e38, 1.0],
+        ] {
+            let mut n = v.clone();
+            super::normalize(&mut n);
+            assert!(n.iter().all(|x| x.is_finite()), "{v:?} -> {n:?}");
+            let len: f64 = n.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+            assert!((len - 1.0).abs() < 1e-5, "{v:?} -> {n:?}: |n|² = {len}");
+        }
     }
 }
 
