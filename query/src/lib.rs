@@ -32,6 +32,7 @@ pub mod plan;
 pub mod select;
 pub mod session;
 pub mod statement;
+pub mod tokens;
 pub mod types;
 pub mod vector;
 

@@ -1,5 +1,8 @@
 //! Parsing: SQL text -> sqlparser AST, with Vela's dialect and Vela's limits.
 //!
+//! The text is tokenized by [`crate::tokens::tokenize`] (sqlparser's tokens, with long string
+//! literals such as vectors lexed in one piece) and the tokens parsed by sqlparser's parser.
+//!
 //! The statement text is bounded ([`MAX_SQL_BYTES`]) and so is nesting (sqlparser's recursion
 //! limit, reported as `54000`), so no input can exhaust memory or the stack here. Parse errors keep
 //! sqlparser's message and carry its line and column in [`QueryError::Syntax`].
@@ -9,6 +12,7 @@ use sqlparser::parser::{Parser, ParserError};
 
 use crate::dialect::VelaDialect;
 use crate::error::{QueryError, Result};
+use crate::tokens::tokenize;
 
 /// Longest SQL text accepted, in bytes (a statement beyond this is `54000`).
 pub const MAX_SQL_BYTES: usize = 4 * 1024 * 1024;
@@ -25,9 +29,12 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
         )));
     }
     let dialect = VelaDialect::default();
-    let parser = Parser::new(&dialect).with_recursion_limit(MAX_NESTING);
-    let mut parser = parser.try_with_sql(sql).map_err(convert)?;
-    parser.parse_statements().map_err(convert)
+    let tokens = tokenize(&dialect, sql).map_err(|e| convert(e.into()))?;
+    Parser::new(&dialect)
+        .with_recursion_limit(MAX_NESTING)
+        .with_tokens_with_locations(tokens)
+        .parse_statements()
+        .map_err(convert)
 }
 
 /// Turns a sqlparser error into a [`QueryError`] with line and column when sqlparser gave them.
