@@ -36,28 +36,33 @@ pub fn parse_vector(text: &str) -> Result<Vec<f32>> {
     }
     let mut values = Vec::new();
     // One pass over the bytes: elements end at ',' (ASCII, so every cut is a char boundary)
-    // and lose pgvector's whitespace (C `isspace`) on both sides.
+    // and lose pgvector's whitespace (C `isspace`, all ASCII) on both sides.
     let bytes = inner.as_bytes();
     let mut start = 0;
     while start <= bytes.len() {
-        let end = bytes
-            .get(start..)
-            .and_then(|rest| rest.iter().position(|&b| b == b','))
+        let rest = bytes.get(start..).unwrap_or_default();
+        let end = rest
+            .iter()
+            .position(|&b| b == b',')
             .map_or(bytes.len(), |p| start + p);
-        let element = inner
-            .get(start..end)
-            .ok_or_else(|| invalid(""))?
-            .trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c'));
+        let (mut from, mut to) = (start, end);
+        while from < to && is_c_space(bytes[from]) {
+            from += 1;
+        }
+        while to > from && is_c_space(bytes[to - 1]) {
+            to -= 1;
+        }
+        let element = inner.get(from..to).ok_or_else(|| invalid(""))?;
         start = end + 1;
         if values.len() >= MAX_VECTOR_DIM as usize {
             return Err(QueryError::ProgramLimitExceeded(format!(
                 "vector cannot have more than {MAX_VECTOR_DIM} dimensions"
             )));
         }
-        if element.is_empty() || element.starts_with('+') && element.len() == 1 {
+        if element.is_empty() || element == "+" {
             return Err(invalid(""));
         }
-        let value: f32 = element.parse().map_err(|_| invalid(""))?;
+        let value = parse_f32(element).ok_or_else(|| invalid(""))?;
         if value.is_nan() {
             return Err(QueryError::DataException(
                 "NaN not allowed in vector".into(),
@@ -76,6 +81,22 @@ pub fn parse_vector(text: &str) -> Result<Vec<f32>> {
         values.push(value);
     }
     Ok(values)
+}
+
+/// C's `isspace` in the "C" locale: what pgvector skips around an element.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+/// `element.parse::<f32>()`, faster: lexical-core's exact parser takes plain decimal text
+/// (correctly rounded, as `str::parse` is); what it does not take — NaN and infinity
+/// spellings, malformed text — goes to `str::parse`, so the result is always `str::parse`'s
+/// (`tests::parse_f32_equals_str_parse` compares the two).
+fn parse_f32(element: &str) -> Option<f32> {
+    match lexical_core::parse::<f32>(element.as_bytes()) {
+        Ok(v) => Some(v),
+        Err(_) => element.parse().ok(),
+    }
 }
 
 /// pgvector's text form of a vector: `[1,2.5,-3]` (shortest round-trip float text).
@@ -244,6 +265,136 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("invalid input syntax for type vector"));
+    }
+
+    /// `parse_f32` must be `str::parse::<f32>` exactly: the same `Some`/`None` and the same
+    /// bits (any NaN for NaN).
+    fn assert_parse_f32_matches(s: &str) {
+        let expected = s.parse::<f32>().ok();
+        let got = parse_f32(s);
+        match (got, expected) {
+            (Some(a), Some(b)) if a.is_nan() && b.is_nan() => {}
+            (Some(a), Some(b)) => assert_eq!(a.to_bits(), b.to_bits(), "{s:?}: {a} vs {b}"),
+            (a, b) => assert_eq!(a, b, "{s:?}"),
+        }
+    }
+
+    #[test]
+    fn parse_f32_equals_str_parse_on_edge_cases() {
+        for s in [
+            "0",
+            "-0",
+            "+0",
+            "1",
+            "+1",
+            "-1",
+            "1.",
+            ".5",
+            "+.5",
+            "-.5",
+            ".",
+            "+",
+            "-",
+            "",
+            "1e5",
+            "1E5",
+            "1e+5",
+            "1e-5",
+            "1e",
+            "1e+",
+            "e5",
+            ".e5",
+            "1.e5",
+            "1.5e",
+            "1_0",
+            "0x10",
+            "0x1p3",
+            "1,5",
+            " 1",
+            "1 ",
+            "1..2",
+            "1e5.5",
+            "--1",
+            "+-1",
+            "00001.5000",
+            "nan",
+            "NaN",
+            "NAN",
+            "-nan",
+            "+nan",
+            "nan(1)",
+            "inf",
+            "-inf",
+            "+inf",
+            "Inf",
+            "INF",
+            "infinity",
+            "Infinity",
+            "-Infinity",
+            "infinit",
+            "infinityx",
+            "1e38",
+            "3.4028235e38",
+            "3.4028236e38",
+            "3.5e38",
+            "1e39",
+            "-1e39",
+            "1e-38",
+            "1e-45",
+            "1.4e-45",
+            "7e-46",
+            "1e-46",
+            "1e-400",
+            "1e400",
+            "1e99999999999",
+            "1e-99999999999",
+            "1.17549435e-38",
+            "0.000000000000000000000000000000000000000000001",
+            "16777217",
+            "16777216.5",
+            "0.1",
+            "0.2",
+            "0.3",
+            "3.14159265358979323846264338327950288",
+            "123456789012345678901234567890",
+            "9007199254740993",
+            "1.00000005960464477539062",
+            "1.000000059604644775390625",
+            "1.0000000596046447753906251",
+            "٣",
+            "１",
+        ] {
+            assert_parse_f32_matches(s);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// Decimal text of every shape (signs, digits around the point, exponents) and junk.
+        #[test]
+        fn parse_f32_equals_str_parse(
+            s in "[+-]?[0-9]{0,25}(\\.[0-9]{0,25})?([eE][+-]?[0-9]{0,4})?|[0-9eE.+a-z_ -]{0,12}"
+        ) {
+            assert_parse_f32_matches(&s);
+        }
+
+        /// Every f32 (random bits) in the forms it is usually written in, and midpoints
+        /// between neighbours (the hardest rounding cases).
+        #[test]
+        fn parse_f32_equals_str_parse_on_floats(bits in proptest::num::u32::ANY) {
+            let x = f32::from_bits(bits);
+            for s in [format!("{x}"), format!("{x:e}"), format!("{x:.3}"), format!("{x:.12e}")] {
+                assert_parse_f32_matches(&s);
+            }
+            let next = f32::from_bits(bits.wrapping_add(1));
+            if x.is_finite() && next.is_finite() {
+                let mid = (f64::from(x) + f64::from(next)) / 2.0;
+                for s in [format!("{mid:e}"), format!("{mid:.20e}"), format!("{:e}", mid * (1.0 + 1e-16))] {
+                    assert_parse_f32_matches(&s);
+                }
+            }
+        }
     }
 
     #[test]
