@@ -142,7 +142,11 @@ fn plain_literal(text: &str) -> Option<(String, usize)> {
 /// column per character.
 fn advance(at: Location, text: &str) -> Location {
     let chars = |s: &str| {
-        let n = if s.is_ascii() { s.len() } else { s.chars().count() };
+        let n = if s.is_ascii() {
+            s.len()
+        } else {
+            s.chars().count()
+        };
         n as u64
     };
     match text.rfind('\n') {
