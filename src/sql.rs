@@ -42,6 +42,7 @@ fn engine_search<'a>(request: &SearchRequest<'a>) -> EngineSearch<'a> {
     req.filter = request
         .filter
         .map(|f| f as &(dyn Fn(&[Value]) -> bool + Sync));
+    req.filter_columns = request.filter_columns;
     req
 }
 

@@ -54,6 +54,10 @@ pub struct SearchRequest<'a> {
     /// NULL in the others instead of copying them (say, a 512-byte vector when only `id` is
     /// selected). `None`: every column.
     pub columns: Option<&'a [usize]>,
+    /// The column positions `filter` reads (`None`: unknown, any). The engine can then skip
+    /// fetching vectors the filter does not look at (rows loaded from the store keep theirs
+    /// only in the index).
+    pub filter_columns: Option<&'a [usize]>,
 }
 
 impl SearchRequest<'_> {
@@ -218,6 +222,7 @@ mod tests {
             filter: None,
             exact: false,
             columns: None,
+            filter_columns: None,
         };
         assert_eq!(req.hit_row(&row), row);
         // Unsorted and out-of-range positions are accepted.

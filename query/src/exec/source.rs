@@ -234,6 +234,7 @@ fn request<'a>(
     spec: &SearchSpec<'a>,
     (query, k, column): (&'a [f32], usize, &'a str),
     filter: Option<&'a RowPredicate<'a>>,
+    filter_columns: Option<&'a [usize]>,
 ) -> SearchRequest<'a> {
     SearchRequest {
         table: &schema.name,
@@ -245,7 +246,17 @@ fn request<'a>(
         filter,
         exact: spec.exact,
         columns: spec.columns,
+        filter_columns,
     }
+}
+
+/// The sorted, distinct column positions a pushed-down filter reads.
+fn filter_columns(filter: &BExpr) -> Vec<usize> {
+    let mut columns = Vec::new();
+    filter.columns_into(&mut columns);
+    columns.sort_unstable();
+    columns.dedup();
+    columns
 }
 
 /// [`vector_search`] with each row's distance under the search metric when the rows are the
@@ -265,9 +276,16 @@ pub fn vector_search_hits(
         SearchArgs::Search { query, k, column } => (query, k, column),
     };
     let ectx = ctx.eval_ctx();
+    let filter_columns = filter.map(filter_columns);
     let hits = with_predicate(&ectx, filter, |p| {
-        ctx.engine
-            .search(&request(ctx, schema, &spec, (query, k, column), p))
+        ctx.engine.search(&request(
+            ctx,
+            schema,
+            &spec,
+            (query, k, column),
+            p,
+            filter_columns.as_deref(),
+        ))
     })?;
     if spec.exact && hits.len() < k {
         return Ok((scan(ctx, schema, filter)?, None));
@@ -299,9 +317,19 @@ pub fn visit_search_hits(
         return Ok(None);
     };
     let ectx = ctx.eval_ctx();
+    let filter_columns = filter.map(filter_columns);
     let n = with_predicate(&ectx, filter, |p| {
-        ctx.engine
-            .search_visit(&request(ctx, schema, &spec, (query, k, column), p), visit)
+        ctx.engine.search_visit(
+            &request(
+                ctx,
+                schema,
+                &spec,
+                (query, k, column),
+                p,
+                filter_columns.as_deref(),
+            ),
+            visit,
+        )
     })?;
     Ok((!spec.exact || n >= k).then_some(n))
 }

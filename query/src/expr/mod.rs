@@ -198,6 +198,16 @@ impl BExpr {
         found
     }
 
+    /// Appends the positions of the input columns this expression reads (a subplan's
+    /// arguments included), unsorted and possibly repeated.
+    pub fn columns_into(&self, out: &mut Vec<usize>) {
+        self.visit(&mut |e| {
+            if let BExpr::Column(i) = e {
+                out.push(*i);
+            }
+        });
+    }
+
     /// Calls `f` on this expression and every subexpression (a subplan's arguments included,
     /// not the expressions inside its plan).
     pub fn visit(&self, f: &mut dyn FnMut(&BExpr)) {

@@ -235,32 +235,24 @@ fn vector_search(input: Plan, keys: &[SortKey], limit: &BExpr, offset: Option<&B
     }
 }
 
-fn add_columns(e: &BExpr, used: &mut Vec<usize>) {
-    e.visit(&mut |e| {
-        if let BExpr::Column(i) = e {
-            used.push(*i);
-        }
-    });
-}
-
 /// Rule 5: walks down from a Project's input through nodes that keep the row layout; on
 /// reaching a VectorSearch, records the columns read on the way (the Project's `exprs` and
 /// those nodes' expressions). Any other node ends the walk with nothing pruned.
 fn prune_search_columns(input: &mut Plan, exprs: &[BExpr]) {
     let mut used = Vec::new();
     for e in exprs {
-        add_columns(e, &mut used);
+        e.columns_into(&mut used);
     }
     let mut node = input;
     loop {
         match node {
             Plan::Limit { input, .. } => node = input,
             Plan::Filter { input, predicate } => {
-                add_columns(predicate, &mut used);
+                predicate.columns_into(&mut used);
                 node = input;
             }
             Plan::Sort { input, keys } => {
-                keys.iter().for_each(|k| add_columns(&k.expr, &mut used));
+                keys.iter().for_each(|k| k.expr.columns_into(&mut used));
                 node = input;
             }
             Plan::TopN { input, keys, .. } => {
@@ -270,7 +262,7 @@ fn prune_search_columns(input: &mut Plan, exprs: &[BExpr]) {
                 let by_distance = matches!(**input, Plan::VectorSearch { .. })
                     && matches!(keys.as_slice(), [k] if k.asc);
                 if !by_distance {
-                    keys.iter().for_each(|k| add_columns(&k.expr, &mut used));
+                    keys.iter().for_each(|k| k.expr.columns_into(&mut used));
                 }
                 node = input;
             }
