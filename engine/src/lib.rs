@@ -52,15 +52,17 @@
 //! - **Segments**: a row version (`row_id = lsn << 20 | position`) is live iff the shard's key
 //!   map points at it; a segment's other ids are tombstones. On load, liveness is recomputed
 //!   from the rows, and rows not covered by a persisted segment go into the appendable one.
-//! - **Vectors held once after a load**: a row loaded from the store keeps no copy of a vector
-//!   of a `Table::aside` column (indexed with L2, inner product or L1, whose graphs store
-//!   vectors as given) when a loaded sealed segment's graph has a node for the version (a
-//!   sealed graph is never write-locked again, so a filter may fetch from the graph a search
-//!   holds read-locked): the row reads NULL
+//! - **Vectors held once**: a live row keeps no copy of a vector of a `Table::aside` column
+//!   (indexed with L2, inner product or L1, whose graphs store vectors as given) when a sealed
+//!   segment whose tail is linked has a node for the version (such a graph is never
+//!   write-locked again, so a filter may fetch from the graph a search holds read-locked):
+//!   rows loaded from the store come that way, and each optimizer pass gives the rows of
+//!   segments sealed or merged since lighter versions (`Table::release_vectors`: picked under
+//!   the read lock, swapped under the write lock in chunks of 4,096). The row reads NULL
 //!   there, and every read (get, scan, search hits, filters, exact search, the optimizer, index
 //!   DDL) fills it in from the graph (`Shard::full_row`), bit for bit. Cosine graphs hold
-//!   normalised vectors, so cosine columns keep theirs in the row; rows written since the load
-//!   keep theirs too. On disk nothing changes: the `rows` column family holds every vector.
+//!   normalised vectors, so cosine columns keep theirs in the row, as do rows of the appendable
+//!   segment. On disk nothing changes: the `rows` column family holds every vector.
 //! - **Unindexed tails**: a segment's versions are linked (graph nodes) or in its tail. Replay
 //!   (`apply_writes` in replay mode: the replay buffer is set), loading rows no blob covers,
 //!   and live writes that fit `EngineOptions::tail_rows` per shard put new versions in the

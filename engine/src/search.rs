@@ -9,7 +9,7 @@
 //! Columns without an index, a metric other than the index's, or `exact = true` are answered by
 //! exact search over the shard's live rows.
 //!
-//! Rows loaded from the store may leave vectors to the graphs (`Table::aside`): filters see
+//! Rows of sealed segments may leave vectors to the graphs (`Table::aside`): filters see
 //! whole rows (`Shard::accepts`), and hits, `get` and `scan` return whole rows
 //! (`Shard::full_row`).
 
@@ -45,7 +45,7 @@ pub struct SearchRequest<'a> {
     pub filter: Option<RowPredicate<'a>>,
     /// Force exact search.
     pub exact: bool,
-    /// The column positions `filter` reads, if known (`None`: any). Rows loaded from the store
+    /// The column positions `filter` reads, if known (`None`: any). Rows of sealed segments
     /// leave some vectors to the graphs (`Table::aside`); a filter known to read none of them
     /// sees the rows as held, without their vectors being fetched.
     pub filter_columns: Option<&'a [usize]>,

@@ -5,10 +5,12 @@
 //! Rows themselves (scalars and vectors) live in the shard's row map and in the store's `rows`
 //! column family; a segment holds graphs and the ids of the row versions they cover. A row
 //! version is live when the shard's row map points at its id; a segment's other ids are
-//! tombstones (deleted in the graphs so searches skip them, still traversed). A row loaded
-//! from the store leaves a vector to the graph that holds it when that graph stores vectors
-//! as given (not cosine: [`Segment::raw_vector`]), so memory holds it once; the row reads NULL
-//! there until `Shard::full_row` fills it in.
+//! tombstones (deleted in the graphs so searches skip them, still traversed). A row leaves a
+//! vector to a sealed segment's graph that holds it when that graph stores vectors as given
+//! (not cosine: [`Segment::raw_vector`]) and takes no new version ([`Segment::releasable`]:
+//! sealed, tail linked), so memory holds it once: rows loaded from the store, and rows of
+//! segments sealed or merged since (`Table::release_vectors`). The row reads NULL there until
+//! `Shard::full_row` fills it in.
 //!
 //! **Unindexed tail.** A segment's row versions are either *linked* (nodes of its graphs) or in
 //! its *tail*: versions that arrived by WAL replay, by loading rows no blob covers, or by a
@@ -125,6 +127,9 @@ pub(crate) struct Segment {
     sealed: AtomicBool,
     /// Number of ids when the segment was last persisted (a blob covering them exists).
     persisted_len: AtomicU64,
+    /// Set once the shard's rows covered by this (sealed, tail-less) segment were given
+    /// versions that leave their vectors to its graphs (`Table::release_vectors`).
+    released: AtomicBool,
 }
 
 pub(crate) fn params_of(def: &VectorIndexDef) -> HnswParams {
@@ -157,6 +162,7 @@ impl Segment {
             linking: Mutex::new(()),
             sealed: AtomicBool::new(false),
             persisted_len: AtomicU64::new(0),
+            released: AtomicBool::new(false),
         })
     }
 
@@ -165,6 +171,17 @@ impl Segment {
     }
     pub fn seal(&self) {
         self.sealed.store(true, Ordering::Release);
+    }
+    /// Whether this segment's graphs may hold the only in-memory copy of its live rows'
+    /// vectors: sealed, with an empty tail (no version is ever linked into it again, so its
+    /// graphs are never write-locked again and a filter may fetch from a graph its own search
+    /// holds read-locked), and not yet released (`Table::release_vectors`).
+    pub fn releasable(&self) -> bool {
+        self.is_sealed() && !self.released.load(Ordering::Acquire) && self.tail_len() == 0
+    }
+    /// Records that the rows this segment covers no longer hold the vectors it holds.
+    pub fn mark_released(&self) {
+        self.released.store(true, Ordering::Release);
     }
     /// Row versions ever added (linked and tail).
     pub fn len(&self) -> usize {

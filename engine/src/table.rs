@@ -8,6 +8,12 @@
 //! read lock for a whole search or scan, so they see a prefix of applied batches, never half
 //! of one. The background linker (`Table::link_some`) takes the lock only briefly, to learn
 //! which tail versions are dead, never while it links.
+//!
+//! Vectors held once: a live row covered by a sealed segment whose tail is linked holds no
+//! copy of a vector that the segment's graph holds as given (`Table::aside` columns): rows
+//! loaded from the store come that way, and [`Table::release_vectors`] (run by each optimizer
+//! pass) replaces the versions of segments sealed or merged since by such lighter ones. Every
+//! read fills the vectors back in ([`Shard::full_row`], [`Shard::accepts`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +31,10 @@ use crate::segment::Segment;
 
 /// Batches with at least this many new rows insert their vectors in parallel.
 const PARALLEL_PREPARE_ROWS: usize = 256;
+
+/// Versions [`Table::release_vectors`] looks up under the read lock, then swaps under the write
+/// lock, at a time (about a millisecond of map work per lock).
+const RELEASE_CHUNK: usize = 4096;
 
 /// Most operations one batch may hold (row ids are `lsn << 20 | position`).
 pub const MAX_BATCH_OPS: usize = 1 << 20;
@@ -214,9 +224,10 @@ pub(crate) struct Table {
     pub next_segment: AtomicU64,
     /// LSN of the last batch published into the row maps (written under the write lock).
     pub published: AtomicU64,
-    /// Positions of the vector columns whose values rows loaded from the store leave to the
-    /// segments' graphs (indexed with a metric that stores vectors as given, i.e. not cosine,
-    /// whose graph holds the normalised vector): such a row reads NULL there, and
+    /// Positions of the vector columns whose values rows leave to the sealed segments' graphs
+    /// (indexed with a metric that stores vectors as given, i.e. not cosine, whose graph holds
+    /// the normalised vector): rows loaded from the store, and rows of segments sealed or
+    /// merged since ([`Table::release_vectors`]). Such a row reads NULL there, and
     /// [`Shard::full_row`] fills the graph's vector in, bit for bit.
     pub aside: Vec<usize>,
 }
@@ -585,6 +596,161 @@ impl Table {
             && !shard.is_some_and(|s| s.by_id.contains_key(&row_id))
     }
 
+    /// Gives the live rows covered by each releasable sealed segment ([`Segment::releasable`]:
+    /// sealed at run time or by a merge, its tail linked) versions that leave the vectors of
+    /// `aside` columns to its graphs: same row ids and values, NULL where the graph holds the
+    /// vector (`Shard::full_row` fills it back in, bit for bit), so memory holds each such
+    /// vector once. Nothing changes in the store. Readers and writers are never held up for
+    /// long: the rows are picked under the read lock and swapped under the write lock in
+    /// chunks of [`RELEASE_CHUNK`] (map lookups only); the new versions are built and the old
+    /// ones dropped outside any lock. A version replaced meanwhile (updated, deleted, or
+    /// released by a racing pass) is left alone. Returns the versions replaced.
+    pub fn release_vectors(&self) -> usize {
+        if self.aside.is_empty() {
+            return 0;
+        }
+        let todo: Vec<(usize, Arc<Segment>)> = self
+            .state
+            .read()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, sh)| sh.sealed.iter().map(move |g| (i, g.clone())))
+            .filter(|(_, g)| g.releasable())
+            .collect();
+        let mut released = 0;
+        for (shard, seg) in todo {
+            for chunk in seg.ids().chunks(RELEASE_CHUNK) {
+                released += self.release_chunk(shard, &seg, chunk);
+            }
+            seg.mark_released();
+        }
+        released
+    }
+
+    /// [`Table::release_vectors`] for the versions `ids` of `seg` in shard `shard`.
+    fn release_chunk(&self, shard: usize, seg: &Arc<Segment>, ids: &[u64]) -> usize {
+        let lighter = self.lighter_versions(shard, seg, ids);
+        let swapped = self.swap_lighter(shard, seg, &lighter);
+        // The old versions (and their vectors) are freed here, outside the lock.
+        drop(lighter);
+        swapped
+    }
+
+    /// The live versions among `ids` that hold a vector `seg`'s graphs hold, each with its
+    /// lighter replacement (picked under the read lock, built outside it).
+    fn lighter_versions(
+        &self,
+        shard: usize,
+        seg: &Segment,
+        ids: &[u64],
+    ) -> Vec<(Arc<Row>, Arc<Row>)> {
+        let held: Vec<Arc<Row>> = {
+            let shards = self.state.read();
+            let Some(sh) = shards.get(shard) else {
+                return Vec::new();
+            };
+            ids.iter()
+                .filter_map(|id| sh.by_id.get(id))
+                .filter(|r| self.holds_copy(r))
+                .cloned()
+                .collect()
+        };
+        // Outside the lock: the versions without the vectors the segment's graphs hold (it
+        // takes no new version, so what it holds now it holds for good).
+        held.into_iter()
+            .filter_map(|old| {
+                let left: Vec<usize> = self
+                    .aside
+                    .iter()
+                    .copied()
+                    .filter(|&c| {
+                        matches!(old.values.get(c), Some(Value::Vector(_)))
+                            && seg.has_raw_vector(old.row_id, c)
+                    })
+                    .collect();
+                if left.is_empty() {
+                    return None;
+                }
+                let values = old
+                    .values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        if left.contains(&i) {
+                            Value::Null
+                        } else {
+                            v.clone()
+                        }
+                    })
+                    .collect();
+                let new = Arc::new(Row {
+                    row_id: old.row_id,
+                    key: old.key.clone(),
+                    values,
+                });
+                Some((old, new))
+            })
+            .collect()
+    }
+
+    /// Swaps the lighter versions in (under the write lock) where the row maps still point at
+    /// the versions they replace and `seg` is still one of the shard's sealed segments.
+    fn swap_lighter(
+        &self,
+        shard: usize,
+        seg: &Arc<Segment>,
+        lighter: &[(Arc<Row>, Arc<Row>)],
+    ) -> usize {
+        if lighter.is_empty() {
+            return 0;
+        }
+        let mut swapped = 0;
+        {
+            let mut shards = self.state.write();
+            let Some(sh) = shards.get_mut(shard) else {
+                return 0;
+            };
+            // A merge may have replaced the segment meanwhile: its successor is released by
+            // a later pass.
+            if !sh.sealed.iter().any(|g| Arc::ptr_eq(g, seg)) {
+                return 0;
+            }
+            for (old, new) in lighter {
+                let Some(by_id) = sh.by_id.get_mut(&old.row_id) else {
+                    continue;
+                };
+                // The two maps point at the same live version; both or neither change.
+                if let Some(by_key) = sh.keys.get_mut(&old.key) {
+                    if Arc::ptr_eq(by_id, old) && Arc::ptr_eq(by_key, old) {
+                        *by_id = new.clone();
+                        *by_key = new.clone();
+                        swapped += 1;
+                    }
+                }
+            }
+        }
+        swapped
+    }
+
+    /// Live rows holding their own copy of a vector of an `aside` column (the memory
+    /// [`Table::release_vectors`] and the load give back).
+    #[cfg(test)]
+    pub fn vector_copies(&self) -> usize {
+        self.state
+            .read()
+            .iter()
+            .flat_map(|sh| sh.keys.values())
+            .filter(|r| self.holds_copy(r))
+            .count()
+    }
+
+    /// Whether `row` holds its own copy of a vector of an `aside` column.
+    fn holds_copy(&self, row: &Row) -> bool {
+        self.aside
+            .iter()
+            .any(|&c| matches!(row.values.get(c), Some(Value::Vector(_))))
+    }
+
     /// Versions waiting in the tails of this table's segments.
     pub fn tail_rows(&self) -> usize {
         self.state.read().iter().map(Shard::tail_rows).sum()
@@ -737,4 +903,159 @@ pub(crate) fn publish_all(
         }
     }
     Ok(sealed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::tests::schema;
+
+    fn vector(i: i64) -> Vec<f32> {
+        vec![i as f32 * 0.5, -0.0, (i % 7) as f32 - 3.25]
+    }
+
+    /// Applies one batch of upserts of `ids` (every seventh with a NULL vector) the way the
+    /// engine does: plan, prepare (tails up to `tail_limit` rows per shard), publish.
+    fn upsert(t: &Arc<Table>, lsn: u64, ids: std::ops::Range<i64>, tail_limit: usize) {
+        let ops = ids
+            .map(|i| {
+                let v = if i % 7 == 3 {
+                    Value::Null
+                } else {
+                    Value::Vector(vector(i))
+                };
+                Op::Upsert(vec![Value::BigInt(i), v])
+            })
+            .collect();
+        let (changes, _) = t.plan(lsn, ops).unwrap();
+        t.prepare(&changes, false, tail_limit).unwrap();
+        publish_all(lsn, &[(t.clone(), changes)], 20).unwrap();
+    }
+
+    /// Every live row, whole, as written (bit for bit).
+    fn check_whole(t: &Table, ids: &[i64]) {
+        let shards = t.state.read();
+        let mut seen = 0;
+        for sh in shards.iter() {
+            for (key, row) in &sh.keys {
+                let Key::BigInt(i) = *key else {
+                    panic!("key {key}")
+                };
+                let full = sh.full_row(row, &t.aside);
+                let want = if i % 7 == 3 {
+                    Value::Null
+                } else {
+                    Value::Vector(vector(i))
+                };
+                let bits = |v: &Value| match v {
+                    Value::Vector(x) => Some(x.iter().map(|f| f.to_bits()).collect::<Vec<_>>()),
+                    _ => None,
+                };
+                assert_eq!(bits(&full.values[1]), bits(&want), "row {i}");
+                assert!(
+                    Arc::ptr_eq(sh.by_id.get(&row.row_id).unwrap(), row),
+                    "maps agree"
+                );
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, ids.len());
+    }
+
+    /// Rows of sealed segments give their vectors to the graphs once the segment's tail is
+    /// linked, not before; rows of the appendable segment keep theirs; reads stay whole.
+    #[test]
+    fn sealed_rows_release_their_vectors_once_the_tail_is_linked() {
+        let t = Arc::new(Table::new(1, schema()).unwrap());
+        // 60 rows in tails (never linked inline): segments seal with their tails.
+        upsert(&t, 1, 0..60, usize::MAX);
+        let ids: Vec<i64> = (0..60).collect();
+        let with_vector = ids.iter().filter(|i| *i % 7 != 3).count();
+        assert!(t.state.read().iter().all(|s| !s.sealed.is_empty()));
+        assert_eq!(t.vector_copies(), with_vector);
+        assert_eq!(t.release_vectors(), 0, "sealed segments still have tails");
+        while t.link_some(16).unwrap() > 0 {}
+        check_whole(&t, &ids);
+        let released = t.release_vectors();
+        assert!(released > 0);
+        assert_eq!(t.vector_copies(), with_vector - released);
+        assert_eq!(t.release_vectors(), 0, "each segment is released once");
+        check_whole(&t, &ids);
+        // The appendable segments' rows keep theirs.
+        let shards = t.state.read();
+        for sh in shards.iter() {
+            for id in sh.appendable.ids() {
+                let row = sh.by_id.get(&id).unwrap();
+                assert_eq!(t.holds_copy(row), sh.appendable.has_raw_vector(id, 1));
+            }
+        }
+        drop(shards);
+
+        // Linked inline: updates of released rows (the old versions die), a merge-free
+        // reseal, and rows that changed between the pick and the swap are left alone.
+        upsert(&t, 2, 0..30, 0);
+        check_whole(&t, &ids);
+        let before = t.vector_copies();
+        let released = t.release_vectors();
+        assert_eq!(t.vector_copies(), before - released);
+        check_whole(&t, &ids);
+        let shards = t.state.read();
+        let copies_in_sealed = shards
+            .iter()
+            .flat_map(|sh| {
+                sh.sealed
+                    .iter()
+                    .flat_map(|g| g.ids())
+                    .filter_map(|id| sh.by_id.get(&id))
+            })
+            .filter(|r| t.holds_copy(r))
+            .count();
+        assert_eq!(copies_in_sealed, 0, "every sealed row left its vector");
+    }
+
+    /// A version replaced between the pick and the swap keeps the replacement, and a segment
+    /// merged away meanwhile releases nothing.
+    #[test]
+    fn a_release_never_overwrites_a_newer_version() {
+        let t = Arc::new(Table::new(1, schema()).unwrap());
+        upsert(&t, 1, 0..60, 0);
+        let all: Vec<i64> = (0..60).collect();
+        let (shard, seg) = {
+            let shards = t.state.read();
+            let (i, sh) = shards
+                .iter()
+                .enumerate()
+                .find(|(_, s)| !s.sealed.is_empty())
+                .unwrap();
+            (i, sh.sealed[0].clone())
+        };
+        let lighter = t.lighter_versions(shard, &seg, &seg.ids());
+        assert!(lighter.len() > 2);
+        // Rewritten (same values, new versions) between the pick and the swap.
+        let Key::BigInt(k) = lighter[0].0.key else {
+            unreachable!()
+        };
+        upsert(&t, 2, k..k + 1, 0);
+        let copies = t.vector_copies();
+        assert_eq!(t.swap_lighter(shard, &seg, &lighter), lighter.len() - 1);
+        assert_eq!(t.vector_copies(), copies - (lighter.len() - 1));
+        check_whole(&t, &all);
+        let shards = t.state.read();
+        let Some(row) = shards[shard].keys.get(&Key::BigInt(k)) else {
+            panic!("row {k}")
+        };
+        assert!(t.holds_copy(row), "the newer version keeps its vector");
+        drop(shards);
+        // The segment leaves the shard (as a merge's victim would): nothing is swapped.
+        assert!(
+            t.lighter_versions(shard, &seg, &seg.ids()).is_empty(),
+            "released already"
+        );
+        let other = 1 - shard;
+        let victim = t.state.read()[other].sealed[0].clone();
+        let lighter = t.lighter_versions(other, &victim, &victim.ids());
+        assert!(!lighter.is_empty());
+        t.state.write()[other].sealed.clear();
+        assert_eq!(t.swap_lighter(other, &victim, &lighter), 0);
+    }
 }

@@ -7,6 +7,7 @@ mod engine {
     pub mod common;
     pub mod model;
     pub mod optimizer;
+    pub mod released;
     pub mod rocks;
     pub mod tail;
     pub mod transactions;

@@ -106,3 +106,37 @@ pub fn chunks_in_and_out_of_runs(store: &dyn StoreBackend) -> (usize, usize) {
         .count();
     (chunks.len() - stray, stray)
 }
+
+/// Values with every float as its bits, so `-0.0 != 0.0` and any rounding shows.
+pub fn bits(values: &[vela_engine::Value]) -> Vec<Result<Vec<u32>, vela_engine::Value>> {
+    values
+        .iter()
+        .map(|v| match v {
+            vela_engine::Value::Vector(x) => Ok(x.iter().map(|f| f.to_bits()).collect()),
+            other => Err(other.clone()),
+        })
+        .collect()
+}
+
+/// The `k` nearest rows of `model` passing `filter` by brute force on column position `c`
+/// (rows with a vector there), as `(distance, key)` by distance then key.
+pub fn brute_force(
+    model: &std::collections::BTreeMap<i64, Vec<vela_engine::Value>>,
+    c: usize,
+    metric: Metric,
+    q: &[f32],
+    k: usize,
+    filter: Option<vela_engine::RowPredicate<'_>>,
+) -> Vec<(f32, i64)> {
+    let mut expected: Vec<(f32, i64)> = model
+        .iter()
+        .filter(|(_, r)| filter.is_none_or(|f| f(r)))
+        .filter_map(|(key, r)| match &r[c] {
+            vela_engine::Value::Vector(v) => Some((metric.distance(q, v), *key)),
+            _ => None,
+        })
+        .collect();
+    expected.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    expected.truncate(k);
+    expected
+}

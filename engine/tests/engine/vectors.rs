@@ -98,17 +98,6 @@ fn row(rng: &mut impl Rng, id: i64) -> Vec<Value> {
     r
 }
 
-/// Values with every float as its bits, so `-0.0 != 0.0` and any rounding shows.
-fn bits(values: &[Value]) -> Vec<Result<Vec<u32>, Value>> {
-    values
-        .iter()
-        .map(|v| match v {
-            Value::Vector(x) => Ok(x.iter().map(|f| f.to_bits()).collect()),
-            other => Err(other.clone()),
-        })
-        .collect()
-}
-
 type Model = BTreeMap<i64, Vec<Value>>;
 
 /// Every read path returns the model's rows bit for bit.
@@ -184,17 +173,7 @@ fn check(e: &Engine, model: &Model, what: &str) {
                 );
             }
             if exact {
-                // Brute force over the model, by distance then key.
-                let mut expected: Vec<(f32, i64)> = model
-                    .iter()
-                    .filter(|(_, r)| filter.is_none_or(|f| f(r)))
-                    .filter_map(|(k, r)| match &r[c] {
-                        Value::Vector(v) => Some((metric.distance(&q, v), *k)),
-                        _ => None,
-                    })
-                    .collect();
-                expected.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                expected.truncate(4);
+                let expected = brute_force(model, c, metric, &q, 4, filter);
                 let got: Vec<f32> = hits.iter().map(|h| h.distance).collect();
                 let want: Vec<f32> = expected.iter().map(|x| x.0).collect();
                 assert_eq!(got, want, "{what}: exact search on {column}");
