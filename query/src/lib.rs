@@ -18,6 +18,7 @@
 //! statement (Arrow batches and a psql-style tag). Every error is a [`QueryError`] with a SQLSTATE
 //! code; no input panics.
 
+pub mod autoparam;
 pub mod copy;
 pub mod ddl;
 pub mod dialect;
