@@ -7,6 +7,20 @@
 //! and handed to the engine as one batch at COMMIT: all or nothing), prepared statements
 //! (`PREPARE`/`EXECUTE` in SQL, or [`Session::prepare`]) and the plan cache, whose entries are
 //! reused only while the schemas of the tables they read are unchanged.
+//!
+//! The plan cache is keyed by the statement text, so a statement carrying a new literal each
+//! time (a query vector written into the text) would never hit it. Such statements are
+//! *auto-parameterized* ([`crate::autoparam`]): a single query, INSERT, UPDATE or DELETE whose
+//! string literals total at least [`crate::autoparam::MIN_LITERAL_BYTES`] has a template key (the
+//! text with the literals' contents taken out). The first text of a key runs the ordinary way;
+//! besides, its AST with the literals turned into `$1..$n` is bound, and kept as the key's
+//! template only if that binding is cacheable, infers a type for every `$k`, and has the literal
+//! binding's output columns (names and types) and tables; otherwise the key is remembered as
+//! having none (until the catalog version moves). A later text with the key converts each
+//! literal to its `$k`'s type with the cast a literal in that place gets at bind time, and runs
+//! the template's plan as a prepared statement; if a conversion fails it takes the ordinary path,
+//! so the user gets the literal statement's own error. Templates follow schema changes like the
+//! plan cache's entries (a stale one is dropped and learnt again).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -21,6 +35,7 @@ use sqlparser::ast::Statement;
 use tracing::{debug, info_span, trace_span};
 use vela_engine::catalog::Value;
 
+use crate::autoparam::{self, Scan};
 use crate::copy::{run_copy, ProgressFn};
 use crate::engine::{Engine, Synchronous, TableWrite};
 use crate::error::{QueryError, Result};
@@ -28,6 +43,7 @@ use crate::exec::batch::{flat_to_batches_cached, rows_to_batches_cached};
 use crate::exec::timing::with_span_timer;
 use crate::exec::{execute, ExecContext};
 use crate::expr::bind::ParamTypes;
+use crate::expr::cast::cast_value;
 use crate::expr::eval::{eval, EvalContext};
 use crate::parser::parse_sql;
 use crate::plan::explain::{explain, NodeStats};
@@ -65,6 +81,51 @@ impl Hasher for TextHasher {
 }
 
 type PlanCache = HashMap<String, Arc<Vec<CachedStatement>>, BuildHasherDefault<TextHasher>>;
+
+/// Auto-parameterization's templates, by template key ([`autoparam::scan`]).
+type TemplateCache = HashMap<String, TemplateSlot, BuildHasherDefault<TextHasher>>;
+
+/// What a template key is known to give.
+#[derive(Debug, Clone)]
+enum TemplateSlot {
+    /// The parameterized statement, bound.
+    Ready(Arc<Template>),
+    /// No template: it did not bind as the literals do (or the statement is not a candidate).
+    /// Tried again once the catalog version moves past this one (`None`: never remembered).
+    Refused(Option<u64>),
+}
+
+/// A statement with its string literals as `$1..$n`, bound once.
+#[derive(Debug)]
+struct Template {
+    /// The parameterized AST and its bound plan (always `Some`).
+    statement: CachedStatement,
+    /// The type each `$k` was inferred to have: literal `k` is converted to it.
+    slots: Vec<crate::types::SqlType>,
+}
+
+/// Counts of what auto-parameterization did in a session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AutoParamStats {
+    /// Statements run through a template.
+    pub hits: u64,
+    /// Texts with a template that took the ordinary path (a literal did not convert).
+    pub fallbacks: u64,
+    /// Templates built.
+    pub learnt: u64,
+    /// Keys found to have no template.
+    pub refused: u64,
+}
+
+/// What looking a text up among the templates found.
+enum TemplateLookup {
+    /// The template ran (or failed running): this is the statement's result.
+    Ran(Result<StatementResult>),
+    /// Known to have no template, or a literal did not convert: take the ordinary path only.
+    Ordinary,
+    /// Nothing known (or a stale template): take the ordinary path, then learn the template.
+    Learn,
+}
 
 /// Largest number of operations one transaction may buffer.
 pub const MAX_TRANSACTION_OPS: usize = 1_000_000;
@@ -202,6 +263,10 @@ pub struct Session {
     aborted: bool,
     prepared: HashMap<String, PreparedStatement>,
     cache: PlanCache,
+    templates: TemplateCache,
+    /// Whether statements are auto-parameterized (on unless turned off).
+    auto_parameterize: bool,
+    autoparam_stats: AutoParamStats,
     progress: Option<ProgressFn>,
     /// The planning time of the EXPLAIN ANALYZE about to run (measured while binding it).
     planning_time: Option<Duration>,
@@ -217,6 +282,9 @@ impl Session {
             aborted: false,
             prepared: HashMap::new(),
             cache: PlanCache::default(),
+            templates: TemplateCache::default(),
+            auto_parameterize: true,
+            autoparam_stats: AutoParamStats::default(),
             progress: None,
             planning_time: None,
         }
@@ -240,6 +308,15 @@ impl Session {
         self.progress = hook;
     }
 
+    /// Turns auto-parameterization (see the module docs) on or off; it is on in a new session.
+    /// Off, every statement takes the text-keyed plan cache only (the results are the same).
+    pub fn set_auto_parameterize(&mut self, on: bool) {
+        self.auto_parameterize = on;
+        if !on {
+            self.templates.clear();
+        }
+    }
+
     /// The engine this session runs on.
     pub fn engine(&self) -> &Arc<dyn Engine> {
         &self.engine
@@ -252,7 +329,21 @@ impl Session {
 
     /// Runs every statement in `sql` with `params` bound to `$1..$n`; stops at the first error.
     pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<Vec<StatementResult>> {
+        let mut scan = None;
+        if self.auto_parameterize && params.is_empty() {
+            scan = autoparam::scan(sql);
+        }
+        if let Some(found) = &scan {
+            match self.run_template(found) {
+                TemplateLookup::Ran(result) => return result.map(|r| vec![r]),
+                TemplateLookup::Ordinary => scan = None,
+                TemplateLookup::Learn => {}
+            }
+        }
         let statements = self.parse_cached(sql)?;
+        if let Some(found) = scan {
+            self.learn_template(sql, found, &statements);
+        }
         let mut results = Vec::with_capacity(statements.len());
         for s in statements.iter() {
             results.push(self.run_cached(s, params)?);
@@ -313,14 +404,116 @@ impl Session {
         Ok(statements)
     }
 
+    /// Runs the template of `scan`'s key with its literals, if there is a valid one and every
+    /// literal converts to its parameter's type.
+    fn run_template(&mut self, scan: &Scan<'_>) -> TemplateLookup {
+        let template = match self.templates.get(scan.key.as_str()) {
+            None => return TemplateLookup::Learn,
+            Some(TemplateSlot::Refused(at)) => {
+                return match at {
+                    Some(v) if Some(*v) == self.engine.catalog_version() => {
+                        TemplateLookup::Ordinary
+                    }
+                    _ => TemplateLookup::Learn,
+                }
+            }
+            Some(TemplateSlot::Ready(t)) => t.clone(),
+        };
+        let Some(entry) = &template.statement.bound else {
+            return TemplateLookup::Learn;
+        };
+        if !matches!(self.still_valid(entry), Ok(true)) {
+            self.templates.remove(scan.key.as_str());
+            return TemplateLookup::Learn;
+        }
+        let mut values = Vec::with_capacity(template.slots.len());
+        for (literal, &ty) in scan.literals.iter().zip(&template.slots) {
+            // The conversion a literal in this place gets at bind time (`coerce`, `cast_to`).
+            match cast_value(Value::Text(literal.text.to_owned()), ty) {
+                Ok(v) => values.push(v),
+                Err(_) => {
+                    self.autoparam_stats.fallbacks += 1;
+                    return TemplateLookup::Ordinary;
+                }
+            }
+        }
+        self.autoparam_stats.hits += 1;
+        TemplateLookup::Ran(self.run_cached(&template.statement, &values))
+    }
+
+    /// Builds (or refuses) the template of `scan`'s key from the statement the text parsed to.
+    fn learn_template(&mut self, sql: &str, scan: Scan<'_>, statements: &[CachedStatement]) {
+        let version = self.engine.catalog_version();
+        let slot = match self.build_template(sql, &scan, statements) {
+            Ok(template) => {
+                self.autoparam_stats.learnt += 1;
+                TemplateSlot::Ready(Arc::new(template))
+            }
+            Err(reason) => {
+                self.autoparam_stats.refused += 1;
+                debug!(key = %scan.key, reason, "no template");
+                TemplateSlot::Refused(version)
+            }
+        };
+        if self.templates.len() >= PLAN_CACHE_CAPACITY {
+            self.templates.clear();
+        }
+        self.templates.insert(scan.key, slot);
+    }
+
+    /// The template, or why there is none.
+    fn build_template(
+        &self,
+        sql: &str,
+        scan: &Scan<'_>,
+        statements: &[CachedStatement],
+    ) -> std::result::Result<Template, &'static str> {
+        let [statement] = statements else {
+            return Err("not one statement");
+        };
+        if !binds_cacheably(&statement.ast) {
+            return Err("not a query, INSERT, UPDATE or DELETE");
+        }
+        // The literal statement's binding: the cached one while still valid, else anew (the
+        // text may have been cached when its table did not exist yet, or looked different).
+        let fresh;
+        let literal = match &statement.bound {
+            Some(e) if matches!(self.still_valid(e), Ok(true)) => e,
+            _ => {
+                fresh = self
+                    .try_bind_cacheable(&statement.ast)
+                    .ok_or("the literal statement does not bind")?;
+                &fresh
+            }
+        };
+        let mut ast = statement.ast.clone();
+        if !autoparam::parameterize(&mut ast, sql, &scan.literals) {
+            return Err("the literals are not the scanner's expressions");
+        }
+        let entry = self.bind(&ast).map_err(|_| "the template does not bind")?;
+        if !entry.bound.cacheable() {
+            return Err("the template is not cacheable");
+        }
+        let slots = entry.params.types.clone();
+        if slots.len() != scan.literals.len() || slots.iter().any(|t| t.is_untyped()) {
+            return Err("a parameter's type is not inferred");
+        }
+        if output_columns(&entry.bound) != output_columns(&literal.bound)
+            || entry.tables != literal.tables
+        {
+            return Err("the template's columns or tables differ from the literal binding's");
+        }
+        Ok(Template {
+            statement: CachedStatement {
+                ast,
+                bound: Some(entry),
+            },
+            slots,
+        })
+    }
+
     fn try_bind_cacheable(&self, ast: &Statement) -> Option<BoundEntry> {
-        if !matches!(
-            ast,
-            Statement::Query(_)
-                | Statement::Insert(_)
-                | Statement::Update(_)
-                | Statement::Delete(_)
-        ) {
+        if !binds_cacheably(ast) {
             return None;
         }
         self.bind(ast).ok().filter(|b| b.bound.cacheable())
@@ -850,6 +1043,23 @@ fn prefix_lines(verb: &str, table: &str, inner: Vec<String>) -> Vec<String> {
     lines
 }
 
+/// Whether a statement's bound form may be cached: queries and DML (their binding depends only
+/// on the schemas of the tables they touch).
+fn binds_cacheably(ast: &Statement) -> bool {
+    matches!(
+        ast,
+        Statement::Query(_) | Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)
+    )
+}
+
+/// A statement's output columns (names and types), if it returns rows.
+fn output_columns(bound: &Bound) -> Option<&[crate::plan::OutputColumn]> {
+    match bound {
+        Bound::Query(q) => Some(&q.columns),
+        _ => None,
+    }
+}
+
 /// Checks that every parameter the statement uses was supplied.
 fn check_params(types: &ParamTypes, params: &[Value]) -> Result<()> {
     if params.len() < types.types.len() {
@@ -1051,6 +1261,437 @@ mod tests {
         let (top_k, rows) = run(&mut s, "SELECT id FROM t ORDER BY v <-> $1 LIMIT 1", &[q]);
         assert_eq!(top_k, None);
         assert_eq!(rows, vec![vec![Value::BigInt(7)]]);
+    }
+
+    /// Auto-parameterization: a session with it and one without run the same statements on
+    /// two engines; results (tag, rows, schema, batches) or errors must be identical, and so
+    /// must the tables afterwards.
+    mod auto_param {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::strategy::ValueTree;
+
+        const DIM: usize = 8;
+
+        const SETUP: &str =
+            "CREATE TABLE t (id BIGINT PRIMARY KEY, tag TEXT, v VECTOR(8), ts TIMESTAMP);
+             CREATE INDEX t_v ON t USING hnsw (v vector_l2_ops);
+             INSERT INTO t VALUES
+               (1, 'alpha', '[0,0,0,0,0,0,0,0]', '2024-01-01 00:00:00'),
+               (2, NULL, '[1,0,0,0,0,0,0,0]', NULL),
+               (3, 'beta', '[0,2,0,0,0,0,0,1]', '2024-06-01 12:00:00'),
+               (4, 'alphabet', NULL, '2023-01-01 00:00:00'),
+               (5, 'gamma', '[3,3,3,3,3,3,3,3]', '2025-01-01 00:00:00')";
+
+        /// Two sessions over two engines set up alike, auto-parameterization on and off.
+        struct Pair {
+            on: Session,
+            off: Session,
+        }
+
+        impl Pair {
+            fn new() -> Self {
+                let mut on = Session::new(Arc::new(MemoryEngine::new()));
+                let mut off = Session::new(Arc::new(MemoryEngine::new()));
+                off.set_auto_parameterize(false);
+                on.execute(SETUP, &[]).expect("setup");
+                off.execute(SETUP, &[]).expect("setup");
+                Pair { on, off }
+            }
+
+            /// Runs `sql` on both and checks they agree; returns the result (or error).
+            fn run(&mut self, sql: &str) -> Result<Vec<StatementResult>> {
+                let a = self.on.execute(sql, &[]);
+                let b = self.off.execute(sql, &[]);
+                match (&a, &b) {
+                    (Ok(x), Ok(y)) => {
+                        assert_eq!(x.len(), y.len(), "{sql}");
+                        for (x, y) in x.iter().zip(y) {
+                            assert_eq!(x.tag, y.tag, "{sql}");
+                            assert_eq!(x.rows_affected, y.rows_affected, "{sql}");
+                            assert_eq!(x.returns_rows, y.returns_rows, "{sql}");
+                            assert_eq!(x.schema, y.schema, "{sql}");
+                            assert_eq!(x.batches, y.batches, "{sql}");
+                        }
+                    }
+                    (Err(x), Err(y)) => {
+                        assert_eq!(x, y, "{sql}");
+                        assert_eq!(x.code(), y.code(), "{sql}");
+                    }
+                    _ => panic!("{sql}: {a:?} vs {b:?}"),
+                }
+                a
+            }
+
+            /// Both databases hold the same rows.
+            fn same_state(&mut self) {
+                self.run("SELECT id, tag, v, ts FROM t ORDER BY id")
+                    .expect("state");
+                assert!(!self.on.in_transaction() || self.off.in_transaction());
+            }
+
+            fn slot(&self, sql: &str) -> Option<&TemplateSlot> {
+                self.on
+                    .templates
+                    .get(&crate::autoparam::scan(sql).expect("a candidate").key)
+            }
+
+            fn has_template(&self, sql: &str) -> bool {
+                matches!(self.slot(sql), Some(TemplateSlot::Ready(_)))
+            }
+
+            fn refused(&self, sql: &str) -> bool {
+                matches!(self.slot(sql), Some(TemplateSlot::Refused(_)))
+            }
+        }
+
+        /// A vector literal of `dim` elements, ~10 bytes each so one passes the size threshold.
+        fn vector(seed: u32, dim: usize) -> String {
+            let parts: Vec<String> = (0..dim)
+                .map(|i| format!("{:.7}", ((seed as usize * 31 + i * 7) % 97) as f64 / 13.0))
+                .collect();
+            format!("[{}]", parts.join(","))
+        }
+
+        fn long_tag(seed: u32) -> String {
+            format!("tag-{seed}-{}", "x".repeat(70))
+        }
+
+        /// A text with a key seen before runs its template (it is not parsed: the text-keyed
+        /// cache never sees it), and gives what the ordinary path gives.
+        #[test]
+        fn a_second_text_with_the_key_runs_the_template() {
+            let mut p = Pair::new();
+            let q = |seed| {
+                format!(
+                    "SELECT id FROM t ORDER BY v <-> '{}' LIMIT 3",
+                    vector(seed, DIM)
+                )
+            };
+            p.run(&q(1)).expect("first");
+            assert!(p.has_template(&q(1)));
+            for seed in 2..6 {
+                let out = p.run(&q(seed)).expect("hit");
+                assert_eq!(out[0].rows_affected, 3);
+                assert!(!p.on.cache.contains_key(&q(seed)), "parsed: {}", q(seed));
+            }
+            // Off, nothing is learnt.
+            assert!(p.off.templates.is_empty());
+        }
+
+        /// Where a string literal and an untyped `$k` would bind differently, there is no
+        /// template; where they bind alike, there is one and it agrees with the literals.
+        #[test]
+        fn binder_differences_refuse_or_agree() {
+            let mut p = Pair::new();
+            let v = vector(7, DIM);
+            let tag = long_tag(1);
+            // A bare literal is `unknown` (a `?column?` of text); a parameter there has no
+            // type: no template.
+            for sql in [
+                format!("SELECT '{tag}'"),
+                format!("SELECT '{tag}' AS x, id FROM t"),
+                // INSERT ... VALUES leaves literals untyped until assignment.
+                format!("INSERT INTO t VALUES (10, '{tag}', '{v}', NULL)"),
+                format!("INSERT INTO t (id, tag) VALUES (11, 'x'), (12, '{tag}')"),
+                // LIKE ... ESCAPE is unsupported whatever the pattern.
+                format!("SELECT id FROM t WHERE tag LIKE '{tag}' ESCAPE '!'"),
+            ] {
+                p.run(&sql).ok();
+                assert!(p.refused(&sql), "{sql}");
+                p.run(&sql.replace("x", "y")).ok();
+            }
+            // Typed by context: templates that must agree with the literal path.
+            for (sql, again) in [
+                (
+                    format!("SELECT '{tag}'::text AS a, id FROM t ORDER BY id"),
+                    format!("SELECT '{}'::text AS a, id FROM t ORDER BY id", long_tag(2)),
+                ),
+                (
+                    format!("SELECT tag || '{tag}' FROM t ORDER BY id"),
+                    format!("SELECT tag || '{}' FROM t ORDER BY id", long_tag(3)),
+                ),
+                (
+                    format!("SELECT id FROM t WHERE tag LIKE 'alpha%' AND v <-> '{v}' < 100 ORDER BY id"),
+                    format!("SELECT id FROM t WHERE tag LIKE '%a' AND v <-> '{v}' < 100 ORDER BY id"),
+                ),
+                (
+                    format!("SELECT vector_dims('{v}'), '{v}'::vector(8) <-> v FROM t ORDER BY id"),
+                    format!("SELECT vector_dims('{}'), '{v}'::vector(8) <-> v FROM t ORDER BY id", vector(9, 3)),
+                ),
+                (
+                    format!("SELECT id FROM t WHERE ts < '2024-03-01 00:00:00' AND tag <> '{tag}' ORDER BY id"),
+                    format!(
+                        "SELECT id FROM t WHERE ts < '2025-03-01 00:00:00' AND tag <> '{}' ORDER BY id",
+                        long_tag(4)
+                    ),
+                ),
+                (
+                    format!("SELECT count(*), max(tag) FROM t WHERE tag > '{tag}' OR v = '{v}'"),
+                    format!("SELECT count(*), max(tag) FROM t WHERE tag > 'a' OR v = '{}'", vector(1, DIM)),
+                ),
+                (
+                    format!("SELECT id FROM t WHERE id = '{}' OR tag = '{tag}'", " 3 "),
+                    format!("SELECT id FROM t WHERE id = '{}' OR tag = '{tag}'", "2"),
+                ),
+            ] {
+                p.run(&sql).expect(&sql);
+                assert!(p.has_template(&sql), "{sql}");
+                let hits = p.on.autoparam_stats.hits;
+                p.run(&again).expect(&again);
+                assert_eq!(p.on.autoparam_stats.hits, hits + 1, "{again}");
+            }
+            // A `'..'::vector(2)` of the wrong dimension fails at bind time with the literal;
+            // with the template the conversion fails and the ordinary path gives that error.
+            let cast =
+                |v: &str| format!("SELECT id FROM t ORDER BY v <-> '{v}'::vector(8) LIMIT 2");
+            p.run(&cast(&vector(1, DIM))).expect("right dimension");
+            assert!(p.has_template(&cast(&vector(1, DIM))));
+            let err = p.run(&cast(&vector(2, 9))).expect_err("wrong dimension");
+            assert_eq!(err.code(), "22000");
+            let err = p
+                .run(&cast(
+                    "[1,2,x,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23]",
+                ))
+                .expect_err("malformed");
+            assert_eq!(err.code(), "22P02");
+            // ON CONFLICT DO UPDATE: typed by the assignment.
+            let upsert = |id: u32, seed: u32| {
+                format!(
+                    "INSERT INTO t (id) VALUES ({id}) ON CONFLICT (id) DO UPDATE SET v = '{}', tag = '{}'",
+                    vector(seed, DIM),
+                    long_tag(seed)
+                )
+            };
+            p.run(&upsert(1, 1)).expect("upsert");
+            p.run(&upsert(2, 2)).expect("upsert");
+            p.run(&upsert(20, 3)).expect("insert");
+            p.same_state();
+        }
+
+        /// A template is dropped and learnt again when a table it reads changes under it
+        /// (DROP/CREATE INDEX, a table dropped and created anew, made through the engine by
+        /// another session).
+        #[test]
+        fn schema_changes_invalidate_templates() {
+            let engine = Arc::new(MemoryEngine::new());
+            let mut s = Session::new(engine.clone());
+            s.execute(SETUP, &[]).expect("setup");
+            let mut other = Session::new(engine.clone());
+            let q = |v: &str| format!("SELECT id FROM t ORDER BY v <-> '{v}' LIMIT 2");
+            let template_tables = |s: &Session, sql: &str| match s
+                .templates
+                .get(&crate::autoparam::scan(sql).expect("candidate").key)
+            {
+                Some(TemplateSlot::Ready(t)) => {
+                    t.statement.bound.as_ref().expect("bound").tables.clone()
+                }
+                other => panic!("{other:?}"),
+            };
+            s.execute(&q(&vector(1, DIM)), &[]).expect("query");
+            assert_eq!(template_tables(&s, &q(&vector(1, DIM)))[0].indexes.len(), 1);
+            other.execute("DROP INDEX t_v", &[]).expect("drop index");
+            let out = s.execute(&q(&vector(2, DIM)), &[]).expect("query");
+            assert_eq!(out[0].rows_affected, 2);
+            assert!(template_tables(&s, &q(&vector(2, DIM)))[0]
+                .indexes
+                .is_empty());
+            other
+                .execute(
+                    "CREATE INDEX t_v2 ON t USING hnsw (v vector_cosine_ops)",
+                    &[],
+                )
+                .expect("create index");
+            s.execute(&q(&vector(3, DIM)), &[]).expect("query");
+            assert_eq!(template_tables(&s, &q(&vector(3, DIM)))[0].indexes.len(), 1);
+            // The table anew with 3-d vectors: an 8-d literal now fails as the literal does,
+            // and a 3-d one runs.
+            other
+                .execute(
+                    "DROP TABLE t; CREATE TABLE t (id BIGINT PRIMARY KEY, v VECTOR(3));
+                     INSERT INTO t VALUES (1, '[1,2,3]'), (2, '[0,0,1]')",
+                    &[],
+                )
+                .expect("recreate");
+            let mut fresh = Session::new(engine.clone());
+            fresh.set_auto_parameterize(false);
+            let sql = q(&vector(4, DIM));
+            assert_eq!(
+                s.execute(&sql, &[]).map(|r| r[0].rows_affected),
+                fresh.execute(&sql, &[]).map(|r| r[0].rows_affected)
+            );
+            let three = q(&format!("[{}]", ["1.0000000000000000000000"; 3].join(",")));
+            let out = s.execute(&three, &[]).expect("3-d");
+            assert_eq!(out[0].rows_affected, 2);
+            assert_eq!(template_tables(&s, &three)[0].columns.len(), 2);
+            // A refusal is forgotten when the catalog moves: the table is dropped, the query
+            // fails (no template), the table comes back, the template is learnt.
+            other.execute("DROP TABLE t", &[]).expect("drop");
+            assert!(s.execute(&three, &[]).is_err());
+            other
+                .execute("CREATE TABLE t (id BIGINT PRIMARY KEY, v VECTOR(3))", &[])
+                .expect("create");
+            s.execute(&three, &[]).expect("3-d again");
+            assert!(!template_tables(&s, &three).is_empty());
+        }
+
+        /// Inside a transaction the template path keeps PostgreSQL's rule: after a failure
+        /// only COMMIT/ROLLBACK are accepted.
+        #[test]
+        fn transactions_and_aborted_blocks_agree() {
+            let mut p = Pair::new();
+            let upd = |seed| format!("UPDATE t SET v = '{}' WHERE id = 1", vector(seed, DIM));
+            p.run(&upd(1)).expect("learn");
+            p.run("BEGIN").expect("begin");
+            p.run(&upd(2)).expect("in tx");
+            p.run(&format!(
+                "SELECT id FROM t ORDER BY v <-> '{}' LIMIT 2",
+                vector(2, DIM)
+            ))
+            .expect("reads its writes");
+            p.run(&upd(3).replace("WHERE id = 1", "WHERE id = 1 AND v <-> '[1]' < 1"))
+                .expect_err("dimension error aborts");
+            p.run(&upd(4)).expect_err("aborted");
+            p.run("COMMIT").expect("rolls back");
+            p.same_state();
+        }
+
+        /// Statement pieces for the property test: literal texts good and bad.
+        fn vector_text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                6 => (0u32..1000).prop_map(|s| vector(s, DIM)),
+                2 => (0u32..1000, 1usize..12).prop_map(|(s, d)| vector(s, d)),
+                2 => proptest::sample::select(&[
+                    "[1,2,3,4,5,6,7,8",
+                    "[1,,2,3,4,5,6,7,8]",
+                    "[NaN,0,0,0,0,0,0,0]",
+                    "[inf,0,0,0,0,0,0,0]",
+                    "[1e39,0,0,0,0,0,0,0]",
+                    "[]",
+                    " [ 1 , 2 ,3,4,5,6,7, 8 ] ",
+                    "1,2,3,4,5,6,7,8",
+                    "[1,2,3,4,5,6,7,8] x",
+                    "[0.000000000000000000000000000000000000000000001,0,0,0,0,0,0,0]",
+                ][..]).prop_map(|s| format!("{s}{}", " ".repeat(40))),
+            ]
+        }
+
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                2 => proptest::sample::select(&["alpha", "beta", "", "NULL", "alp%", "%a_", "gamma"][..])
+                    .prop_map(str::to_string),
+                1 => (0u32..5).prop_map(long_tag),
+            ]
+        }
+
+        /// A statement shape: `§v` and `§t` stand for a vector and a text literal.
+        fn shape() -> impl Strategy<Value = String> {
+            prop_oneof![
+                (0u32..6).prop_map(|k| format!("SELECT id FROM t ORDER BY v <-> '§v' LIMIT {k}")),
+                (1u32..6).prop_map(|k| format!(
+                    "SELECT id, tag FROM t WHERE tag = '§t' ORDER BY v <-> '§v' LIMIT {k}"
+                )),
+                (0u32..30).prop_map(|r| format!(
+                    "SELECT id, v <=> '§v' FROM t WHERE tag LIKE '§t' OR v <-> '§v' < {r} ORDER BY id"
+                )),
+                Just("SELECT count(*) FROM t WHERE tag > '§t' AND v <+> '§v' > 1".to_string()),
+                (1u32..12).prop_map(|id| format!("INSERT INTO t VALUES ({id}, '§t', '§v', NULL)")),
+                (1u32..12).prop_map(|id| format!(
+                    "INSERT INTO t (id) VALUES ({id}) ON CONFLICT (id) DO UPDATE SET tag = '§t', v = '§v'"
+                )),
+                (1u32..12).prop_map(|id| format!("UPDATE t SET v = '§v', tag = '§t' WHERE id = {id}")),
+                (0u32..4).prop_map(|r| format!("UPDATE t SET tag = NULL WHERE v <-> '§v' < {r}")),
+                (0u32..8).prop_map(|r| format!("DELETE FROM t WHERE v <#> '§v' > -{r}")),
+                Just("DELETE FROM t WHERE tag = '§t' AND v <> '§v'".to_string()),
+                Just("SELECT '§t', '§v'".to_string()),
+                Just("SELECT '§t'::text, '§v'::vector(8), tag || '§t' FROM t ORDER BY id".to_string()),
+                Just("SELECT id FROM t WHERE ts > '§t' AND v <-> '§v' < 5".to_string()),
+                Just("SELECT vector_dims('§v'), vector_norm('§v')".to_string()),
+                Just("BEGIN".to_string()),
+                Just("COMMIT".to_string()),
+                Just("ROLLBACK".to_string()),
+            ]
+        }
+
+        /// `shape` with its markers filled from `vectors` and `texts` in turn.
+        fn fill(shape: &str, vectors: &[String], texts: &[String]) -> String {
+            let (mut vs, mut ts) = (vectors.iter().cycle(), texts.iter().cycle());
+            let mut out = String::new();
+            for (i, piece) in shape.split('§').enumerate() {
+                if i == 0 {
+                    out.push_str(piece);
+                    continue;
+                }
+                let (filler, rest) = match piece.as_bytes().first() {
+                    Some(b'v') => (vs.next(), &piece[1..]),
+                    Some(b't') => (ts.next(), &piece[1..]),
+                    _ => (None, piece),
+                };
+                out.push_str(filler.map_or("", String::as_str));
+                out.push_str(rest);
+            }
+            out
+        }
+
+        /// Statements: shapes each run with one to three sets of literals, so that keys recur.
+        fn statements() -> impl Strategy<Value = Vec<String>> {
+            let fills = (
+                proptest::collection::vec(vector_text(), 2),
+                proptest::collection::vec(text(), 2),
+            );
+            let group =
+                (shape(), proptest::collection::vec(fills, 1..4)).prop_map(|(shape, fills)| {
+                    fills
+                        .iter()
+                        .map(|(v, t)| fill(&shape, v, t))
+                        .collect::<Vec<_>>()
+                });
+            proptest::collection::vec(group, 1..16).prop_map(|g| g.concat())
+        }
+
+        /// Runs `statements` through a [`Pair`] (which checks every result) and compares the
+        /// tables at the end; returns what the auto-parameterizing session did.
+        fn check(statements: &[String]) -> AutoParamStats {
+            let mut p = Pair::new();
+            for sql in statements {
+                let _ = p.run(sql);
+            }
+            p.run("ROLLBACK").ok();
+            p.same_state();
+            p.on.autoparam_stats
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(96))]
+
+            #[test]
+            fn auto_parameterization_changes_no_result(statements in statements()) {
+                check(&statements);
+            }
+        }
+
+        /// The property test's statements do exercise templates: hits, fallbacks to the
+        /// ordinary path, learnt and refused keys, over a fixed sample.
+        #[test]
+        fn the_property_test_runs_templates() {
+            let mut runner = proptest::test_runner::TestRunner::deterministic();
+            let mut total = AutoParamStats::default();
+            for _ in 0..40 {
+                let statements = statements()
+                    .new_tree(&mut runner)
+                    .expect("sample")
+                    .current();
+                let s = check(&statements);
+                total.hits += s.hits;
+                total.fallbacks += s.fallbacks;
+                total.learnt += s.learnt;
+                total.refused += s.refused;
+            }
+            assert!(total.hits > 100, "{total:?}");
+            assert!(total.fallbacks > 10, "{total:?}");
+            assert!(total.learnt > 40, "{total:?}");
+            assert!(total.refused > 20, "{total:?}");
+        }
     }
 
     #[test]
