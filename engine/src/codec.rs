@@ -71,9 +71,20 @@ impl<'a> Reader<'a> {
     pub(crate) fn f32s(&mut self) -> Result<Vec<f32>> {
         let n = self.len(4)?;
         let b = self.bytes(n * 4)?;
-        Ok(b.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        let mut v = Vec::with_capacity(n);
+        extend_f32s(&mut v, b);
+        Ok(v)
+    }
+}
+
+/// Appends the little-endian floats in `bytes` (a multiple of 4 bytes; a remainder is
+/// ignored) to `out`: sized once, then filled in place, a loop the compiler vectorises
+/// (collecting `chunks_exact(4)` one float at a time cost ~9 instructions per float).
+pub(crate) fn extend_f32s(out: &mut Vec<f32>, bytes: &[u8]) {
+    let start = out.len();
+    out.resize(start + bytes.len() / 4, 0.0);
+    for (x, c) in out[start..].iter_mut().zip(bytes.chunks_exact(4)) {
+        *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
     }
 }
 
@@ -89,9 +100,12 @@ pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 pub(crate) fn put_f32s(out: &mut Vec<u8>, v: &[f32]) {
     put_u32(out, v.len() as u32);
-    out.reserve(v.len() * 4);
-    for x in v {
-        out.extend_from_slice(&x.to_le_bytes());
+    // Sized once, then filled in place: a loop the compiler vectorises (appending 4 bytes at
+    // a time cost ~14 instructions per float, a third of replaying a 128-d row).
+    let start = out.len();
+    out.resize(start + v.len() * 4, 0);
+    for (dst, x) in out[start..].chunks_exact_mut(4).zip(v) {
+        dst.copy_from_slice(&x.to_le_bytes());
     }
 }
 
@@ -180,12 +194,7 @@ pub(crate) fn get_row_aside(
             Some(i) if r.peek_u8() == Some(T_VECTOR) => {
                 r.u8()?;
                 let len = r.len(4)?;
-                let bytes = r.bytes(len * 4)?;
-                arena.extend(
-                    bytes
-                        .chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-                );
+                extend_f32s(arena, r.bytes(len * 4)?);
                 mask |= 1 << i;
                 row.push(Value::Null);
             }

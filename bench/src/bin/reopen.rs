@@ -9,8 +9,20 @@
 //! `perf record` of a single run (`RUNS` = 1) profiles the open alone. With
 //! `VELA_REOPEN_SEARCH` set, the last open is followed by searches (unfiltered and filtered)
 //! and `get`s over the reopened rows, median latencies printed.
+//!
+//! `reopen replay DIR [ENTRIES] [RUNS]`: WAL replay rate on a reusable crash image (issue 4:
+//! replay at >= 500,000 entries/s). If `DIR/image` holds no database, builds one: the same
+//! table created and checkpointed, then `ENTRIES` (default 300,000) single-row upserts with a
+//! random vector each, durability off, RocksDB memtables large enough that nothing is
+//! flushed; the WAL is synced and the directory copied while open — a crash image with every
+//! entry in the WAL only (what `bench/benches/engine.rs`'s indexed replay line opens). Then
+//! `RUNS` times (default 3): copy the image to `DIR/run` (`cp -a`, untimed), open it, print the
+//! replay time (`EngineMetrics::replay_micros`), entries/s, the open time and the process CPU
+//! of the open. The same image serves every binary, so old and new code compare on identical
+//! input; `perf record` or callgrind a single run (`RUNS` = 1).
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Instant;
 
 use vela_bench::Gen;
@@ -51,14 +63,20 @@ fn schema() -> TableSchema {
     }
 }
 
-fn options() -> EngineOptions {
+/// Seal at 100,000 rows for the reopen store. The replay image seals nothing and, while it is
+/// built, lets tails grow without bound (writers never link inline: building it costs WAL and
+/// store writes only; the WAL holds the same entries either way).
+fn options(seal_rows: usize, tail_rows: usize) -> EngineOptions {
     EngineOptions {
-        seal_rows: 100_000,
+        seal_rows,
         checkpoint_interval: None,
         background: false,
+        tail_rows,
         ..EngineOptions::default()
     }
 }
+
+const REOPEN: (usize, usize) = (100_000, 8_192);
 
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
@@ -67,16 +85,133 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-fn open(dir: &Path, durability: Durability) -> (Engine, vela_engine::storage_impl::OpenedStorage) {
+fn open(
+    dir: &Path,
+    durability: Durability,
+    store: &StoreOptions,
+    (seal_rows, tail_rows): (usize, usize),
+) -> (Engine, vela_engine::storage_impl::OpenedStorage) {
     let st = open_storage(
         dir,
         WalOptions::default().with_durability(durability),
-        &StoreOptions::default(),
+        store,
         true,
     )
     .expect("open storage");
-    let e = Engine::open(st.log.clone(), st.store.clone(), options()).expect("open engine");
+    let opts = options(seal_rows, tail_rows);
+    let e = Engine::open(st.log.clone(), st.store.clone(), opts).expect("open engine");
     (e, st)
+}
+
+/// User + system CPU seconds of this process so far (`/proc/self/stat` fields 14 and 15, in
+/// 10 ms ticks): comparable across runs on a shared machine where wall time is not.
+fn process_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
+fn cp(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "cp -a {} {} failed", from.display(), to.display());
+}
+
+/// One upsert (or insert) of row `i` with a fresh random vector.
+fn bench_row(gen: &mut Gen, i: usize) -> Vec<Value> {
+    let v: Vec<f32> = (0..DIM).map(|_| gen.f32()).collect();
+    vec![
+        Value::BigInt(i as i64),
+        Value::Double(i as f64),
+        Value::Vector(v),
+    ]
+}
+
+fn build_replay_image(dir: &Path, image: &Path, n: usize) {
+    let live = dir.join("building");
+    let _ = std::fs::remove_dir_all(&live);
+    let big_memtables = StoreOptions {
+        write_buffer_bytes: 2 << 30,
+        db_write_buffer_bytes: 4 << 30,
+        ..StoreOptions::default()
+    };
+    let (e, st) = open(
+        &live,
+        Durability::Off,
+        &big_memtables,
+        (10_000_000, usize::MAX),
+    );
+    e.create_table(schema()).expect("create table");
+    e.checkpoint().expect("checkpoint");
+    let mut gen = Gen(11);
+    let t = Instant::now();
+    for i in 0..n {
+        e.write("bench", vec![Op::Upsert(bench_row(&mut gen, i))])
+            .expect("write");
+    }
+    st.log.0.sync().expect("sync");
+    cp(&live, image);
+    println!(
+        "image: {n} entries written in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    // Dropped without a close (which would checkpoint); the copy above is the crash image.
+    drop(e);
+    drop(st);
+    let _ = std::fs::remove_dir_all(&live);
+}
+
+fn replay_main(mut args: impl Iterator<Item = String>) {
+    let Some(dir) = args.next() else {
+        eprintln!("usage: reopen replay DIR [ENTRIES] [RUNS]");
+        std::process::exit(2);
+    };
+    let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(300_000);
+    let runs: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let dir = Path::new(&dir);
+    std::fs::create_dir_all(dir).expect("create DIR");
+    let image = dir.join("image");
+    if !image.join("store").exists() {
+        build_replay_image(dir, &image, n);
+    }
+    let run_dir = dir.join("run");
+    for _ in 0..runs {
+        cp(&image, &run_dir);
+        let cpu = process_cpu();
+        let t = Instant::now();
+        let (e, st) = open(
+            &run_dir,
+            Durability::Full,
+            &StoreOptions::default(),
+            (10_000_000, 8_192),
+        );
+        let took = t.elapsed().as_secs_f64();
+        let cpu = process_cpu() - cpu;
+        let m = e.metrics();
+        let replay = m.replay_micros as f64 / 1e6;
+        println!(
+            "replay: {} entries in {replay:.3} s = {:.0} entries/s; open {took:.3} s, process CPU {cpu:.2} s; {} rows",
+            m.replayed_entries,
+            m.replayed_entries as f64 / replay.max(1e-6),
+            e.row_count("bench").expect("row count"),
+        );
+        drop(e);
+        drop(st);
+    }
+    let _ = std::fs::remove_dir_all(&run_dir);
 }
 
 /// Median latency of k = 10 searches over the reopened rows: unfiltered, filtered on a scalar
@@ -142,9 +277,13 @@ fn search_after_open(e: &Engine) {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().is_some_and(|a| a == "replay") {
+        args.next();
+        return replay_main(args);
+    }
     let Some(dir) = args.next() else {
-        eprintln!("usage: reopen DIR [ROWS] [RUNS]");
+        eprintln!("usage: reopen DIR [ROWS] [RUNS] | reopen replay DIR [ENTRIES] [RUNS]");
         std::process::exit(2);
     };
     let n: usize = args
@@ -154,20 +293,13 @@ fn main() {
     let runs: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(3);
     let dir = Path::new(&dir);
     if !dir.join("store").exists() {
-        let (e, _st) = open(dir, Durability::Off);
+        let (e, _st) = open(dir, Durability::Off, &StoreOptions::default(), REOPEN);
         e.create_table(schema()).expect("create table");
         let mut gen = Gen(3);
         let t = Instant::now();
         for start in (0..n).step_by(BATCH) {
             let ops = (start..(start + BATCH).min(n))
-                .map(|i| {
-                    let v: Vec<f32> = (0..DIM).map(|_| gen.f32()).collect();
-                    Op::Insert(vec![
-                        Value::BigInt(i as i64),
-                        Value::Double(i as f64),
-                        Value::Vector(v),
-                    ])
-                })
+                .map(|i| Op::Insert(bench_row(&mut gen, i)))
                 .collect();
             e.write("bench", ops).expect("write");
             if (start / BATCH) % 10 == 9 {
@@ -188,7 +320,7 @@ fn main() {
     for run in 1..=runs {
         let before = rss_bytes();
         let t = Instant::now();
-        let (e, st) = open(dir, Durability::Full);
+        let (e, st) = open(dir, Durability::Full, &StoreOptions::default(), REOPEN);
         let took = t.elapsed().as_secs_f64();
         let after = rss_bytes();
         let rows = e.row_count("bench").expect("row count");

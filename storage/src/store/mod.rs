@@ -5,7 +5,7 @@
 //! | [`Cf`]        | RocksDB name | holds                                                    | compression |
 //! |---------------|--------------|----------------------------------------------------------|-------------|
 //! | `Catalog`     | `catalog`    | table definitions, index definitions                     | none        |
-//! | `Rows`        | `rows`       | primary key -> encoded scalar columns                    | LZ4         |
+//! | `Rows`        | `rows`       | primary key -> encoded row (the engine's vectors too)    | LZ4, bottom level only |
 //! | `Vectors`     | `vectors`    | row -> raw vector bytes (f32 LE, later f16/i8)           | none        |
 //! | `Index`       | `index`      | sealed segments' HNSW graphs as chunked blobs            | Zstd        |
 //! | `Tombstones`  | `tombstones` | deleted rows of sealed segments (value usually empty)    | LZ4         |
