@@ -36,7 +36,7 @@ pub enum Cf {
     Index,
 }
 
-/// One atomic batch of puts and deletes.
+/// One atomic batch of puts and deletes: `ranges`, then `ops`, then `packed`.
 #[derive(Debug, Default, Clone)]
 pub struct StoreWrite {
     /// `(cf, from, to)`: every key in `[from, to)` is deleted, *before* `ops` are applied (so
@@ -44,8 +44,71 @@ pub struct StoreWrite {
     pub ranges: Vec<(Cf, Vec<u8>, Vec<u8>)>,
     /// `(cf, key, Some(value))` puts, `(cf, key, None)` deletes, applied in order.
     pub ops: Vec<(Cf, Vec<u8>, Option<Vec<u8>>)>,
+    /// More puts and deletes, applied in order after `ops`, encoded into one buffer (rows:
+    /// no allocation per key or value, one free for the whole batch).
+    pub packed: PackedOps,
     /// The LSN this batch brings the store to (recorded by stores that track it).
     pub lsn: u64,
+}
+
+/// Puts and deletes encoded back to back into one buffer: each operation's key, then its
+/// value (puts), with the end offsets of both kept aside.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PackedOps {
+    bytes: Vec<u8>,
+    /// Per operation: column family, end of the key, end of the value (`None`: a delete).
+    /// The key starts where the previous operation ended.
+    ends: Vec<(Cf, usize, Option<usize>)>,
+}
+
+impl PackedOps {
+    /// A put whose key and value `key` and `value` append to the buffer they are given.
+    pub fn put_with(
+        &mut self,
+        cf: Cf,
+        key: impl FnOnce(&mut Vec<u8>),
+        value: impl FnOnce(&mut Vec<u8>),
+    ) {
+        key(&mut self.bytes);
+        let key_end = self.bytes.len();
+        value(&mut self.bytes);
+        self.ends.push((cf, key_end, Some(self.bytes.len())));
+    }
+    /// A delete of the key `key` appends to the buffer it is given.
+    pub fn delete_with(&mut self, cf: Cf, key: impl FnOnce(&mut Vec<u8>)) {
+        key(&mut self.bytes);
+        self.ends.push((cf, self.bytes.len(), None));
+    }
+    /// Moves `other`'s operations after this one's (`other` is left empty, its memory kept).
+    pub fn append(&mut self, other: &mut PackedOps) {
+        let base = self.bytes.len();
+        self.bytes.extend_from_slice(&other.bytes);
+        self.ends.extend(
+            other
+                .ends
+                .iter()
+                .map(|&(cf, k, v)| (cf, base + k, v.map(|v| base + v))),
+        );
+        other.bytes.clear();
+        other.ends.clear();
+    }
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+    /// The operations in order: `(cf, key, Some(value))` puts, `(cf, key, None)` deletes.
+    pub fn iter(&self) -> impl Iterator<Item = (Cf, &[u8], Option<&[u8]>)> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&(cf, key_end, value_end)| {
+            let key = self.bytes.get(start..key_end).unwrap_or_default();
+            let value = value_end.map(|end| self.bytes.get(key_end..end).unwrap_or_default());
+            start = value_end.unwrap_or(key_end);
+            (cf, key, value)
+        })
+    }
 }
 
 impl StoreWrite {
@@ -224,13 +287,17 @@ fn apply(tree: &mut Tree, batch: &StoreWrite) {
             tree.remove(&k);
         }
     }
-    for (cf, k, v) in &batch.ops {
+    let ops = batch
+        .ops
+        .iter()
+        .map(|(cf, k, v)| (*cf, &k[..], v.as_deref()));
+    for (cf, k, v) in ops.chain(batch.packed.iter()) {
         match v {
             Some(v) => {
-                tree.insert((*cf, k.clone()), v.clone());
+                tree.insert((cf, k.to_vec()), v.to_vec());
             }
             None => {
-                tree.remove(&(*cf, k.clone()));
+                tree.remove(&(cf, k.to_vec()));
             }
         }
     }
@@ -331,5 +398,59 @@ impl StoreBackend for MemStore {
         Err(EngineError::NotPossible(
             "the in-memory store cannot write a backup".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(p: &mut PackedOps, cf: Cf, k: &[u8], v: &[u8]) {
+        p.put_with(cf, |o| o.extend_from_slice(k), |o| o.extend_from_slice(v));
+    }
+
+    /// Packed operations come back in order with their keys and values (empty ones too),
+    /// also after appending one packed set to another.
+    #[test]
+    fn packed_ops_round_trip_and_append() {
+        let mut a = PackedOps::default();
+        put(&mut a, Cf::Rows, b"k1", b"value one");
+        a.delete_with(Cf::Index, |o| o.extend_from_slice(b"k2"));
+        put(&mut a, Cf::Rows, b"", b"");
+        let mut b = PackedOps::default();
+        b.delete_with(Cf::Rows, |o| o.extend_from_slice(b"k3"));
+        put(&mut b, Cf::Index, b"k4", b"v4");
+        a.append(&mut b);
+        assert!(b.is_empty());
+        let got: Vec<(Cf, Vec<u8>, Option<Vec<u8>>)> = a
+            .iter()
+            .map(|(c, k, v)| (c, k.to_vec(), v.map(<[u8]>::to_vec)))
+            .collect();
+        let want: Vec<(Cf, Vec<u8>, Option<Vec<u8>>)> = vec![
+            (Cf::Rows, b"k1".to_vec(), Some(b"value one".to_vec())),
+            (Cf::Index, b"k2".to_vec(), None),
+            (Cf::Rows, vec![], Some(vec![])),
+            (Cf::Rows, b"k3".to_vec(), None),
+            (Cf::Index, b"k4".to_vec(), Some(b"v4".to_vec())),
+        ];
+        assert_eq!(got, want);
+        assert_eq!(a.len(), 5);
+    }
+
+    /// A batch applies `ranges`, then `ops`, then `packed`: a packed put of a key an op
+    /// deleted (or a range cleared) stays.
+    #[test]
+    fn packed_ops_apply_after_ops_and_ranges() {
+        let store = MemStore::new();
+        let mut w = StoreWrite::default();
+        w.delete_range(Cf::Rows, b"a".to_vec(), b"z".to_vec());
+        w.delete(Cf::Rows, b"k".to_vec());
+        put(&mut w.packed, Cf::Rows, b"k", b"new");
+        put(&mut w.packed, Cf::Rows, b"m", b"1");
+        w.packed
+            .delete_with(Cf::Rows, |o| o.extend_from_slice(b"m"));
+        store.write(w).unwrap();
+        assert_eq!(store.get(Cf::Rows, b"k").unwrap(), Some(b"new".to_vec()));
+        assert_eq!(store.get(Cf::Rows, b"m").unwrap(), None);
     }
 }

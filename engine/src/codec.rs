@@ -218,6 +218,18 @@ pub(crate) fn put_key(out: &mut Vec<u8>, key: &Key) {
     }
 }
 
+/// Appends the store key of a row (`rows` column family): `table_id BE | encoded pk`.
+pub(crate) fn put_row_key(out: &mut Vec<u8>, table_id: u64, key: &Key) {
+    out.extend_from_slice(&table_id.to_be_bytes());
+    put_key(out, key);
+}
+
+/// Appends the store value of a row version: `row_id LE | row`.
+pub(crate) fn put_row_value(out: &mut Vec<u8>, row_id: u64, values: &[Value]) {
+    put_u64(out, row_id);
+    put_row(out, values);
+}
+
 pub(crate) fn get_key(b: &[u8]) -> Result<Key> {
     match b.split_first() {
         Some((1, rest)) if rest.len() == 8 => {

@@ -897,8 +897,12 @@ impl Inner {
         // written before a DDL entry is applied, so no gathered op precedes them.
         pending.ranges.extend(batch.ranges);
         // One applied-LSN marker per gathered batch (added when it is written) is enough.
+        // A gathered batch's `ops` all come before its `packed` ones, which is the order of
+        // their entries: `ops` hold DDL's writes (rows go to `packed`), and a DDL entry finds
+        // the buffer empty.
         pending.ops.extend(batch.ops);
-        if pending.ops.len() >= REPLAY_BATCH_OPS {
+        pending.packed.append(&mut batch.packed);
+        if pending.ops.len() + pending.packed.len() >= REPLAY_BATCH_OPS {
             let mut full = std::mem::take(pending);
             full.put(
                 Cf::Rows,
@@ -926,7 +930,7 @@ impl Inner {
     fn flush_replay_buf(&self) -> Result<()> {
         let pending = self.replay_buf.lock().as_mut().map(std::mem::take);
         match pending {
-            Some(mut p) if !p.ops.is_empty() || p.lsn > 0 => {
+            Some(mut p) if !p.ops.is_empty() || !p.packed.is_empty() || p.lsn > 0 => {
                 p.put(Cf::Rows, APPLIED_KEY.to_vec(), p.lsn.to_be_bytes().to_vec());
                 self.replay_out(p)
             }

@@ -62,10 +62,11 @@ impl StoreBackend for RocksStore {
         for (c, from, to) in &batch.ranges {
             b.delete_range(cf(*c), from, to);
         }
-        for (c, k, v) in &batch.ops {
+        let ops = batch.ops.iter().map(|(c, k, v)| (*c, &k[..], v.as_deref()));
+        for (c, k, v) in ops.chain(batch.packed.iter()) {
             match v {
-                Some(v) => b.put(cf(*c), k, v),
-                None => b.delete(cf(*c), k),
+                Some(v) => b.put(cf(c), k, v),
+                None => b.delete(cf(c), k),
             }
         }
         self.0.write(b, batch.lsn)?;

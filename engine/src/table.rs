@@ -23,7 +23,7 @@ use parking_lot::RwLock;
 
 use crate::backend::{Cf, StoreWrite};
 use crate::catalog::{ColumnType, Key, ScalarType, TableSchema, Value};
-use crate::codec::{put_key, put_row, put_u64, Op};
+use crate::codec::{put_key, put_row_key, put_row_value, Op};
 use crate::error::{EngineError, Result};
 use crate::metrics::{ShardCounters, TableCounters};
 use crate::search::RowPredicate;
@@ -265,32 +265,6 @@ pub(crate) fn shard_of_encoded(key: &[u8], shards: usize) -> usize {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     (h % shards.max(1) as u64) as usize
-}
-
-/// Store key of a row: `table_id (BE) | encoded pk`.
-pub(crate) fn row_store_key(table_id: u64, key: &Key) -> Vec<u8> {
-    let mut k = Vec::with_capacity(24);
-    k.extend_from_slice(&table_id.to_be_bytes());
-    put_key(&mut k, key);
-    k
-}
-
-/// Store value of a row: `row_id (LE) | row`.
-pub(crate) fn row_store_value(row: &Row) -> Vec<u8> {
-    // Sized up front (a 128-d row would otherwise grow the buffer four times).
-    let size: usize = row
-        .values
-        .iter()
-        .map(|x| match x {
-            Value::Vector(f) => 5 + 4 * f.len(),
-            Value::Text(t) => 5 + t.len(),
-            _ => 9,
-        })
-        .sum();
-    let mut v = Vec::with_capacity(12 + size);
-    put_u64(&mut v, row.row_id);
-    put_row(&mut v, &row.values);
-    v
 }
 
 /// Checks one row against the schema (pure: no state). Returns its key.
@@ -781,13 +755,16 @@ impl Table {
         }
     }
 
-    /// The store writes of a planned batch.
+    /// The store writes of a planned batch, packed into one buffer (`codec::put_row_key`,
+    /// `codec::put_row_value`: no allocation per row).
     pub fn store_ops(&self, changes: &[Change], batch: &mut StoreWrite) {
         for ch in changes {
-            let key = row_store_key(self.id, &ch.key);
+            let key = |out: &mut Vec<u8>| put_row_key(out, self.id, &ch.key);
             match &ch.new {
-                Some(row) => batch.put(Cf::Rows, key, row_store_value(row)),
-                None => batch.delete(Cf::Rows, key),
+                Some(row) => batch.packed.put_with(Cf::Rows, key, |out| {
+                    put_row_value(out, row.row_id, &row.values)
+                }),
+                None => batch.packed.delete_with(Cf::Rows, key),
             }
         }
     }
