@@ -162,6 +162,12 @@ pub trait StoreBackend: Send + Sync {
     fn flushed_lsn(&self) -> u64;
     /// Writes a consistent copy of the store into `dir` (a backup).
     fn checkpoint_to(&self, dir: &Path) -> Result<()>;
+    /// Pauses (`true`) or resumes background reorganisation of what was written (RocksDB's
+    /// compactions of the rows) during a bulk load such as WAL replay. Only a performance
+    /// hint: what is written and read is the same either way.
+    fn pause_compactions(&self, _paused: bool) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// An in-memory log. `crash()` drops entries appended after the last `sync` unless `sync_each`.

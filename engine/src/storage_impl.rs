@@ -99,6 +99,11 @@ impl StoreBackend for RocksStore {
         self.0.checkpoint_to(dir)?;
         Ok(())
     }
+    fn pause_compactions(&self, paused: bool) -> Result<()> {
+        Ok(self
+            .0
+            .set_auto_compactions(vela_storage::Cf::Rows, !paused)?)
+    }
 }
 
 /// An opened data directory: its lock, WAL and store (drop order: store and WAL, then lock).

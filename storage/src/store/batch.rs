@@ -17,6 +17,9 @@ pub struct StoreBatch<'s> {
     /// The first reason this batch must be refused by `write` (a reserved `meta` key, or an
     /// oversized blob), recorded here so the builder methods stay infallible.
     pub(crate) refused: Option<String>,
+    /// Column family handles looked up so far (by `Cf as usize`): a lookup by name per
+    /// operation showed in replay's profile (thousands of puts per batch).
+    handles: [Option<&'s ColumnFamily>; Cf::ALL.len()],
 }
 
 impl<'s> StoreBatch<'s> {
@@ -25,6 +28,7 @@ impl<'s> StoreBatch<'s> {
             store,
             inner: WriteBatch::default(),
             refused: None,
+            handles: [None; Cf::ALL.len()],
         }
     }
 
@@ -85,9 +89,15 @@ impl<'s> StoreBatch<'s> {
     /// The RocksDB handle of `cf`. Every handle exists once the store is open; should one ever
     /// be missing the batch is refused rather than a panic.
     pub(crate) fn handle(&mut self, cf: Cf) -> Option<&'s ColumnFamily> {
+        let slot = cf as usize;
+        if let Some(h) = self.handles.get(slot).copied().flatten() {
+            return Some(h);
+        }
         let h = self.store.db.cf_handle(cf.name());
-        if h.is_none() {
-            self.refuse("column family handle missing");
+        match (h, self.handles.get_mut(slot)) {
+            (None, _) => self.refuse("column family handle missing"),
+            (Some(h), Some(cached)) => *cached = Some(h),
+            (Some(_), None) => {}
         }
         h
     }

@@ -6,7 +6,7 @@
 pub enum Cf {
     /// Table definitions and other schema objects.
     Catalog,
-    /// Rows: primary key -> encoded scalar columns.
+    /// Rows: primary key -> encoded row (the engine keeps its catalog and markers here too).
     Rows,
     /// Vectors: row -> raw vector bytes.
     Vectors,

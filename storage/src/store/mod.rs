@@ -308,6 +308,18 @@ impl SegmentStore {
         Ok(())
     }
 
+    /// Pauses (`false`) or resumes (`true`) automatic compactions of `cf`, as RocksDB advises
+    /// for bulk loads: while paused, flushes still happen (L0 files pile up, and no write
+    /// stalls on their count) and nothing is rewritten; resuming lets the background threads
+    /// compact what piled up. Not persisted: a reopen compacts as configured.
+    pub fn set_auto_compactions(&self, cf: Cf, on: bool) -> Result<()> {
+        let h = self.handle(cf)?;
+        let disabled = if on { "false" } else { "true" };
+        self.db
+            .set_options_cf(h, &[("disable_auto_compactions", disabled)])
+            .map_err(|e| self.rocks(e))
+    }
+
     /// Makes every write so far durable and records `lsn` as the flushed LSN (see the module
     /// docs for the exact invariant). The caller must have applied every WAL entry `<= lsn`.
     ///

@@ -411,3 +411,36 @@ fn every_configured_compression_works_with_the_linked_rocksdb() {
         Some(vec![3u8; 3 << 20])
     );
 }
+
+#[test]
+fn paused_compactions_let_l0_files_pile_up_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = open(tmp.path());
+    let l0 = |s: &SegmentStore| {
+        s.db.property_int_value_cf(s.handle(Cf::Rows).unwrap(), "rocksdb.num-files-at-level0")
+            .unwrap()
+            .unwrap()
+    };
+    s.set_auto_compactions(Cf::Rows, false).unwrap();
+    // Six flushes, each one L0 file overlapping the others (4 trigger a compaction).
+    for lsn in 1..=6u64 {
+        let mut b = s.batch();
+        for i in 0u32..100 {
+            b.put(Cf::Rows, &i.to_be_bytes(), &lsn.to_be_bytes());
+        }
+        s.write(b, lsn).unwrap();
+        s.flush(lsn).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(l0(&s), 6, "no compaction while paused");
+    s.set_auto_compactions(Cf::Rows, true).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while l0(&s) >= 4 {
+        assert!(std::time::Instant::now() < deadline, "compactions resumed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        s.get(Cf::Rows, &7u32.to_be_bytes()).unwrap(),
+        Some(6u64.to_be_bytes().to_vec())
+    );
+}
