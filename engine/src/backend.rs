@@ -62,6 +62,13 @@ pub struct PackedOps {
 }
 
 impl PackedOps {
+    /// Empty, with room for as many bytes and operations as `like` holds.
+    pub fn with_capacity(like: &PackedOps) -> Self {
+        PackedOps {
+            bytes: Vec::with_capacity(like.bytes.len()),
+            ends: Vec::with_capacity(like.ends.len()),
+        }
+    }
     /// A put whose key and value `key` and `value` append to the buffer they are given.
     pub fn put_with(
         &mut self,

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 use rayon::prelude::*;
 
-use crate::backend::{Cf, LogBackend, StoreBackend, StoreWrite};
+use crate::backend::{Cf, LogBackend, PackedOps, StoreBackend, StoreWrite};
 use crate::catalog::{Key, TableSchema, Value, VectorIndexDef};
 use crate::codec::{decode_record, encode_record, from_json, get_row_aside, LogRecord, Op, Reader};
 use crate::error::{EngineError, Result};
@@ -903,7 +903,12 @@ impl Inner {
         pending.ops.extend(batch.ops);
         pending.packed.append(&mut batch.packed);
         if pending.ops.len() + pending.packed.len() >= REPLAY_BATCH_OPS {
-            let mut full = std::mem::take(pending);
+            // The next gathered batch starts with the room this one needed (no regrowing).
+            let next = StoreWrite {
+                packed: PackedOps::with_capacity(&pending.packed),
+                ..StoreWrite::default()
+            };
+            let mut full = std::mem::replace(pending, next);
             full.put(
                 Cf::Rows,
                 APPLIED_KEY.to_vec(),
