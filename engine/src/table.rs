@@ -23,7 +23,7 @@ use parking_lot::RwLock;
 
 use crate::backend::{Cf, StoreWrite};
 use crate::catalog::{ColumnType, Key, ScalarType, TableSchema, Value};
-use crate::codec::{put_key, put_row_key, put_row_value, Op};
+use crate::codec::{put_row_key, put_row_value, with_encoded_key, Op};
 use crate::error::{EngineError, Result};
 use crate::metrics::{ShardCounters, TableCounters};
 use crate::search::RowPredicate;
@@ -115,6 +115,14 @@ impl Shard {
             .find_map(|s| s.raw_vector(row_id, col))
     }
 
+    /// [`Shard::graph_vector`] into `out` (reusing its allocation); whether it was found.
+    pub fn graph_vector_into(&self, row_id: u64, col: usize, out: &mut Vec<f32>) -> bool {
+        self.sealed
+            .iter()
+            .chain(std::iter::once(&self.appendable))
+            .any(|s| s.raw_vector_into(row_id, col, out))
+    }
+
     /// `row`'s values with the vectors it leaves to the graphs filled in: a column of
     /// `aside` (see [`Table::aside`]) that reads NULL holds the graph's vector when a segment
     /// has a node for the version (a true NULL has none). `None` when nothing was left aside.
@@ -173,11 +181,7 @@ impl Shard {
                 match scratch.get_mut(i) {
                     Some(Value::Vector(buf)) if wanted => {
                         let found = near.is_some_and(|s| s.raw_vector_into(row.row_id, i, buf))
-                            || self
-                                .sealed
-                                .iter()
-                                .chain(std::iter::once(&self.appendable))
-                                .any(|s| s.raw_vector_into(row.row_id, i, buf));
+                            || self.graph_vector_into(row.row_id, i, buf);
                         if !found {
                             scratch[i] = Value::Null;
                         }
@@ -252,9 +256,7 @@ pub(crate) struct Change {
 
 /// Stable FNV-1a hash of the encoded key: routes a key to its shard, identically across runs.
 pub(crate) fn shard_of(key: &Key, shards: usize) -> usize {
-    let mut buf = Vec::with_capacity(16);
-    put_key(&mut buf, key);
-    shard_of_encoded(&buf, shards)
+    with_encoded_key(key, |b| shard_of_encoded(b, shards))
 }
 
 /// [`shard_of`] given the key's encoding (`codec::put_key`), e.g. straight from a store key.
