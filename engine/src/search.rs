@@ -113,6 +113,8 @@ fn exact_shard(
     req: &SearchRequest<'_>,
     aside: &[usize],
 ) -> Vec<SearchHit> {
+    // A vector left to the graphs is fetched into one buffer, reused from row to row.
+    let mut fetched = Vec::new();
     let mut hits: Vec<SearchHit> = shard
         .keys
         .values()
@@ -120,9 +122,12 @@ fn exact_shard(
         .filter_map(|r| {
             let distance = match r.values.get(col) {
                 Some(Value::Vector(v)) => metric.distance(req.query, v),
-                // A vector left to the graphs (a true NULL has none).
-                Some(Value::Null) if aside.contains(&col) => {
-                    metric.distance(req.query, &shard.graph_vector(r.row_id, col)?)
+                // A true NULL has no vector in any graph.
+                Some(Value::Null)
+                    if aside.contains(&col)
+                        && shard.graph_vector_into(r.row_id, col, &mut fetched) =>
+                {
+                    metric.distance(req.query, &fetched)
                 }
                 _ => return None,
             };
