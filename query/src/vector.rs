@@ -34,6 +34,14 @@ pub fn parse_vector(text: &str) -> Result<Vec<f32>> {
             "vector must have at least 1 dimension".into(),
         ));
     }
+    if let Some(values) = parse_elements_fast(inner.as_bytes()) {
+        return Ok(values);
+    }
+    parse_elements(inner, &invalid)
+}
+
+/// The elements between the brackets (not all space), one at a time, with pgvector's checks.
+fn parse_elements(inner: &str, invalid: &dyn Fn(&str) -> QueryError) -> Result<Vec<f32>> {
     let mut values = Vec::new();
     // One pass over the bytes: elements end at ',' (ASCII, so every cut is a char boundary)
     // and lose pgvector's whitespace (C `isspace`, all ASCII) on both sides.
@@ -85,17 +93,129 @@ pub fn parse_vector(text: &str) -> Result<Vec<f32>> {
 
 /// C's `isspace` in the "C" locale: what pgvector skips around an element.
 fn is_c_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+    b <= b' ' && matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
-/// `element.parse::<f32>()`, faster: lexical-core's exact parser takes plain decimal text
-/// (correctly rounded, as `str::parse` is); what it does not take — NaN and infinity
-/// spellings, malformed text — goes to `str::parse`, so the result is always `str::parse`'s
-/// (`tests::parse_f32_equals_str_parse` compares the two).
+/// `element.parse::<f32>()`, faster: short plain decimals go through [`parse_f32_fast`], other
+/// decimal text through lexical-core's exact parser (correctly rounded, as `str::parse` is);
+/// what neither takes — NaN and infinity spellings, malformed text — goes to `str::parse`, so
+/// the result is always `str::parse`'s (`tests::parse_f32_equals_str_parse` compares them).
 fn parse_f32(element: &str) -> Option<f32> {
+    if let Some(v) = parse_f32_fast(element.as_bytes()) {
+        return Some(v);
+    }
     match lexical_core::parse::<f32>(element.as_bytes()) {
         Ok(v) => Some(v),
         Err(_) => element.parse().ok(),
+    }
+}
+
+/// Powers of ten exactly representable in an `f64` (up to 10^22).
+const EXACT_POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The correctly rounded `f32` of `[+-]?digits[.digits]` with at most 19 digits in all (no
+/// exponent) whose digits, read as an integer, are at most 2^53; `None` for anything else
+/// (the caller's exact parser takes it). See [`decimal_to_f32`].
+fn parse_f32_fast(text: &[u8]) -> Option<f32> {
+    let (value, end) = read_decimal(text, 0)?;
+    (end == text.len()).then_some(value)
+}
+
+/// Reads `[+-]?digits[.digits]` at `text[at..]` as [`decimal_to_f32`] takes it; returns the
+/// value and where the text read ends. `None` if there is no digit, more than 19, or
+/// [`decimal_to_f32`] refuses.
+#[inline]
+fn read_decimal(text: &[u8], mut at: usize) -> Option<(f32, usize)> {
+    let negative = text.get(at) == Some(&b'-');
+    if matches!(text.get(at), Some(b'-' | b'+')) {
+        at += 1;
+    }
+    // Wrapping: past 19 digits the value is wrong, and refused below.
+    let mut digits = 0u64;
+    let start = at;
+    at = read_digits(text, at, &mut digits);
+    let mut count = at - start;
+    let mut fraction = 0;
+    if text.get(at) == Some(&b'.') {
+        at += 1;
+        let start = at;
+        at = read_digits(text, at, &mut digits);
+        fraction = at - start;
+        count += fraction;
+    }
+    if count == 0 || count > 19 {
+        return None;
+    }
+    Some((decimal_to_f32(digits, fraction, negative)?, at))
+}
+
+/// Appends the run of ASCII digits at `text[at..]` to `digits` (wrapping) and returns where it
+/// ends.
+#[inline]
+fn read_digits(text: &[u8], at: usize, digits: &mut u64) -> usize {
+    let mut n = 0;
+    for &b in text.get(at..).unwrap_or_default() {
+        let d = b.wrapping_sub(b'0');
+        if d >= 10 {
+            break;
+        }
+        *digits = digits.wrapping_mul(10).wrapping_add(u64::from(d));
+        n += 1;
+    }
+    at + n
+}
+
+/// `±digits / 10^fraction` correctly rounded to `f32`, for `digits` <= 2^53 and `fraction` <= 19
+/// (so the value is 0 or within [1e-19, 2^53], a normal `f32`); `None` otherwise, or when the
+/// shortcut could round wrongly.
+///
+/// Why it is exact: `digits` and `10^fraction` are exact `f64`s, so their quotient is the
+/// value `t` correctly rounded to `f64`, `x`. Rounding `x` to `f32` gives `t`'s `f32` unless
+/// an `f32` rounding midpoint lies between `t` and `x` or on `x`; one strictly between would be
+/// an `f64` nearer to `t` than `x`, which cannot be, so only `x` itself being a midpoint (its 29
+/// low mantissa bits `1000...0`: for a normal `f32` those are exactly the bits rounding drops)
+/// is refused.
+fn decimal_to_f32(digits: u64, fraction: usize, negative: bool) -> Option<f32> {
+    if digits > 1 << 53 {
+        return None;
+    }
+    let x = digits as f64 / *EXACT_POW10.get(fraction)?;
+    if x.to_bits() & ((1 << 29) - 1) == 1 << 28 {
+        return None;
+    }
+    let y = x as f32;
+    Some(if negative { -y } else { y })
+}
+
+/// The elements of a vector's text between the brackets when every one is a plain decimal
+/// that [`decimal_to_f32`] takes (with C-space around it); `None` for anything else, left to
+/// the general loop of [`parse_vector`] (which then gives the same values, or the error).
+fn parse_elements_fast(inner: &[u8]) -> Option<Vec<f32>> {
+    // Room for elements of ~8 bytes without growing (the general loop's vectors grow from
+    // empty); the dimension limit is left to the general loop's error.
+    let mut values = Vec::with_capacity((inner.len() / 8 + 4).min(MAX_VECTOR_DIM as usize));
+    let mut at = 0;
+    loop {
+        if values.len() >= MAX_VECTOR_DIM as usize {
+            return None;
+        }
+        while inner.get(at).is_some_and(|&b| is_c_space(b)) {
+            at += 1;
+        }
+        let (value, end) = read_decimal(inner, at)?;
+        values.push(value);
+        at = end;
+        while inner.get(at).is_some_and(|&b| is_c_space(b)) {
+            at += 1;
+        }
+        match inner.get(at) {
+            None => return Some(values),
+            Some(b',') => at += 1,
+            Some(_) => return None,
+        }
     }
 }
 
@@ -368,8 +488,194 @@ mod tests {
         }
     }
 
+    /// The fast path alone, where it answers, is `str::parse`'s value; and it answers for the
+    /// usual shapes of vector elements (so the tests above do exercise it).
+    fn assert_fast_matches(s: &str) -> bool {
+        match parse_f32_fast(s.as_bytes()) {
+            None => false,
+            Some(v) => {
+                let want: f32 = s.parse().expect("the fast path took invalid text");
+                assert_eq!(v.to_bits(), want.to_bits(), "{s:?}: {v} vs {want}");
+                true
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_takes_plain_decimals() {
+        for s in [
+            "0",
+            "-0",
+            "+0",
+            "1",
+            "-1.5",
+            "0.1",
+            "0.30000001",
+            "-0.12345678",
+            "123.456",
+            "1.",
+            ".5",
+            "-.5",
+            "9007199254740992",
+            "0.9007199254740992",
+            "0.000000000000000001",
+        ] {
+            assert!(assert_fast_matches(s), "{s}");
+        }
+        for s in [
+            "",
+            "+",
+            "-",
+            ".",
+            "1e5",
+            "1..2",
+            "1.2.3",
+            " 1",
+            "1 ",
+            "nan",
+            "inf",
+            "0x1",
+            "9007199254740993",
+            "16777217",
+            "12345678901234567890",
+            "0.00000000000000000001",
+            "1_0",
+            "--1",
+        ] {
+            assert!(!assert_fast_matches(s), "{s}");
+        }
+        // An f32 midpoint whose f64 is exact: refused, left to the exact parser.
+        let mid = (f64::from(1.0f32) + f64::from(f32::from_bits(1.0f32.to_bits() + 1))) / 2.0;
+        let text = format!("{mid}");
+        assert!(!assert_fast_matches(&text), "{text}");
+        assert_parse_f32_matches(&text);
+    }
+
+    /// The general loop's elements, for comparing the fast path with.
+    fn general(inner: &str) -> Result<Vec<f32>> {
+        parse_elements(inner, &|d: &str| {
+            QueryError::InvalidTextRepresentation(format!("invalid: {d}"))
+        })
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn fast_elements_take_usual_vectors() {
+        for inner in [
+            "1,2,3",
+            " 0.5 ,\t-0.25,\n+3.0 ",
+            "0.83529437,0.12,-0.000001,1234567.8",
+            "-0,0,.5,5.",
+            "0.1234567890123456",
+        ] {
+            let fast = parse_elements_fast(inner.as_bytes()).unwrap_or_else(|| panic!("{inner:?}"));
+            assert_eq!(
+                bits(&fast),
+                bits(&general(inner).expect("general")),
+                "{inner:?}"
+            );
+        }
+        for inner in [
+            "1,,2",
+            "1,2,",
+            ",1",
+            "1 2",
+            "1e3",
+            "nan",
+            "inf",
+            "+",
+            "-",
+            "1,+",
+            "1;2",
+            "0x1",
+            "12345678901234567890",
+            "0.123456789012345678",
+            "16777217",
+            "1.2.3",
+            "1,2]",
+        ] {
+            assert_eq!(parse_elements_fast(inner.as_bytes()), None, "{inner:?}");
+        }
+        // The dimension limit is left to the general loop's error.
+        let many = vec!["1"; MAX_VECTOR_DIM as usize + 1].join(",");
+        assert_eq!(parse_elements_fast(many.as_bytes()), None);
+        let most = vec!["1"; MAX_VECTOR_DIM as usize].join(",");
+        assert_eq!(
+            parse_elements_fast(most.as_bytes()).map(|v| v.len()),
+            Some(MAX_VECTOR_DIM as usize)
+        );
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// Vector texts of float elements written every usual way, with spaces and junk: where
+        /// the fast path answers, the general loop gives the same bits.
+        #[test]
+        fn fast_elements_equal_the_general_loop(
+            elements in proptest::collection::vec(
+                (proptest::num::u32::ANY, 0usize..6, "[ \t]{0,2}", "[ \t]{0,2}"),
+                1..20,
+            ),
+            junk in proptest::option::of((0usize..200, "[-+.,e0-9 x]{1,3}")),
+        ) {
+            let mut inner = String::new();
+            for (i, (b, style, pre, post)) in elements.iter().enumerate() {
+                let x = f32::from_bits(*b);
+                let x = if x.is_finite() { x } else { 1.5 };
+                let text = match style {
+                    0 => format!("{x}"),
+                    1 => format!("{x:.3}"),
+                    2 => format!("{:.9}", x / 1e30),
+                    3 => format!("{}", (x / 3e37) as f64),
+                    4 => format!("{:.8}", x.fract()),
+                    _ => format!("{x:e}"),
+                };
+                if i > 0 {
+                    inner.push(',');
+                }
+                inner.push_str(pre);
+                inner.push_str(&text);
+                inner.push_str(post);
+            }
+            if let Some((at, j)) = junk {
+                let mut at = at % (inner.len() + 1);
+                while !inner.is_char_boundary(at) {
+                    at -= 1;
+                }
+                inner.insert_str(at, &j);
+            }
+            if let Some(fast) = parse_elements_fast(inner.as_bytes()) {
+                let want = general(&inner);
+                proptest::prop_assert!(want.is_ok(), "{:?}: {:?}", inner, want);
+                proptest::prop_assert_eq!(bits(&fast), bits(&want.unwrap()), "{:?}", inner);
+            }
+        }
+
+        /// Plain decimals of up to 19 digits, and every f32 printed with a few fraction
+        /// digits: the fast path, where it answers, equals `str::parse`.
+        #[test]
+        fn fast_path_equals_str_parse(
+            s in "[+-]?[0-9]{0,12}(\\.[0-9]{0,12})?",
+            bits in proptest::num::u32::ANY,
+            digits in 0usize..12,
+        ) {
+            assert_fast_matches(&s);
+            let x = f32::from_bits(bits);
+            if x.is_finite() {
+                assert_fast_matches(&format!("{x:.digits$}"));
+                assert_fast_matches(&format!("{x}"));
+                let next = f32::from_bits(bits.wrapping_add(1));
+                if next.is_finite() {
+                    let mid = (f64::from(x) + f64::from(next)) / 2.0;
+                    assert_fast_matches(&format!("{mid}"));
+                    assert_fast_matches(&format!("{mid:.digits$}"));
+                }
+            }
+        }
 
         /// Decimal text of every shape (signs, digits around the point, exponents) and junk.
         #[test]
