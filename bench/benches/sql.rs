@@ -5,10 +5,12 @@
 //! Four ways to run the same query:
 //! - `engine`: `Database::search("bench", "v", q, 10, None)`;
 //! - `sql_literal`: `SELECT id FROM bench ORDER BY v <-> '[...]' LIMIT 10` with the vector
-//!   written into the text: parse, bind and plan every time. Each query has two spellings
-//!   (upper- and lower-case keywords) used in alternate passes over the queries, so the 400
-//!   texts outnumber the plan cache (256) and no execution finds its text there, as for an
-//!   application sending a new vector each time;
+//!   written into the text. Each query has two spellings (upper- and lower-case keywords) used
+//!   in alternate passes over the queries, so the 400 texts outnumber the text-keyed plan cache
+//!   (256) and no execution finds its text there, as for an application sending a new vector
+//!   each time. Each spelling is one auto-parameterization template (query/src/autoparam.rs):
+//!   every timed execution scans its text for literals, parses the vector literal and runs the
+//!   template's cached plan; sqlparser and the binder run only for the first text of a spelling;
 //! - `sql_param`: the same with `$1` (the plan cache keyed by text hits), through
 //!   `Connection::execute`;
 //! - `prepared`: `Connection::prepare` once, `execute_prepared` per query.
