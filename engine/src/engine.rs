@@ -141,6 +141,10 @@ pub(crate) struct Inner {
     /// `Some` while replaying: gathered batches go, in order, to a thread that writes them to
     /// the store while replay goes on.
     replay_tx: Mutex<Option<std::sync::mpsc::SyncSender<StoreWrite>>>,
+    /// An empty packed-ops buffer with room, handed from one replayed entry's store batch to
+    /// the next (its rows are copied into the gathered batch): rows are encoded without
+    /// regrowing a fresh buffer per entry. Holds no data, so losing it loses nothing.
+    replay_scratch: Mutex<PackedOps>,
     /// Highest LSN handed to `apply` (lock-free copy for maintenance batches' LSN hint).
     last_lsn: AtomicU64,
     closed: AtomicBool,
@@ -495,6 +499,7 @@ impl Engine {
             poisoned: Mutex::new(None),
             replay_buf: Mutex::new(None),
             replay_tx: Mutex::new(None),
+            replay_scratch: Mutex::new(PackedOps::default()),
             last_lsn: AtomicU64::new(applied),
             closed: AtomicBool::new(false),
             checkpoints: AtomicU64::new(0),
@@ -902,6 +907,7 @@ impl Inner {
         // the buffer empty.
         pending.ops.extend(batch.ops);
         pending.packed.append(&mut batch.packed);
+        *self.replay_scratch.lock() = std::mem::take(&mut batch.packed);
         if pending.ops.len() + pending.packed.len() >= REPLAY_BATCH_OPS {
             // The next gathered batch starts with the room this one needed (no regrowing).
             let next = StoreWrite {
@@ -954,6 +960,7 @@ impl Inner {
         // `store_write` adds the applied-LSN marker.
         let mut batch = StoreWrite {
             lsn,
+            packed: std::mem::take(&mut *self.replay_scratch.lock()),
             ..StoreWrite::default()
         };
         match rec {
@@ -1463,6 +1470,7 @@ impl Inner {
         }
         let flushed = self.flush_replay_buf();
         *self.replay_buf.lock() = None;
+        *self.replay_scratch.lock() = PackedOps::default();
         *self.replay_tx.lock() = None;
         if let Some(h) = writer {
             h.join()
