@@ -96,7 +96,7 @@ pub fn scan(sql: &str) -> Option<Scan<'_>> {
                 if prev.is_ascii_alphanumeric() || matches!(prev, b'_' | b'&') || !prev.is_ascii() {
                     return None;
                 }
-                let close = i + 1 + sql[i + 1..].find('\'')?;
+                let close = i + 1 + memchr::memchr(b'\'', &bytes[i + 1..])?;
                 if bytes.get(close + 1) == Some(&b'\'') {
                     return None;
                 }
@@ -111,7 +111,7 @@ pub fn scan(sql: &str) -> Option<Scan<'_>> {
                 i = close + 1;
             }
             b'"' => {
-                let close = i + 1 + sql[i + 1..].find('"')?;
+                let close = i + 1 + memchr::memchr(b'"', &bytes[i + 1..])?;
                 if sql[i + 1..close].contains('\'') || bytes.get(close + 1) == Some(&b'"') {
                     return None;
                 }

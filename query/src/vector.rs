@@ -22,7 +22,7 @@ pub fn parse_vector(text: &str) -> Result<Vec<f32>> {
     let Some(body) = trimmed.strip_prefix('[') else {
         return Err(invalid(" (Vector contents must start with \"[\".)"));
     };
-    let Some(close) = body.find(']') else {
+    let Some(close) = memchr::memchr(b']', body.as_bytes()) else {
         return Err(invalid(""));
     };
     let (inner, rest) = body.split_at(close);
