@@ -422,17 +422,28 @@ fn paused_compactions_let_l0_files_pile_up_and_resume() {
             .unwrap()
     };
     s.set_auto_compactions(Cf::Rows, false).unwrap();
-    // Six flushes, each one L0 file overlapping the others (4 trigger a compaction).
-    for lsn in 1..=6u64 {
-        let mut b = s.batch();
-        for i in 0u32..100 {
-            b.put(Cf::Rows, &i.to_be_bytes(), &lsn.to_be_bytes());
-        }
-        s.write(b, lsn).unwrap();
-        s.flush(lsn).unwrap();
-    }
+    // 40 flushes, each one L0 file overlapping the others: 4 trigger a compaction, 20 would
+    // slow writes down and 36 stop them — unless compactions are paused (a replay writing
+    // many files must never wait for a compaction that cannot come).
+    const FILES: u64 = 40;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for lsn in 1..=FILES {
+                let mut b = s.batch();
+                for i in 0u32..100 {
+                    b.put(Cf::Rows, &i.to_be_bytes(), &lsn.to_be_bytes());
+                }
+                s.write(b, lsn).unwrap();
+                s.flush(lsn).unwrap();
+            }
+            done_tx.send(()).unwrap();
+        });
+        let waited = done_rx.recv_timeout(std::time::Duration::from_secs(60));
+        assert!(waited.is_ok(), "writes stalled with compactions paused");
+    });
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(l0(&s), 6, "no compaction while paused");
+    assert_eq!(l0(&s), FILES, "no compaction while paused");
     s.set_auto_compactions(Cf::Rows, true).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while l0(&s) >= 4 {
@@ -441,6 +452,6 @@ fn paused_compactions_let_l0_files_pile_up_and_resume() {
     }
     assert_eq!(
         s.get(Cf::Rows, &7u32.to_be_bytes()).unwrap(),
-        Some(6u64.to_be_bytes().to_vec())
+        Some(FILES.to_be_bytes().to_vec())
     );
 }
