@@ -15,7 +15,9 @@
 //! The query layer sees the database only through the [`Engine`] trait ([`engine`]); the facade
 //! implements it for the real engine and [`MemoryEngine`] implements it for tests. A
 //! [`Session`] is the entry point: `execute(sql, params)` returns one [`StatementResult`] per
-//! statement (Arrow batches and a psql-style tag). Every error is a [`QueryError`] with a SQLSTATE
+//! statement (Arrow batches and a psql-style tag); it caches plans by statement text and, for
+//! statements carrying long string literals (a query vector written into the SQL), by the text
+//! with the literals taken out ([`autoparam`]). Every error is a [`QueryError`] with a SQLSTATE
 //! code; no input panics.
 
 pub mod autoparam;
