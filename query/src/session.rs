@@ -12,11 +12,12 @@
 //! time (a query vector written into the text) would never hit it. Such statements are
 //! *auto-parameterized* ([`crate::autoparam`]): a single query, INSERT, UPDATE or DELETE whose
 //! string literals total at least [`crate::autoparam::MIN_LITERAL_BYTES`] has a template key (the
-//! text with the literals' contents taken out). The first text of a key runs the ordinary way;
-//! besides, its AST with the literals turned into `$1..$n` is bound, and kept as the key's
-//! template only if that binding is cacheable, infers a type for every `$k`, and has the literal
-//! binding's output columns (names and types) and tables; otherwise the key is remembered as
-//! having none (until the catalog version moves). A later text with the key converts each
+//! text with the literals' contents taken out). The first text of a key runs the ordinary way
+//! and marks the key seen (a key that never recurs, say one with a new number in each text,
+//! costs nothing more); the second also binds its AST with the literals turned into `$1..$n`,
+//! kept as the key's template only if that binding is cacheable, infers a type for every `$k`,
+//! and has the literal binding's output columns (names and types) and tables; otherwise the key
+//! is remembered as having none (until the catalog version moves). A later text with the key converts each
 //! literal to its `$k`'s type with the cast a literal in that place gets at bind time, and runs
 //! the template's plan as a prepared statement; if a conversion fails it takes the ordinary path,
 //! so the user gets the literal statement's own error. Templates follow schema changes like the
@@ -88,6 +89,9 @@ type TemplateCache = HashMap<String, TemplateSlot, BuildHasherDefault<TextHasher
 /// What a template key is known to give.
 #[derive(Debug, Clone)]
 enum TemplateSlot {
+    /// One text of the key has run; the template is built when a second one comes, so that
+    /// statements whose keys never recur (a new number in each) never pay for building one.
+    Seen,
     /// The parameterized statement, bound.
     Ready(Arc<Template>),
     /// No template: it did not bind as the literals do (or the statement is not a candidate).
@@ -123,7 +127,10 @@ enum TemplateLookup {
     Ran(Result<StatementResult>),
     /// Known to have no template, or a literal did not convert: take the ordinary path only.
     Ordinary,
-    /// Nothing known (or a stale template): take the ordinary path, then learn the template.
+    /// A key not seen before: take the ordinary path, then remember the key.
+    Remember,
+    /// A key seen before (or a stale template or refusal): take the ordinary path, then build
+    /// the template.
     Learn,
 }
 
@@ -337,6 +344,11 @@ impl Session {
             match self.run_template(found) {
                 TemplateLookup::Ran(result) => return result.map(|r| vec![r]),
                 TemplateLookup::Ordinary => scan = None,
+                TemplateLookup::Remember => {
+                    if let Some(found) = scan.take() {
+                        self.insert_template(found.key, TemplateSlot::Seen);
+                    }
+                }
                 TemplateLookup::Learn => {}
             }
         }
@@ -408,7 +420,8 @@ impl Session {
     /// literal converts to its parameter's type.
     fn run_template(&mut self, scan: &Scan<'_>) -> TemplateLookup {
         let template = match self.templates.get(scan.key.as_str()) {
-            None => return TemplateLookup::Learn,
+            None => return TemplateLookup::Remember,
+            Some(TemplateSlot::Seen) => return TemplateLookup::Learn,
             Some(TemplateSlot::Refused(at)) => {
                 return match at {
                     Some(v) if Some(*v) == self.engine.catalog_version() => {
@@ -455,10 +468,15 @@ impl Session {
                 TemplateSlot::Refused(version)
             }
         };
-        if self.templates.len() >= PLAN_CACHE_CAPACITY {
+        self.insert_template(scan.key, slot);
+    }
+
+    /// Stores what a key gives (the cache is cleared when full, as the plan cache is).
+    fn insert_template(&mut self, key: String, slot: TemplateSlot) {
+        if self.templates.len() >= PLAN_CACHE_CAPACITY && !self.templates.contains_key(&key) {
             self.templates.clear();
         }
-        self.templates.insert(scan.key, slot);
+        self.templates.insert(key, slot);
     }
 
     /// The template, or why there is none.
@@ -1368,9 +1386,13 @@ mod tests {
                     vector(seed, DIM)
                 )
             };
+            // The first text only marks its key seen; the second builds the template.
             p.run(&q(1)).expect("first");
+            assert!(matches!(p.slot(&q(1)), Some(TemplateSlot::Seen)));
+            p.run(&q(2)).expect("second");
             assert!(p.has_template(&q(1)));
-            for seed in 2..6 {
+            assert!(p.on.cache.contains_key(&q(2)));
+            for seed in 3..7 {
                 let out = p.run(&q(seed)).expect("hit");
                 assert_eq!(out[0].rows_affected, 3);
                 assert!(!p.on.cache.contains_key(&q(seed)), "parsed: {}", q(seed));
@@ -1397,6 +1419,7 @@ mod tests {
                 // LIKE ... ESCAPE is unsupported whatever the pattern.
                 format!("SELECT id FROM t WHERE tag LIKE '{tag}' ESCAPE '!'"),
             ] {
+                p.run(&sql).ok();
                 p.run(&sql).ok();
                 assert!(p.refused(&sql), "{sql}");
                 p.run(&sql.replace("x", "y")).ok();
@@ -1436,6 +1459,7 @@ mod tests {
                 ),
             ] {
                 p.run(&sql).expect(&sql);
+                p.run(&sql).expect(&sql);
                 assert!(p.has_template(&sql), "{sql}");
                 let hits = p.on.autoparam_stats.hits;
                 p.run(&again).expect(&again);
@@ -1446,6 +1470,7 @@ mod tests {
             let cast =
                 |v: &str| format!("SELECT id FROM t ORDER BY v <-> '{v}'::vector(8) LIMIT 2");
             p.run(&cast(&vector(1, DIM))).expect("right dimension");
+            p.run(&cast(&vector(3, DIM))).expect("right dimension");
             assert!(p.has_template(&cast(&vector(1, DIM))));
             let err = p.run(&cast(&vector(2, 9))).expect_err("wrong dimension");
             assert_eq!(err.code(), "22000");
@@ -1489,6 +1514,7 @@ mod tests {
                 other => panic!("{other:?}"),
             };
             s.execute(&q(&vector(1, DIM)), &[]).expect("query");
+            s.execute(&q(&vector(5, DIM)), &[]).expect("query");
             assert_eq!(template_tables(&s, &q(&vector(1, DIM)))[0].indexes.len(), 1);
             other.execute("DROP INDEX t_v", &[]).expect("drop index");
             let out = s.execute(&q(&vector(2, DIM)), &[]).expect("query");
@@ -1541,7 +1567,8 @@ mod tests {
         fn transactions_and_aborted_blocks_agree() {
             let mut p = Pair::new();
             let upd = |seed| format!("UPDATE t SET v = '{}' WHERE id = 1", vector(seed, DIM));
-            p.run(&upd(1)).expect("learn");
+            p.run(&upd(1)).expect("seen");
+            p.run(&upd(5)).expect("learn");
             p.run("BEGIN").expect("begin");
             p.run(&upd(2)).expect("in tx");
             p.run(&format!(
@@ -1633,14 +1660,14 @@ mod tests {
             out
         }
 
-        /// Statements: shapes each run with one to three sets of literals, so that keys recur.
+        /// Statements: shapes each run with one to five sets of literals, so that keys recur.
         fn statements() -> impl Strategy<Value = Vec<String>> {
             let fills = (
                 proptest::collection::vec(vector_text(), 2),
                 proptest::collection::vec(text(), 2),
             );
             let group =
-                (shape(), proptest::collection::vec(fills, 1..4)).prop_map(|(shape, fills)| {
+                (shape(), proptest::collection::vec(fills, 1..6)).prop_map(|(shape, fills)| {
                     fills
                         .iter()
                         .map(|(v, t)| fill(&shape, v, t))
