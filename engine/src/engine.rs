@@ -1458,7 +1458,6 @@ impl Inner {
                 None
             }
         };
-        self.reserve_for_replay(from);
         // The rows' compactions wait until replay ends (RocksDB's advice for bulk loads): a
         // replay of 1 M 128-d entries otherwise spent a fifth of its CPU rewriting rows it had
         // just written (every flushed file spans the applied marker's key too, so files
@@ -1503,27 +1502,6 @@ impl Inner {
             Err(e) => {
                 tracing::warn!(error = %e, paused, "could not change the store's compactions");
                 false
-            }
-        }
-    }
-
-    /// Sizes every shard's row maps for the entries about to be replayed (`from` to the WAL's
-    /// last LSN), so they do not grow (rehash) entry by entry. The total reserved is one slot
-    /// per entry, split evenly over the tables that exist now and their shards: a bounded
-    /// guess (about 60 bytes per entry however the entries spread over the tables).
-    fn reserve_for_replay(&self, from: u64) {
-        let entries = self.log.last_lsn().saturating_add(1).saturating_sub(from);
-        let tables = self.tables_snapshot();
-        if entries == 0 || tables.is_empty() {
-            return;
-        }
-        let per_table = usize::try_from(entries / tables.len() as u64).unwrap_or(usize::MAX);
-        for t in &tables {
-            let mut shards = t.state.write();
-            let per_shard = per_table / shards.len().max(1);
-            for sh in shards.iter_mut() {
-                sh.keys.reserve(per_shard);
-                sh.by_id.reserve(per_shard);
             }
         }
     }
@@ -1895,7 +1873,7 @@ impl Drop for Inner {
 
 #[cfg(test)]
 mod tests {
-    //! Replay: the reading/decoding thread, the maps sized up front, the marker per batch.
+    //! Replay: the reading/decoding thread, the marker per batch, paused compactions.
 
     use super::*;
     use crate::backend::{MemLog, MemStore};
@@ -1950,11 +1928,11 @@ mod tests {
         be_u64(&v).unwrap()
     }
 
-    /// Two tables, more WAL bytes (~1 KiB per row) than several decoded chunks, inserts (some rejected as
-    /// duplicates), upserts, deletes, a multi-table entry and index DDL mid-way, a checkpoint
-    /// early on: a crash then loses every store write after it, and the reopened engine (its
-    /// maps sized for the replay up front, entries decoded on the reader thread) holds exactly
-    /// what the engine held, row ids included, and its store marker names the last entry.
+    /// Two tables, more WAL bytes (~1 KiB per row) than several decoded chunks, inserts (some
+    /// rejected as duplicates), upserts, deletes, a multi-table entry and index DDL mid-way, a
+    /// checkpoint early on: a crash then loses every store write after it, and the reopened
+    /// engine (entries decoded on the reader thread) holds exactly what the engine held, row
+    /// ids included, and its store marker names the last entry.
     #[test]
     fn replay_recreates_the_state_exactly() {
         let (log, store) = (MemLog::new(true), MemStore::new());
