@@ -1,0 +1,1 @@
+SELECT id, name FROM items WHERE name <> 'a long text literal that is well over sixty-four bytes long, abcdefghij' ORDER BY emb <-> '[1.5,2.25,3.125]' LIMIT 3

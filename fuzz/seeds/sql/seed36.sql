@@ -1,0 +1,1 @@
+SELECT key, l2_distance(v, '[0.12345678901234567,0.98765432109876543]') FROM docs WHERE body || 'suffix-suffix-suffix-suffix' <> 'alpha-suffix-suffix-suffix-suffix' ORDER BY 2
