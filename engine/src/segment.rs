@@ -74,15 +74,16 @@ struct TailColumn {
 }
 
 impl Members {
-    /// Appends rows to the tail; `columns` are the indexed column positions.
-    fn push_tail(&mut self, columns: &[usize], rows: impl IntoIterator<Item = Arc<Row>>) {
-        if self.columns.len() != columns.len() {
-            self.columns.resize_with(columns.len(), TailColumn::default);
+    /// Appends rows to the tail; `indexes` are the segment's (their columns are read in place:
+    /// no list of positions is built per call, which WAL replay makes once per entry).
+    fn push_tail(&mut self, indexes: &[SegmentIndex], rows: impl IntoIterator<Item = Arc<Row>>) {
+        if self.columns.len() != indexes.len() {
+            self.columns.resize_with(indexes.len(), TailColumn::default);
         }
         for row in rows {
             let seq = self.front + self.tail.len() as u64;
-            for (c, &col) in self.columns.iter_mut().zip(columns) {
-                if let Some(Value::Vector(v)) = row.values.get(col) {
+            for (c, ix) in self.columns.iter_mut().zip(indexes) {
+                if let Some(Value::Vector(v)) = row.values.get(ix.column) {
                     c.seq.push(seq);
                     c.data.extend_from_slice(v);
                 }
@@ -105,13 +106,13 @@ impl Members {
     }
 
     /// Keeps the tail rows `keep` accepts (columns rebuilt).
-    fn retain_tail(&mut self, columns: &[usize], keep: impl Fn(&Row) -> bool) {
+    fn retain_tail(&mut self, indexes: &[SegmentIndex], keep: impl Fn(&Row) -> bool) {
         let rows: Vec<Arc<Row>> = std::mem::take(&mut self.tail)
             .into_iter()
             .filter(|r| keep(r))
             .collect();
         self.columns.clear();
-        self.push_tail(columns, rows);
+        self.push_tail(indexes, rows);
     }
 }
 
@@ -257,26 +258,19 @@ impl Segment {
         Ok(())
     }
 
-    /// Positions of the indexed columns, in index order.
-    fn index_columns(&self) -> Vec<usize> {
-        self.indexes.iter().map(|i| i.column).collect()
-    }
-
     /// Adds row versions to the tail: searchable at once (exactly), linked later.
     pub fn append_tail(&self, rows: impl IntoIterator<Item = Arc<Row>>) {
         if !self.indexes.is_empty() {
-            let columns = self.index_columns();
-            self.members.write().push_tail(&columns, rows);
+            self.members.write().push_tail(&self.indexes, rows);
         }
     }
 
     /// Removes versions of a rejected batch from the tail.
     pub fn remove_from_tail(&self, ids: &HashSet<u64>) {
         let _linker = self.linking.lock();
-        let columns = self.index_columns();
         self.members
             .write()
-            .retain_tail(&columns, |r| !ids.contains(&r.row_id));
+            .retain_tail(&self.indexes, |r| !ids.contains(&r.row_id));
     }
 
     /// Links the oldest `max` versions of the tail into the graphs ([`Segment::insert_rows`]

@@ -497,22 +497,31 @@ impl Table {
             return Ok(false);
         }
         let shards = self.state.read();
-        let mut per_shard: Vec<Vec<Arc<Row>>> = vec![Vec::new(); shards.len()];
-        for ch in changes {
-            if let (Some(new), Some(rows)) = (&ch.new, per_shard.get_mut(ch.shard)) {
-                rows.push(new.clone());
-            }
-        }
+        // A shard's new versions, in batch order. Counted and streamed from `changes` (a few
+        // shards: a pass each) so the tail path, all of replay, allocates no list per shard.
+        let new_in = |i: usize| {
+            changes
+                .iter()
+                .filter(move |ch| ch.shard == i)
+                .filter_map(|ch| ch.new.clone())
+        };
         let mut tailed = false;
         let mut r = Ok(());
-        for (shard, rows) in shards.iter().zip(per_shard) {
-            if rows.is_empty() {
+        for (i, shard) in shards.iter().enumerate() {
+            let n = changes
+                .iter()
+                .filter(|ch| ch.shard == i && ch.new.is_some())
+                .count();
+            if n == 0 {
                 continue;
             }
-            if replay || shard.tail_rows() + rows.len() <= tail_limit {
-                shard.appendable.append_tail(rows);
+            if replay || shard.tail_rows() + n <= tail_limit {
+                shard.appendable.append_tail(new_in(i));
                 tailed = true;
-            } else if rows.len() >= PARALLEL_PREPARE_ROWS {
+                continue;
+            }
+            let rows: Vec<Arc<Row>> = new_in(i).collect();
+            if rows.len() >= PARALLEL_PREPARE_ROWS {
                 r = shard.appendable.insert_rows(&rows, &|_| true);
             } else {
                 r = rows
