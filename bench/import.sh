@@ -6,7 +6,7 @@
 # Needs release builds:
 #   cargo build --release -p vela --bin vela -p vela-datasets --bin fvecs2parquet
 #   cargo build --release -p vela-bench --bin ann
-# Usage: bench/import.sh [wordnet|rand1m|fixed|noindex|widths|all]   (OUT=/tmp/vbench by default)
+# Usage: bench/import.sh [wordnet|rand1m|fixed|noindex|widths|peaks|all]   (OUT=/tmp/vbench by default)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/target/release
@@ -109,6 +109,17 @@ pq.write_table(pa.table({"id": np.arange(60_000, dtype=np.int64), "body": bodies
 PY
 }
 
+timed_import() { # timed_import NAME LABEL VELA FILE [ARGS...]: `VELA import` of $OUT/FILE into
+    # table t of $OUT/db-NAME (made beforehand) under /usr/bin/time; one line into $OUT/NAME.txt:
+    # LABEL, load, wall, user, sys, max RSS (KiB), the import's summary (or error)
+    name=$1; label=$2; vela=$3; file=$4; shift 4
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    /usr/bin/time -f "%e %U %S %M" -o "$OUT/$name.time" \
+        "$vela" import "$OUT/db-$name" --table t "$OUT/$file" "$@" 2> "$OUT/$name.err" || true
+    echo "$label load=$load wall,user,sys,maxrss_kb=$(tail -1 "$OUT/$name.time" | tr ' ' ,) $(tail -1 "$OUT/$name.err")" \
+        | tee -a "$OUT/$name.txt" >&2
+}
+
 widths() { # adaptive vs fixed batch sizes across row widths: tiny rows, 128-d vectors (no index),
     # wide text rows, 384-d vectors with an HNSW index (WordNet). ROUNDS interleaved rounds
     # (default 3) of every SIZES entry (default "adaptive 1024 8192 65536") on every set; one line
@@ -130,15 +141,38 @@ widths() { # adaptive vs fixed batch sizes across row widths: tiny rows, 128-d v
                     "$BIN/vela" "$OUT/db-widths" -c "CREATE INDEX t_idx ON t USING hnsw (embedding vector_cosine_ops)" >/dev/null
                 fi
                 if [ "$rows" = adaptive ]; then set --; else set -- --batch-rows "$rows"; fi
-                load=$(cut -d' ' -f1 /proc/loadavg)
-                /usr/bin/time -f "%e %U %S %M" -o "$OUT/widths.time" \
-                    "$BIN/vela" import "$OUT/db-widths" --table t "$OUT/$file" "$@" 2> "$OUT/widths.err" || true
-                echo "round=$round set=$data batches=$rows load=$load wall,user,sys,maxrss_kb=$(tail -1 "$OUT/widths.time" | tr ' ' ,) $(tail -1 "$OUT/widths.err")" \
-                    | tee -a "$OUT/widths.txt" >&2
+                timed_import widths "round=$round set=$data batches=$rows" "$BIN/vela" "$file" "$@"
             done
         done
     done
     rm -rf "$OUT/db-widths"
+}
+
+peaks() { # peak RSS and CPU of the import step by several builds of `vela` (e.g. before/after an
+    # allocator change: BINS="/tmp/vela-before target/release/vela", default the release build),
+    # interleaved, ROUNDS rounds (default 3) over SETS (default "wordnet rand1m"), same tables and
+    # index as above; one line per run in $OUT/peaks.txt: set, build, load, wall, user, sys, max
+    # RSS (KiB), summary. MALLOC_CONF passes through to a jemalloc build.
+    wordnet_parquet; rand_files
+    : > "$OUT/peaks.txt"
+    for round in $(seq 1 "${ROUNDS:-3}"); do
+        for data in ${SETS:-wordnet rand1m}; do
+            for bin in ${BINS:-$BIN/vela}; do
+                rm -rf "$OUT/db-peaks"
+                if [ "$data" = wordnet ]; then
+                    "$bin" "$OUT/db-peaks" -c "CREATE TABLE t (id BIGINT PRIMARY KEY, text TEXT, embedding VECTOR(384))" \
+                        -c "CREATE INDEX t_idx ON t USING hnsw (embedding vector_cosine_ops)" >/dev/null
+                    file=wordnet.parquet
+                else
+                    "$bin" "$OUT/db-peaks" -c "CREATE TABLE t (id BIGINT PRIMARY KEY, embedding VECTOR(128))" \
+                        -c "CREATE INDEX t_idx ON t USING hnsw (embedding vector_l2_ops)" >/dev/null
+                    file=rand-1m-128.parquet
+                fi
+                timed_import peaks "round=$round set=$data build=$bin" "$bin" "$file"
+            done
+        done
+    done
+    rm -rf "$OUT/db-peaks"
 }
 
 case $what in
@@ -147,6 +181,7 @@ case $what in
     fixed) fixed ;;
     noindex) noindex ;;
     widths) widths ;;
+    peaks) peaks ;;
     all) wordnet; rand1m; fixed ;;
-    *) echo "usage: $0 [wordnet|rand1m|fixed|noindex|widths|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [wordnet|rand1m|fixed|noindex|widths|peaks|all]" >&2; exit 2 ;;
 esac
