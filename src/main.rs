@@ -9,7 +9,7 @@ mod shell;
 /// transient buffers of imports (WAL records, store batches, link chunks, memtable blocks) in
 /// per-thread arenas, so peak RSS of a 1M x 128 import is ~10% lower at the same CPU
 /// (bench/RESULTS.md, "Bulk import", Peak RSS).
-#[cfg(not(target_env = "msvc"))]
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
