@@ -3,10 +3,11 @@
 #   librocksdb-dev  - RocksDB, linked instead of compiled from source (.cargo/config.toml)
 #   libclang-dev    - bindgen needs libclang for RocksDB's C bindings
 #   pkg-config, g++ - for the -sys crates
+#   make            - tikv-jemalloc-sys builds jemalloc (the vela binary's allocator) with it
 # Idempotent: installs only what is missing. Elsewhere it says what to install and goes on.
 set -euo pipefail
 
-packages=(librocksdb-dev libclang-dev pkg-config g++)
+packages=(librocksdb-dev libclang-dev pkg-config g++ make)
 
 if ! command -v dpkg >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     echo "setup: not a Debian system; install RocksDB, libclang and a C++ compiler yourself" \
