@@ -272,6 +272,23 @@ impl Database {
         Ok(self.inner.engine.scan(table, filter)?)
     }
 
+    /// [`Database::scan`] for a reader of `columns` only: other columns of a returned row may
+    /// read NULL where the row leaves its vector to an index (nothing is copied for them).
+    /// `filter` sees whole rows; `filter_columns`, the columns it reads if known, spares it
+    /// copies.
+    pub fn scan_columns(
+        &self,
+        table: &str,
+        filter: Option<RowPredicate<'_>>,
+        filter_columns: Option<&[usize]>,
+        columns: &[usize],
+    ) -> Result<Vec<Arc<Row>>> {
+        Ok(self
+            .inner
+            .engine
+            .scan_columns(table, filter, filter_columns, columns)?)
+    }
+
     /// Rows as an Arrow batch with the table's schema.
     pub fn rows_to_batch(&self, table: &str, rows: &[Arc<Row>]) -> Result<RecordBatch> {
         let schema = self.inner.engine.schema(table)?;

@@ -147,6 +147,31 @@ impl SqlEngine for EngineAdapter {
             .collect())
     }
 
+    /// Copies out only `columns`: vectors left to an index are not even filled in for the others.
+    fn scan_columns(
+        &self,
+        table: &str,
+        filter: Option<&RowPredicate<'_>>,
+        filter_columns: Option<&[usize]>,
+        columns: &[usize],
+    ) -> vela_query::Result<Vec<Row>> {
+        let filter = filter.map(|f| f as &(dyn Fn(&[Value]) -> bool + Sync));
+        Ok(self
+            .db
+            .scan_columns(table, filter, filter_columns, columns)
+            .map_err(convert)?
+            .iter()
+            .map(|r| {
+                (0..r.values.len())
+                    .map(|i| match columns.binary_search(&i) {
+                        Ok(_) => r.values[i].clone(),
+                        Err(_) => Value::Null,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
     /// The engine's scan shares its rows (`Arc`s); only one chunk at a time is copied out.
     fn scan_chunks(
         &self,

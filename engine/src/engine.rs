@@ -722,6 +722,23 @@ impl Engine {
         Ok(self.inner.table(table)?.scan(filter))
     }
 
+    /// [`Engine::scan`] for a reader of `columns` only: the rows are as held, except that a
+    /// vector left to a graph is filled in only for those columns (others may read NULL).
+    /// `filter` sees whole rows; `filter_columns` (the columns it reads, if known) spares it
+    /// copies, as [`SearchRequest::filter_columns`] does.
+    pub fn scan_columns(
+        &self,
+        table: &str,
+        filter: Option<RowPredicate<'_>>,
+        filter_columns: Option<&[usize]>,
+        columns: &[usize],
+    ) -> Result<Vec<Arc<Row>>> {
+        Ok(self
+            .inner
+            .table(table)?
+            .scan_columns(filter, filter_columns, columns))
+    }
+
     /// A table's schema.
     pub fn schema(&self, table: &str) -> Result<TableSchema> {
         Ok(self.inner.table(table)?.schema.clone())

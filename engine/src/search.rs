@@ -272,6 +272,34 @@ impl Table {
 
     /// Every live row passing `filter`, ordered by primary key (one consistent snapshot).
     pub fn scan(&self, filter: Option<RowPredicate<'_>>) -> Vec<Arc<Row>> {
+        self.scan_filled(filter, None, &self.aside)
+    }
+
+    /// [`Table::scan`] for a reader of `columns` only: a vector left to a graph is filled in
+    /// only where its column is among them (the others read NULL in such rows). `filter`
+    /// still sees whole rows; `filter_columns`, the columns it reads if known, spares copies.
+    pub fn scan_columns(
+        &self,
+        filter: Option<RowPredicate<'_>>,
+        filter_columns: Option<&[usize]>,
+        columns: &[usize],
+    ) -> Vec<Arc<Row>> {
+        let fill: Vec<usize> = self
+            .aside
+            .iter()
+            .copied()
+            .filter(|c| columns.contains(c))
+            .collect();
+        self.scan_filled(filter, filter_columns, &fill)
+    }
+
+    /// The live rows passing `filter` (on whole rows), with the vectors of `fill` filled in.
+    fn scan_filled(
+        &self,
+        filter: Option<RowPredicate<'_>>,
+        filter_columns: Option<&[usize]>,
+        fill: &[usize],
+    ) -> Vec<Arc<Row>> {
         let shards = self.state.read();
         let aside = &self.aside[..];
         let mut rows: Vec<Arc<Row>> = shards
@@ -279,8 +307,8 @@ impl Table {
             .flat_map_iter(|s| {
                 s.keys
                     .values()
-                    .map(|r| s.full_row(r, aside))
-                    .filter(|r| filter.is_none_or(|f| f(&r.values)))
+                    .filter(|r| s.accepts(r, aside, filter, filter_columns, None))
+                    .map(|r| s.full_row(r, fill))
                     .collect::<Vec<_>>()
             })
             .collect();

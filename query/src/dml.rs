@@ -282,6 +282,7 @@ fn filtered_scan(schema: TableSchema, predicate: Option<BExpr>, ctx: &mut BindCo
     let scan = Plan::Scan {
         schema,
         filter: None,
+        columns: None,
     };
     let plan = optimize(match predicate {
         Some(predicate) => Plan::Filter {

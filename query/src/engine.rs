@@ -134,6 +134,27 @@ pub trait Engine: Send + Sync {
     fn write(&self, writes: Vec<TableWrite>) -> Result<u64>;
     /// All rows of a table (for which `filter` holds, when given), in no particular order.
     fn scan(&self, table: &str, filter: Option<&RowPredicate<'_>>) -> Result<Vec<Row>>;
+    /// [`Engine::scan`] for a reader of `columns` only (sorted): the other columns of the
+    /// rows returned read NULL. `filter` is evaluated on whole rows; `filter_columns`, the
+    /// columns it reads, lets an engine spare copies. The default scans and blanks.
+    fn scan_columns(
+        &self,
+        table: &str,
+        filter: Option<&RowPredicate<'_>>,
+        filter_columns: Option<&[usize]>,
+        columns: &[usize],
+    ) -> Result<Vec<Row>> {
+        let _ = filter_columns;
+        let mut rows = self.scan(table, filter)?;
+        for row in &mut rows {
+            for (i, v) in row.iter_mut().enumerate() {
+                if columns.binary_search(&i).is_err() {
+                    *v = Value::Null;
+                }
+            }
+        }
+        Ok(rows)
+    }
     /// All rows of a table (for which `filter` holds), handed to `f` in chunks of at most
     /// `chunk_rows` rows together with the total row count, so a caller such as `COPY t TO`
     /// holds one chunk of copied rows at a time. The default scans, then splits.

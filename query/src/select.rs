@@ -251,6 +251,7 @@ fn bind_from(select: &Select, ctx: &mut BindContext<'_>) -> Result<(Plan, Scope)
                     Plan::Scan {
                         schema,
                         filter: None,
+                        columns: None,
                     },
                     scope,
                 ))

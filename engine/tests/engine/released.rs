@@ -139,6 +139,34 @@ fn check(e: &Engine, model: &Model, metric: Metric, what: &str) {
         .map(|(k, _)| *k)
         .collect();
     assert_eq!(filtered, want, "{what}: filtered scan");
+    // A reader of `a` only, its filter declared or not: the filter sees whole rows, and `a`
+    // comes back bit for bit in every row.
+    for reads in [None, Some(&[A][..])] {
+        let got: Vec<(i64, _)> = e
+            .scan_columns("t", Some(&positive), reads, &[A])
+            .unwrap()
+            .iter()
+            .map(|r| (id_of(&r.key), bits(&r.values[A..=A])))
+            .collect();
+        let want: Vec<(i64, _)> = model
+            .iter()
+            .filter(|(_, r)| matches!(r.get(A), Some(Value::Vector(x)) if x[0] >= 0.0))
+            .map(|(k, v)| (*k, bits(&v[A..=A])))
+            .collect();
+        assert_eq!(got, want, "{what}: scan_columns of a");
+    }
+    // A reader of no column still gets every key.
+    let keys: Vec<i64> = e
+        .scan_columns("t", None, None, &[])
+        .unwrap()
+        .iter()
+        .map(|r| id_of(&r.key))
+        .collect();
+    assert_eq!(
+        keys,
+        model.keys().copied().collect::<Vec<_>>(),
+        "{what}: scan_columns"
+    );
     let tag = |v: &[Value]| matches!(v.get(TAG), Some(Value::Text(t)) if t != "t1");
     let q = [0.5f32, -1.0, 2.0, 0.0, -0.25, 1.5];
     for (column, c, metric) in [("a", A, metric), ("b", B, Metric::L2), ("b", B, metric)] {

@@ -485,7 +485,11 @@ fn run(plan: &Plan, ctx: &mut ExecContext<'_>) -> Result<Vec<Row>> {
                 .map(|r| r.iter().map(|e| eval(e, &[], &ectx)).collect())
                 .collect()
         }
-        Plan::Scan { schema, filter } => source::scan(ctx, schema, filter.as_ref()),
+        Plan::Scan {
+            schema,
+            filter,
+            columns,
+        } => source::scan(ctx, schema, filter.as_ref(), columns.as_deref()),
         Plan::PointLookup {
             schema,
             key,

@@ -78,17 +78,28 @@ fn filter_rows(rows: Vec<Row>, filter: Option<&BExpr>, ectx: &EvalContext<'_>) -
 }
 
 /// Every row of the table for which `filter` holds.
+///
+/// `columns`: the columns read above (`None`: all); the engine copies only those out (the
+/// others read NULL), except under a transaction's pending writes, whose overlay is whole.
 pub fn scan(
     ctx: &ExecContext<'_>,
     schema: &TableSchema,
     filter: Option<&BExpr>,
+    columns: Option<&[usize]>,
 ) -> Result<Vec<Row>> {
     let ectx = ctx.eval_ctx();
     if has_pending(ctx, &schema.name) {
         let rows = overlay(ctx, schema, ctx.engine.scan(&schema.name, None)?)?;
         return filter_rows(rows, filter, &ectx);
     }
-    with_predicate(&ectx, filter, |p| ctx.engine.scan(&schema.name, p))
+    let Some(columns) = columns else {
+        return with_predicate(&ectx, filter, |p| ctx.engine.scan(&schema.name, p));
+    };
+    let reads = filter.map(filter_columns);
+    with_predicate(&ectx, filter, |p| {
+        ctx.engine
+            .scan_columns(&schema.name, p, reads.as_deref(), columns)
+    })
 }
 
 /// The row with the key `key` evaluates to, if it passes `filter`.
@@ -271,7 +282,7 @@ pub fn vector_search_hits(
 ) -> Result<(Vec<Row>, Option<Vec<f32>>)> {
     let mut evaluated = None;
     let (query, k, column) = match search_args(ctx, schema, &spec, &mut evaluated)? {
-        SearchArgs::Scan => return Ok((scan(ctx, schema, filter)?, None)),
+        SearchArgs::Scan => return Ok((scan(ctx, schema, filter, None)?, None)),
         SearchArgs::Empty => return Ok((Vec::new(), None)),
         SearchArgs::Search { query, k, column } => (query, k, column),
     };
@@ -288,7 +299,7 @@ pub fn vector_search_hits(
         ))
     })?;
     if spec.exact && hits.len() < k {
-        return Ok((scan(ctx, schema, filter)?, None));
+        return Ok((scan(ctx, schema, filter, None)?, None));
     }
     // One pass, both vectors at their final size (no shrinking in-place collect).
     let mut rows = Vec::with_capacity(hits.len());

@@ -78,6 +78,10 @@ pub enum Plan {
     Scan {
         schema: TableSchema,
         filter: Option<BExpr>,
+        /// The columns the nodes above read (`None`: all), set by the optimizer: the engine
+        /// copies only these out of its rows, the others read NULL (a `count(*)` copies no
+        /// vectors). The filter is evaluated inside the engine on whole rows.
+        columns: Option<Vec<usize>>,
     },
     /// The row whose primary key equals `key`, if `filter` holds for it.
     PointLookup {

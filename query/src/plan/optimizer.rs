@@ -19,7 +19,8 @@
 //!    `VectorSearch` tells the search which columns those nodes read (`SELECT id ... ORDER BY
 //!    emb <-> q LIMIT 10` reads only `id`: the Top-N right above the search orders by the
 //!    engine's distances, not by its key), so the engine copies only those out of its hits and
-//!    not, say, each hit's vector.
+//!    not, say, each hit's vector. The same over a `Scan` (also through an `Aggregate`, whose
+//!    groups and arguments are what it reads): `SELECT count(*) FROM t` copies no column.
 
 use super::{Plan, SortKey};
 use crate::expr::{BExpr, BinaryOp, ScalarFunc};
@@ -32,6 +33,7 @@ pub fn optimize(plan: Plan) -> Plan {
             Plan::Scan {
                 schema,
                 filter: None,
+                ..
             } if predicate.has_subplan() => {
                 // A correlated subquery reads the engine: it is evaluated above the scan, on
                 // the rows the other conjuncts (pushed in) let through, not inside the engine.
@@ -42,6 +44,7 @@ pub fn optimize(plan: Plan) -> Plan {
                 let scan = point_lookup(Plan::Scan {
                     schema,
                     filter: BExpr::conjunction(pushed),
+                    columns: None,
                 });
                 match BExpr::conjunction(run_above) {
                     Some(predicate) => Plan::Filter {
@@ -54,9 +57,11 @@ pub fn optimize(plan: Plan) -> Plan {
             Plan::Scan {
                 schema,
                 filter: None,
+                ..
             } => point_lookup(Plan::Scan {
                 schema,
                 filter: Some(predicate),
+                columns: None,
             }),
             other => Plan::Filter {
                 input: Box::new(other),
@@ -96,7 +101,7 @@ pub fn optimize(plan: Plan) -> Plan {
             names,
         } => {
             let mut input = optimize(*input);
-            prune_search_columns(&mut input, &exprs);
+            prune_columns(&mut input, &exprs);
             Plan::Project {
                 input: Box::new(input),
                 exprs,
@@ -137,6 +142,7 @@ fn point_lookup(plan: Plan) -> Plan {
     let Plan::Scan {
         schema,
         filter: Some(filter),
+        ..
     } = plan
     else {
         return plan;
@@ -154,6 +160,7 @@ fn point_lookup(plan: Plan) -> Plan {
         return Plan::Scan {
             schema,
             filter: Some(filter),
+            columns: None,
         };
     };
     let key = match conjuncts.remove(pos) {
@@ -204,7 +211,7 @@ fn distance_key(key: &SortKey) -> Option<(usize, Metric, BExpr)> {
 
 /// Rule 3: a distance ORDER BY with a LIMIT becomes an index search, or an exact engine top-k.
 fn vector_search(input: Plan, keys: &[SortKey], limit: &BExpr, offset: Option<&BExpr>) -> Plan {
-    let Plan::Scan { schema, filter } = input else {
+    let Plan::Scan { schema, filter, .. } = input else {
         return input;
     };
     let candidate = match keys {
@@ -212,13 +219,25 @@ fn vector_search(input: Plan, keys: &[SortKey], limit: &BExpr, offset: Option<&B
         _ => None,
     };
     let Some((column, metric, query)) = candidate else {
-        return Plan::Scan { schema, filter };
+        return Plan::Scan {
+            schema,
+            filter,
+            columns: None,
+        };
     };
     let Some(def) = schema.columns.get(column) else {
-        return Plan::Scan { schema, filter };
+        return Plan::Scan {
+            schema,
+            filter,
+            columns: None,
+        };
     };
     if def.ty.vector_dim().is_none() {
-        return Plan::Scan { schema, filter };
+        return Plan::Scan {
+            schema,
+            filter,
+            columns: None,
+        };
     }
     let indexed = schema
         .index_on(&def.name)
@@ -235,10 +254,11 @@ fn vector_search(input: Plan, keys: &[SortKey], limit: &BExpr, offset: Option<&B
     }
 }
 
-/// Rule 5: walks down from a Project's input through nodes that keep the row layout; on
-/// reaching a VectorSearch, records the columns read on the way (the Project's `exprs` and
-/// those nodes' expressions). Any other node ends the walk with nothing pruned.
-fn prune_search_columns(input: &mut Plan, exprs: &[BExpr]) {
+/// Rule 5: walks down from a Project's input through nodes that keep the row layout (and
+/// through an Aggregate, below which its groups and arguments are what is read); on reaching a
+/// VectorSearch or Scan, records the columns read on the way (the Project's `exprs` and those
+/// nodes' expressions). Any other node ends the walk with nothing pruned.
+fn prune_columns(input: &mut Plan, exprs: &[BExpr]) {
     let mut used = Vec::new();
     for e in exprs {
         e.columns_into(&mut used);
@@ -266,7 +286,21 @@ fn prune_search_columns(input: &mut Plan, exprs: &[BExpr]) {
                 }
                 node = input;
             }
-            Plan::VectorSearch { columns, .. } => {
+            Plan::Aggregate {
+                input,
+                groups,
+                calls,
+            } => {
+                // What is above reads the aggregate's output; below, its groups and arguments.
+                used.clear();
+                groups.iter().for_each(|g| g.columns_into(&mut used));
+                calls
+                    .iter()
+                    .filter_map(|c| c.arg.as_ref())
+                    .for_each(|a| a.columns_into(&mut used));
+                node = input;
+            }
+            Plan::VectorSearch { columns, .. } | Plan::Scan { columns, .. } => {
                 used.sort_unstable();
                 used.dedup();
                 *columns = Some(used);
@@ -360,6 +394,40 @@ mod tests {
         ];
         for (sql, want) in cases {
             assert_eq!(search_columns(&plan(&e, sql)), Some(want), "{sql}");
+        }
+    }
+
+    /// The `columns` of the plan's first Scan (pre-order), if it has one.
+    fn scan_columns(plan: &Plan) -> Option<Option<Vec<usize>>> {
+        if let Plan::Scan { columns, .. } = plan {
+            return Some(columns.clone());
+        }
+        plan.children().into_iter().find_map(scan_columns)
+    }
+
+    #[test]
+    fn a_scan_copies_only_the_columns_read_above_it() {
+        let e = engine();
+        let cases: [(&str, Option<Vec<usize>>); 8] = [
+            ("SELECT count(*) FROM t", Some(vec![])),
+            // The pushed filter runs inside the engine on whole rows: not in the list.
+            ("SELECT id FROM t WHERE tag = 'a'", Some(vec![0])),
+            ("SELECT tag, count(*) FROM t GROUP BY tag", Some(vec![2])),
+            (
+                "SELECT max(id) FROM t GROUP BY tag HAVING count(emb) > 1",
+                Some(vec![0, 1, 2]),
+            ),
+            ("SELECT id FROM t ORDER BY tag LIMIT 2", Some(vec![0, 2])),
+            ("SELECT emb <-> '[1,1]' FROM t", Some(vec![1])),
+            ("SELECT * FROM t", Some(vec![0, 1, 2])),
+            // Above a sub-select the walk ends: its own Project prunes its scan.
+            (
+                "SELECT n FROM (SELECT id AS n, tag FROM t) s",
+                Some(vec![0, 2]),
+            ),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(scan_columns(&plan(&e, sql)), Some(want), "{sql}");
         }
     }
 
