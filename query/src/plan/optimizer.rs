@@ -352,12 +352,21 @@ mod tests {
         }
     }
 
-    /// The `columns` of the plan's first VectorSearch (pre-order), if it has one.
-    fn search_columns(plan: &Plan) -> Option<Option<Vec<usize>>> {
-        if let Plan::VectorSearch { columns, .. } = plan {
-            return Some(columns.clone());
+    /// The `columns` of the plan's first VectorSearch (`search`) or Scan (pre-order), if it
+    /// has one.
+    fn leaf_columns(plan: &Plan, search: bool) -> Option<Option<Vec<usize>>> {
+        match plan {
+            Plan::VectorSearch { columns, .. } if search => Some(columns.clone()),
+            Plan::Scan { columns, .. } if !search => Some(columns.clone()),
+            _ => plan
+                .children()
+                .into_iter()
+                .find_map(|c| leaf_columns(c, search)),
         }
-        plan.children().into_iter().find_map(search_columns)
+    }
+
+    fn search_columns(plan: &Plan) -> Option<Option<Vec<usize>>> {
+        leaf_columns(plan, true)
     }
 
     #[test]
@@ -397,14 +406,6 @@ mod tests {
         }
     }
 
-    /// The `columns` of the plan's first Scan (pre-order), if it has one.
-    fn scan_columns(plan: &Plan) -> Option<Option<Vec<usize>>> {
-        if let Plan::Scan { columns, .. } = plan {
-            return Some(columns.clone());
-        }
-        plan.children().into_iter().find_map(scan_columns)
-    }
-
     #[test]
     fn a_scan_copies_only_the_columns_read_above_it() {
         let e = engine();
@@ -427,7 +428,7 @@ mod tests {
             ),
         ];
         for (sql, want) in cases {
-            assert_eq!(scan_columns(&plan(&e, sql)), Some(want), "{sql}");
+            assert_eq!(leaf_columns(&plan(&e, sql), false), Some(want), "{sql}");
         }
     }
 
