@@ -53,16 +53,17 @@
 //!   map points at it; a segment's other ids are tombstones. On load, liveness is recomputed
 //!   from the rows, and rows not covered by a persisted segment go into the appendable one.
 //! - **Vectors held once**: a live row keeps no copy of a vector of a `Table::aside` column
-//!   (indexed with L2, inner product or L1, whose graphs store vectors as given) when a sealed
-//!   segment whose tail is linked has a node for the version (such a graph is never
-//!   write-locked again, so a filter may fetch from the graph a search holds read-locked):
-//!   rows loaded from the store come that way, and each optimizer pass gives the rows of
-//!   segments sealed or merged since lighter versions (`Table::release_vectors`: picked under
-//!   the read lock, swapped under the write lock in chunks of 4,096). The row reads NULL
-//!   there, and every read (get, scan, search hits, filters, exact search, the optimizer, index
-//!   DDL) fills it in from the graph (`Shard::full_row`), bit for bit. Cosine graphs hold
-//!   normalised vectors, so cosine columns keep theirs in the row, as do rows of the appendable
-//!   segment. On disk nothing changes: the `rows` column family holds every vector.
+//!   (indexed with L2, inner product or L1, whose graphs store vectors as given) when a
+//!   segment's graph, appendable or sealed, has a node for the version: rows loaded from
+//!   sealed segments come that way, and each optimizer pass gives the rows linked since
+//!   lighter versions (`Table::release_vectors`: a per-segment watermark into its linked ids;
+//!   picked under the read lock, swapped under the write lock in chunks of 4,096); versions in
+//!   a tail keep theirs until linked. The row reads NULL there, and every read (get, scan,
+//!   search hits, filters, exact search, the optimizer, index DDL) fills it in from the graph
+//!   (`Shard::full_row`), bit for bit; a filter may fetch from the graph its own search holds
+//!   read-locked while a writer waits to append to it (`HnswIndex::vector_into` never waits
+//!   behind a writer). Cosine graphs hold normalised vectors, so cosine columns keep theirs in
+//!   the row. On disk nothing changes: the `rows` column family holds every vector.
 //! - **Unindexed tails**: a segment's versions are linked (graph nodes) or in its tail. Replay
 //!   (`apply_writes` in replay mode: the replay buffer is set), loading rows no blob covers,
 //!   and live writes that fit `EngineOptions::tail_rows` per shard put new versions in the

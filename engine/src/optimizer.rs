@@ -9,10 +9,10 @@
 //! segments' blobs are dropped. A crash in between leaves rows covered twice, which searches
 //! deduplicate and the next pass merges away.
 //!
-//! Each pass then releases vectors (`Table::release_vectors`): the live rows covered by a
-//! sealed segment that takes no more versions (sealed or merged since the last pass, its tail
-//! linked) get versions that leave the vectors of L2 / inner-product / L1 columns to its
-//! graphs, so memory holds them once (rows loaded from the store are loaded that way).
+//! Each pass then releases vectors (`Table::release_vectors`): the live rows whose versions a
+//! segment (appendable or sealed) linked since the last pass get versions that leave the
+//! vectors of L2 / inner-product / L1 columns to its graphs, so memory holds them once (rows
+//! loaded from sealed segments are loaded that way).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -32,8 +32,8 @@ pub(crate) fn run(inner: &Inner) -> Result<()> {
         for shard in 0..t.schema.shards as usize {
             optimize_shard(inner, &t, shard)?;
         }
-        // Rows covered by segments sealed (or merged) since the last pass leave their vectors
-        // to those segments' graphs.
+        // Rows whose versions were linked since the last pass leave their vectors to the
+        // graphs.
         let released = t.release_vectors();
         if released > 0 {
             tracing::debug!(table = %t.schema.name, rows = released, "vectors released");

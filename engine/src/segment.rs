@@ -5,12 +5,14 @@
 //! Rows themselves (scalars and vectors) live in the shard's row map and in the store's `rows`
 //! column family; a segment holds graphs and the ids of the row versions they cover. A row
 //! version is live when the shard's row map points at its id; a segment's other ids are
-//! tombstones (deleted in the graphs so searches skip them, still traversed). A row leaves a
-//! vector to a sealed segment's graph that holds it when that graph stores vectors as given
-//! (not cosine: [`Segment::raw_vector`]) and takes no new version ([`Segment::releasable`]:
-//! sealed, tail linked), so memory holds it once: rows loaded from the store, and rows of
-//! segments sealed or merged since (`Table::release_vectors`). The row reads NULL there until
-//! `Shard::full_row` fills it in.
+//! tombstones (deleted in the graphs so searches skip them, still traversed). A live row leaves
+//! a vector to a segment's graph that has a node for its version when that graph stores
+//! vectors as given (not cosine: [`Segment::raw_vector`]), so memory holds it once: rows loaded
+//! from sealed segments, and linked versions of any segment, appendable or sealed, once an
+//! optimizer pass reaches them (`Table::release_vectors`, up to a per-segment watermark into
+//! the linked ids: [`Segment::unreleased`]); versions in a tail keep theirs until linked. The
+//! row reads NULL there until `Shard::full_row` fills it in (the graph's vector reads never
+//! wait behind its writers: `HnswIndex::vector_into`).
 //!
 //! **Unindexed tail.** A segment's row versions are either *linked* (nodes of its graphs) or in
 //! its *tail*: versions that arrived by WAL replay, by loading rows no blob covers, or by a
@@ -28,7 +30,7 @@
 //! empty (a checkpoint may write a partial blob, rewritten once the tail is linked).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -128,9 +130,10 @@ pub(crate) struct Segment {
     sealed: AtomicBool,
     /// Number of ids when the segment was last persisted (a blob covering them exists).
     persisted_len: AtomicU64,
-    /// Set once the shard's rows covered by this (sealed, tail-less) segment were given
-    /// versions that leave their vectors to its graphs (`Table::release_vectors`).
-    released: AtomicBool,
+    /// How many of the linked ids (a prefix, in link order) `Table::release_vectors` has
+    /// been through: their live rows were given versions that leave their vectors to the
+    /// graphs.
+    released: AtomicUsize,
 }
 
 pub(crate) fn params_of(def: &VectorIndexDef) -> HnswParams {
@@ -163,7 +166,7 @@ impl Segment {
             linking: Mutex::new(()),
             sealed: AtomicBool::new(false),
             persisted_len: AtomicU64::new(0),
-            released: AtomicBool::new(false),
+            released: AtomicUsize::new(0),
         })
     }
 
@@ -173,16 +176,25 @@ impl Segment {
     pub fn seal(&self) {
         self.sealed.store(true, Ordering::Release);
     }
-    /// Whether this segment's graphs may hold the only in-memory copy of its live rows'
-    /// vectors: sealed, with an empty tail (no version is ever linked into it again, so its
-    /// graphs are never write-locked again and a filter may fetch from a graph its own search
-    /// holds read-locked), and not yet released (`Table::release_vectors`).
+    /// Whether linked versions remain that `Table::release_vectors` has not been through
+    /// (their live rows may still hold copies of vectors this segment's graphs hold). Any
+    /// segment qualifies, the appendable one too: a filter may fetch a vector from a graph its
+    /// own search holds read-locked while a writer waits to append to it
+    /// (`HnswIndex::vector_into`).
     pub fn releasable(&self) -> bool {
-        self.is_sealed() && !self.released.load(Ordering::Acquire) && self.tail_len() == 0
+        self.released.load(Ordering::Acquire) < self.members.read().linked.len()
     }
-    /// Records that the rows this segment covers no longer hold the vectors it holds.
-    pub fn mark_released(&self) {
-        self.released.store(true, Ordering::Release);
+    /// The linked versions `Table::release_vectors` has not been through, with their position
+    /// in the linked ids (the watermark).
+    pub fn unreleased(&self) -> (usize, Vec<u64>) {
+        let m = self.members.read();
+        let from = self.released.load(Ordering::Acquire).min(m.linked.len());
+        (from, m.linked[from..].to_vec())
+    }
+    /// Records that the live rows of the first `upto` linked versions no longer hold the
+    /// vectors this segment's graphs hold (the watermark only moves forward).
+    pub fn mark_released(&self, upto: usize) {
+        self.released.fetch_max(upto, Ordering::AcqRel);
     }
     /// Row versions ever added (linked and tail).
     pub fn len(&self) -> usize {

@@ -9,11 +9,13 @@
 //! of one. The background linker (`Table::link_some`) takes the lock only briefly, to learn
 //! which tail versions are dead, never while it links.
 //!
-//! Vectors held once: a live row covered by a sealed segment whose tail is linked holds no
-//! copy of a vector that the segment's graph holds as given (`Table::aside` columns): rows
-//! loaded from the store come that way, and [`Table::release_vectors`] (run by each optimizer
-//! pass) replaces the versions of segments sealed or merged since by such lighter ones. Every
-//! read fills the vectors back in ([`Shard::full_row`], [`Shard::accepts`]).
+//! Vectors held once: a live row whose version is linked into a segment's graph (appendable or
+//! sealed) holds no copy of a vector that the graph holds as given (`Table::aside` columns)
+//! once an optimizer pass has reached it: rows loaded from sealed segments come that way, and
+//! [`Table::release_vectors`] (run by each optimizer pass) replaces the versions linked since
+//! by such lighter ones. Versions in a tail keep theirs until linked. Every read fills the
+//! vectors back in ([`Shard::full_row`], [`Shard::accepts`]), also from a filter running inside
+//! a search of the very graph it reads (`HnswIndex::vector_into` never waits behind a writer).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +37,9 @@ const PARALLEL_PREPARE_ROWS: usize = 256;
 /// Versions [`Table::release_vectors`] looks up under the read lock, then swaps under the write
 /// lock, at a time (about a millisecond of map work per lock).
 const RELEASE_CHUNK: usize = 4096;
+
+/// Live versions, each with its lighter replacement ([`Table::release_vectors`]).
+type Lighter = Vec<(Arc<Row>, Arc<Row>)>;
 
 /// Most operations one batch may hold (row ids are `lsn << 20 | position`).
 pub const MAX_BATCH_OPS: usize = 1 << 20;
@@ -228,10 +233,10 @@ pub(crate) struct Table {
     pub next_segment: AtomicU64,
     /// LSN of the last batch published into the row maps (written under the write lock).
     pub published: AtomicU64,
-    /// Positions of the vector columns whose values rows leave to the sealed segments' graphs
+    /// Positions of the vector columns whose values rows leave to the segments' graphs
     /// (indexed with a metric that stores vectors as given, i.e. not cosine, whose graph holds
-    /// the normalised vector): rows loaded from the store, and rows of segments sealed or
-    /// merged since ([`Table::release_vectors`]). Such a row reads NULL there, and
+    /// the normalised vector): rows loaded from sealed segments, and rows whose versions were
+    /// linked since ([`Table::release_vectors`]). Such a row reads NULL there, and
     /// [`Shard::full_row`] fills the graph's vector in, bit for bit.
     pub aside: Vec<usize>,
 }
@@ -581,15 +586,17 @@ impl Table {
             && !shard.is_some_and(|s| s.by_id.contains_key(&row_id))
     }
 
-    /// Gives the live rows covered by each releasable sealed segment ([`Segment::releasable`]:
-    /// sealed at run time or by a merge, its tail linked) versions that leave the vectors of
+    /// Gives the live rows of the versions each segment (appendable or sealed) has linked
+    /// since the last pass ([`Segment::unreleased`]) versions that leave the vectors of
     /// `aside` columns to its graphs: same row ids and values, NULL where the graph holds the
     /// vector (`Shard::full_row` fills it back in, bit for bit), so memory holds each such
-    /// vector once. Nothing changes in the store. Readers and writers are never held up for
-    /// long: the rows are picked under the read lock and swapped under the write lock in
-    /// chunks of [`RELEASE_CHUNK`] (map lookups only); the new versions are built and the old
-    /// ones dropped outside any lock. A version replaced meanwhile (updated, deleted, or
-    /// released by a racing pass) is left alone. Returns the versions replaced.
+    /// vector once. Versions in a tail keep theirs until linked. Nothing changes in the store.
+    /// Readers and writers are never held up for long: the rows are picked under the read lock
+    /// and swapped under the write lock in chunks of [`RELEASE_CHUNK`] (map lookups only); the
+    /// new versions are built and the old ones dropped outside any lock. A version replaced
+    /// meanwhile (updated, deleted, or released by a racing pass) is left alone. A segment's
+    /// watermark stops at its first version not yet published (linked by a batch still being
+    /// applied): the next pass takes it from there. Returns the versions replaced.
     pub fn release_vectors(&self) -> usize {
         if self.aside.is_empty() {
             return 0;
@@ -599,50 +606,62 @@ impl Table {
             .read()
             .iter()
             .enumerate()
-            .flat_map(|(i, sh)| sh.sealed.iter().map(move |g| (i, g.clone())))
+            .flat_map(|(i, sh)| sh.segments().map(move |g| (i, g.clone())))
             .filter(|(_, g)| g.releasable())
             .collect();
         let mut released = 0;
         for (shard, seg) in todo {
-            for chunk in seg.ids().chunks(RELEASE_CHUNK) {
-                released += self.release_chunk(shard, &seg, chunk);
+            let (mut upto, ids) = seg.unreleased();
+            for chunk in ids.chunks(RELEASE_CHUNK) {
+                let (swapped, settled) = self.release_chunk(shard, &seg, chunk);
+                released += swapped;
+                upto += settled;
+                if settled < chunk.len() {
+                    break;
+                }
             }
-            seg.mark_released();
+            seg.mark_released(upto);
         }
         released
     }
 
-    /// [`Table::release_vectors`] for the versions `ids` of `seg` in shard `shard`.
-    fn release_chunk(&self, shard: usize, seg: &Arc<Segment>, ids: &[u64]) -> usize {
-        let lighter = self.lighter_versions(shard, seg, ids);
+    /// [`Table::release_vectors`] for the versions `ids` of `seg` in shard `shard`: the
+    /// versions swapped, and how many of `ids` (a prefix) were settled, i.e. published.
+    fn release_chunk(&self, shard: usize, seg: &Arc<Segment>, ids: &[u64]) -> (usize, usize) {
+        let (lighter, settled) = self.lighter_versions(shard, seg, ids);
         let swapped = self.swap_lighter(shard, seg, &lighter);
         // The old versions (and their vectors) are freed here, outside the lock.
         drop(lighter);
-        swapped
+        (swapped, settled)
     }
 
-    /// The live versions among `ids` that hold a vector `seg`'s graphs hold, each with its
-    /// lighter replacement (picked under the read lock, built outside it).
-    fn lighter_versions(
-        &self,
-        shard: usize,
-        seg: &Segment,
-        ids: &[u64],
-    ) -> Vec<(Arc<Row>, Arc<Row>)> {
-        let held: Vec<Arc<Row>> = {
+    /// The live versions among the published prefix of `ids` (the versions of batches whose
+    /// row maps are swapped; its length is returned too) that hold a vector `seg`'s graphs
+    /// hold, each with its lighter replacement (picked under the read lock, built outside it).
+    fn lighter_versions(&self, shard: usize, seg: &Segment, ids: &[u64]) -> (Lighter, usize) {
+        let (held, settled): (Vec<Arc<Row>>, usize) = {
             let shards = self.state.read();
             let Some(sh) = shards.get(shard) else {
-                return Vec::new();
+                return (Vec::new(), 0);
             };
-            ids.iter()
+            // Published under the write lock, so stable while the read lock is held.
+            let published = self.published.load(Ordering::Acquire);
+            let settled = ids
+                .iter()
+                .position(|&id| id >> 20 > published)
+                .unwrap_or(ids.len());
+            let held = ids[..settled]
+                .iter()
                 .filter_map(|id| sh.by_id.get(id))
                 .filter(|r| self.holds_copy(r))
                 .cloned()
-                .collect()
+                .collect();
+            (held, settled)
         };
-        // Outside the lock: the versions without the vectors the segment's graphs hold (it
-        // takes no new version, so what it holds now it holds for good).
-        held.into_iter()
+        // Outside the lock: the versions without the vectors the segment's graphs hold (a
+        // linked version's node stays as long as the version is live).
+        let lighter = held
+            .into_iter()
             .filter_map(|old| {
                 let left: Vec<usize> = self
                     .aside
@@ -675,11 +694,12 @@ impl Table {
                 });
                 Some((old, new))
             })
-            .collect()
+            .collect();
+        (lighter, settled)
     }
 
     /// Swaps the lighter versions in (under the write lock) where the row maps still point at
-    /// the versions they replace and `seg` is still one of the shard's sealed segments.
+    /// the versions they replace and `seg` is still one of the shard's segments.
     fn swap_lighter(
         &self,
         shard: usize,
@@ -697,7 +717,7 @@ impl Table {
             };
             // A merge may have replaced the segment meanwhile: its successor is released by
             // a later pass.
-            if !sh.sealed.iter().any(|g| Arc::ptr_eq(g, seg)) {
+            if !sh.segments().any(|g| Arc::ptr_eq(g, seg)) {
                 return 0;
             }
             for (old, new) in lighter {
@@ -950,10 +970,10 @@ mod tests {
         assert_eq!(seen, ids.len());
     }
 
-    /// Rows of sealed segments give their vectors to the graphs once the segment's tail is
-    /// linked, not before; rows of the appendable segment keep theirs; reads stay whole.
+    /// Rows give their vectors to the graphs once their versions are linked, not before (a
+    /// tail's rows keep theirs), in sealed and appendable segments alike; reads stay whole.
     #[test]
-    fn sealed_rows_release_their_vectors_once_the_tail_is_linked() {
+    fn rows_release_their_vectors_once_linked() {
         let t = Arc::new(Table::new(1, schema()).unwrap());
         // 60 rows in tails (never linked inline): segments seal with their tails.
         upsert(&t, 1, 0..60, usize::MAX);
@@ -961,23 +981,42 @@ mod tests {
         let with_vector = ids.iter().filter(|i| *i % 7 != 3).count();
         assert!(t.state.read().iter().all(|s| !s.sealed.is_empty()));
         assert_eq!(t.vector_copies(), with_vector);
-        assert_eq!(t.release_vectors(), 0, "sealed segments still have tails");
+        assert_eq!(t.release_vectors(), 0, "every version is in a tail");
+        // Some versions linked: only theirs are released.
+        let linked = t.link_some(16).unwrap();
+        let released = t.release_vectors();
+        assert!(released > 0 && released <= linked, "{released} of {linked}");
+        let copies = |t: &Table| {
+            let shards = t.state.read();
+            shards
+                .iter()
+                .flat_map(|sh| {
+                    sh.segments()
+                        .flat_map(|g| {
+                            let tail = g.tail_len();
+                            let ids = g.ids();
+                            let at = ids.len() - tail;
+                            ids.into_iter()
+                                .enumerate()
+                                .map(move |(i, id)| (i >= at, id))
+                        })
+                        .filter_map(|(in_tail, id)| sh.by_id.get(&id).map(|r| (in_tail, r)))
+                        .filter(|(_, r)| t.holds_copy(r))
+                        .map(|(in_tail, _)| in_tail)
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<bool>>()
+        };
+        assert!(
+            copies(&t).iter().all(|&in_tail| in_tail),
+            "only tail versions hold copies"
+        );
         while t.link_some(16).unwrap() > 0 {}
         check_whole(&t, &ids);
-        let released = t.release_vectors();
-        assert!(released > 0);
-        assert_eq!(t.vector_copies(), with_vector - released);
-        assert_eq!(t.release_vectors(), 0, "each segment is released once");
+        t.release_vectors();
+        assert_eq!(t.vector_copies(), 0, "every linked row left its vector");
+        assert_eq!(t.release_vectors(), 0, "each version is released once");
         check_whole(&t, &ids);
-        // The appendable segments' rows keep theirs.
-        let shards = t.state.read();
-        for sh in shards.iter() {
-            for id in sh.appendable.ids() {
-                let row = sh.by_id.get(&id).unwrap();
-                assert_eq!(t.holds_copy(row), sh.appendable.has_raw_vector(id, 1));
-            }
-        }
-        drop(shards);
 
         // Linked inline: updates of released rows (the old versions die), a merge-free
         // reseal, and rows that changed between the pick and the swap are left alone.
@@ -985,20 +1024,39 @@ mod tests {
         check_whole(&t, &ids);
         let before = t.vector_copies();
         let released = t.release_vectors();
-        assert_eq!(t.vector_copies(), before - released);
+        assert!(before > 0 && released == before);
+        assert_eq!(t.vector_copies(), 0, "every linked row left its vector");
         check_whole(&t, &ids);
+        // The appendable segments' rows, too.
         let shards = t.state.read();
-        let copies_in_sealed = shards
+        let live_appendable = shards
             .iter()
-            .flat_map(|sh| {
-                sh.sealed
-                    .iter()
-                    .flat_map(|g| g.ids())
-                    .filter_map(|id| sh.by_id.get(&id))
-            })
-            .filter(|r| t.holds_copy(r))
+            .flat_map(|sh| sh.appendable.ids().into_iter().map(move |id| (sh, id)))
+            .filter(|(sh, id)| sh.by_id.contains_key(id))
             .count();
-        assert_eq!(copies_in_sealed, 0, "every sealed row left its vector");
+        assert!(live_appendable > 0, "the test needs live appendable rows");
+    }
+
+    /// Versions linked inline by a batch not yet published are not in the row maps: a pass
+    /// stops its watermark before them, and a later pass releases them once published.
+    #[test]
+    fn unpublished_versions_are_released_by_a_later_pass() {
+        let t = Arc::new(Table::new(1, schema()).unwrap());
+        upsert(&t, 1, 0..10, 0);
+        let ops = (11..17)
+            .map(|i| Op::Upsert(vec![Value::BigInt(i), Value::Vector(vector(i))]))
+            .collect();
+        let (changes, _) = t.plan(2, ops).unwrap();
+        t.prepare(&changes, false, 0).unwrap();
+        // Batch 2 is linked into the appendable graphs, not published.
+        let with_vector = (0..10).filter(|i| i % 7 != 3).count();
+        assert_eq!(t.release_vectors(), with_vector);
+        assert_eq!(t.release_vectors(), 0);
+        publish_all(2, &[(t.clone(), changes)], 20).unwrap();
+        assert_eq!(t.vector_copies(), 6, "batch 2's rows hold theirs");
+        assert_eq!(t.release_vectors(), 6);
+        assert_eq!(t.vector_copies(), 0);
+        check_whole(&t, &(0..10).chain(11..17).collect::<Vec<_>>());
     }
 
     /// A version replaced between the pick and the swap keeps the replacement, and a segment
@@ -1017,7 +1075,7 @@ mod tests {
                 .unwrap();
             (i, sh.sealed[0].clone())
         };
-        let lighter = t.lighter_versions(shard, &seg, &seg.ids());
+        let (lighter, _) = t.lighter_versions(shard, &seg, &seg.ids());
         assert!(lighter.len() > 2);
         // Rewritten (same values, new versions) between the pick and the swap.
         let Key::BigInt(k) = lighter[0].0.key else {
@@ -1036,12 +1094,12 @@ mod tests {
         drop(shards);
         // The segment leaves the shard (as a merge's victim would): nothing is swapped.
         assert!(
-            t.lighter_versions(shard, &seg, &seg.ids()).is_empty(),
+            t.lighter_versions(shard, &seg, &seg.ids()).0.is_empty(),
             "released already"
         );
         let other = 1 - shard;
         let victim = t.state.read()[other].sealed[0].clone();
-        let lighter = t.lighter_versions(other, &victim, &victim.ids());
+        let (lighter, _) = t.lighter_versions(other, &victim, &victim.ids());
         assert!(!lighter.is_empty());
         t.state.write()[other].sealed.clear();
         assert_eq!(t.swap_lighter(other, &victim, &lighter), 0);

@@ -48,13 +48,23 @@
 //!
 //! Every method takes `&self`. The locks, in acquisition order:
 //!
-//! 1. `id_map: Mutex<HashMap>` — held by `insert` (duplicate check + push) and `delete`;
-//!    never by searches.
-//! 2. `graph: RwLock<Graph>` — **write**-locked only to append nodes (a memcpy of the vector plus
+//! 1. `graph: RwLock<Graph>` — **write**-locked only to append nodes (a memcpy of the vector plus
 //!    empty lists; amortised O(dim), a reallocation copy when the buffer doubles). Everything else
 //!    — searches, linking new nodes, deletes, serialization — holds it for **read**.
+//! 2. `id_map: Mutex<HashMap>` — a leaf: held by `insert` (duplicate check + push, inside the
+//!    write lock), by `delete` and by the vector and membership lookups, and never while
+//!    another lock is taken; never by searches.
 //! 3. `stripes: [Mutex<()>; 1024]` — a node's neighbour lists are rewritten under the stripe
 //!    `node % 1024`; a linker holds one stripe at a time, so there is no lock cycle.
+//!
+//! **Vector reads** (`vector`, `vector_into`) may come from a filter running inside a search of
+//! the same index (the engine fetches vectors that rows leave to the graph), i.e. from a thread
+//! that already holds the graph's read lock while an inserter may be waiting for the write
+//! lock. So they look the node up and release the id map first (an inserter holding it never
+//! waits for the graph), then read the graph with `read_recursive`, which does not queue
+//! behind a waiting writer (a plain `read` would: parking_lot's `RwLock` is fair, and the
+//! writer waits for the search). Test: `tests/index/concurrency.rs`,
+//! `filters_read_vectors_of_the_searched_index_while_it_grows` (hung before).
 //!
 //! Neighbour-list words are atomics: readers load the count (`Acquire`) and ids (`Relaxed`)
 //! without any lock, so **searches never wait for a linker**; they wait only while a node is

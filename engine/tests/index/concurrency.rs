@@ -85,3 +85,103 @@ fn batch_insert_into_a_growing_index() {
     println!("recall@10 {rec:.4}");
     assert!(rec >= 0.9, "recall {rec}");
 }
+
+/// Filters that read vectors from the very index they filter (as the engine's filters do for
+/// rows that leave their vectors to the graph) while other threads insert one by one, insert
+/// in batches and delete: a vector read never waits behind a writer that waits for the
+/// searcher's read lock, so nothing deadlocks, and every vector read is the one inserted.
+#[test]
+fn filters_read_vectors_of_the_searched_index_while_it_grows() {
+    let s = seed(
+        "filters_read_vectors_of_the_searched_index_while_it_grows",
+        5,
+    );
+    let mut r = rng(s);
+    let dim = 8;
+    let n = 12_000;
+    let (data, _) = clustered(&mut r, n, dim, 10);
+    let queries = queries_like(&data, dim, &mut r, 50);
+    let data = Arc::new(data);
+    let index = Arc::new(HnswIndex::new(dim, Metric::L2, HnswParams::default()).expect("new"));
+    index
+        .insert_batch(&(0..500).collect::<Vec<u64>>(), &data[..500 * dim])
+        .expect("first rows");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let writing = Arc::new(std::sync::atomic::AtomicUsize::new(2));
+    // One writer inserts rows one at a time (and deletes some), the other in batches of 64.
+    for w in 0..2usize {
+        let (index, data, done, writing) = (
+            index.clone(),
+            data.clone(),
+            done_tx.clone(),
+            writing.clone(),
+        );
+        std::thread::spawn(move || {
+            let rows: Vec<usize> = (500 + w..n).step_by(2).collect();
+            if w == 0 {
+                for &i in &rows {
+                    index
+                        .insert(i as u64, &data[i * dim..(i + 1) * dim])
+                        .expect("insert");
+                    if i % 20 == 0 {
+                        index.delete(i as u64 - 10);
+                    }
+                }
+            } else {
+                for chunk in rows.chunks(64) {
+                    let ids: Vec<u64> = chunk.iter().map(|&i| i as u64).collect();
+                    let vectors: Vec<f32> = chunk
+                        .iter()
+                        .flat_map(|&i| data[i * dim..(i + 1) * dim].iter().copied())
+                        .collect();
+                    index.insert_batch(&ids, &vectors).expect("insert_batch");
+                }
+            }
+            writing.fetch_sub(1, Ordering::Release);
+            done.send(()).expect("send");
+        });
+    }
+    for t in 0..2usize {
+        let (index, data, queries, done, writing) = (
+            index.clone(),
+            data.clone(),
+            queries.clone(),
+            done_tx.clone(),
+            writing.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut searches = 0;
+            while writing.load(Ordering::Acquire) > 0 || searches < 100 {
+                let q = &queries[(searches % 50) * dim..(searches % 50 + 1) * dim];
+                // Reads the row's vector from the index being searched (a row deleted
+                // meanwhile reads nothing and is left out); keeps rows whose first component
+                // is at least the query's.
+                let filter = |id: u64| {
+                    let mut v = Vec::new();
+                    let found = if (id as usize + t).is_multiple_of(2) {
+                        index.vector(id).inspect(|x| v = x.clone()).is_some()
+                    } else {
+                        index.vector_into(id, &mut v)
+                    };
+                    let want = &data[id as usize * dim..(id as usize + 1) * dim];
+                    assert!(!found || v == want, "row {id} reads {v:?}");
+                    found && v[0] >= q[0]
+                };
+                let hits = index
+                    .search(q, 10, 32, Some(&filter))
+                    .expect("filtered search");
+                for (id, _) in hits {
+                    let want = &data[id as usize * dim..(id as usize + 1) * dim];
+                    assert!(want[0] >= q[0], "hit {id} fails the filter");
+                }
+                searches += 1;
+            }
+            done.send(()).expect("send");
+        });
+    }
+    for _ in 0..4 {
+        done_rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("a writer or searcher is stuck (deadlock?)");
+    }
+}

@@ -225,11 +225,12 @@ impl HnswIndex {
         self.id_map.lock().contains_key(&row_id)
     }
 
-    /// The stored vector of a live row (unit-normalised for [`Metric::Cosine`]).
+    /// The stored vector of a live row (unit-normalised for [`Metric::Cosine`]). May be called
+    /// from a filter during a search of this very index (see [`HnswIndex::vector_into`]).
     pub fn vector(&self, row_id: u64) -> Option<Vec<f32>> {
-        let node = *self.id_map.lock().get(&row_id)?;
+        let node = self.node_of(row_id)?;
         self.graph
-            .read()
+            .read_recursive()
             .store
             .get(node as usize)
             .map(<[f32]>::to_vec)
@@ -237,12 +238,18 @@ impl HnswIndex {
 
     /// [`HnswIndex::vector`] into `out` (replacing its contents, reusing its allocation).
     /// Returns whether the row is a live row of this index (`out` is left empty otherwise).
+    ///
+    /// Safe from a filter running inside a search of this index, which holds the graph's read
+    /// lock while an inserter may be waiting for the write lock: the id map is released before
+    /// the graph is locked (no inserter waits for it while holding it), and the graph is
+    /// read-locked with `read_recursive`, which does not queue behind a waiting writer (a plain
+    /// `read` would wait for the writer, which waits for the search: a deadlock).
     pub fn vector_into(&self, row_id: u64, out: &mut Vec<f32>) -> bool {
         out.clear();
-        let Some(node) = self.id_map.lock().get(&row_id).copied() else {
+        let Some(node) = self.node_of(row_id) else {
             return false;
         };
-        match self.graph.read().store.get(node as usize) {
+        match self.graph.read_recursive().store.get(node as usize) {
             Some(v) => {
                 out.extend_from_slice(v);
                 true
@@ -251,17 +258,27 @@ impl HnswIndex {
         }
     }
 
+    /// The node of a live row. The id map is held only for the lookup: it is a leaf lock,
+    /// never held while another lock is taken. A node id is never reused (nodes are only
+    /// appended; `reorder` takes `&mut self`), so the node still holds the row's vector after a
+    /// concurrent delete.
+    fn node_of(&self, row_id: u64) -> Option<u32> {
+        self.id_map.lock().get(&row_id).copied()
+    }
+
     /// Inserts one row. Safe to call while other threads search, insert or delete.
     pub fn insert(&self, row_id: u64, vector: &[f32]) -> Result<()> {
         validate_vector(self.dim, vector)?;
         let stored = self.stored_form(vector);
         let node = {
+            // Graph first, then the id map (a leaf lock): never wait for the graph while
+            // holding the id map, which a filter inside a search of this graph may need.
+            let mut g = self.graph.write();
             let mut ids = self.id_map.lock();
             if ids.contains_key(&row_id) {
                 return Err(EngineError::DuplicateRowId(row_id));
             }
             let level = self.draw_level();
-            let mut g = self.graph.write();
             if g.len() >= MAX_NODES {
                 return Err(EngineError::SegmentFull(g.len()));
             }
@@ -291,6 +308,8 @@ impl HnswIndex {
             validate_vector(self.dim, v)?;
         }
         let (first, end) = {
+            // Lock order as in `insert`: graph, then the id map.
+            let mut g = self.graph.write();
             let mut ids = self.id_map.lock();
             let mut seen = std::collections::HashSet::with_capacity(row_ids.len());
             for &r in row_ids {
@@ -298,7 +317,6 @@ impl HnswIndex {
                     return Err(EngineError::DuplicateRowId(r));
                 }
             }
-            let mut g = self.graph.write();
             if g.len() + row_ids.len() > MAX_NODES {
                 return Err(EngineError::SegmentFull(g.len()));
             }
@@ -368,12 +386,11 @@ impl HnswIndex {
     /// Tombstones `row_id`: it is never returned again but its node still routes searches.
     /// Returns whether the row was live.
     pub fn delete(&self, row_id: u64) -> bool {
-        let mut ids = self.id_map.lock();
-        let Some(node) = ids.remove(&row_id) else {
+        // The id map is released before the graph is locked (it is a leaf lock).
+        let Some(node) = self.id_map.lock().remove(&row_id) else {
             return false;
         };
-        let g = self.graph.read();
-        if g.mark_deleted(node) {
+        if self.graph.read().mark_deleted(node) {
             self.deleted.fetch_add(1, Ordering::AcqRel);
         }
         true
