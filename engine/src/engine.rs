@@ -81,6 +81,50 @@ const DECODED_AHEAD: usize = 4;
 /// Tail versions the linker links per step (one `insert_batch`): large enough to keep every
 /// core busy, small enough that a checkpoint or a close waits little for it.
 const LINK_CHUNK: usize = 8_192;
+/// Change lists up to this capacity are kept for the next entry ([`ApplyScratch`]); a larger
+/// batch's list is freed rather than held for good.
+const SPARE_CHANGES_MAX: usize = 4_096;
+/// Most drained operation lists of replayed entries [`ApplyScratch`] gathers between two
+/// decoded chunks (more: freed where they are, as without the hand-back).
+const SPENT_MAX: usize = 8_192;
+
+/// A chunk of decoded WAL entries, from the replay's reading thread to the applying one.
+type Decoded = Vec<(u64, Result<LogRecord>)>;
+
+/// Lists [`Inner::apply_writes`] reuses from entry to entry (it runs under the apply
+/// turnstile, one call at a time; a caller that finds the lists taken just starts empty
+/// ones): an entry's tables with their operations, the planned changes, spare change lists.
+/// Empty between calls, with their memory kept, so an entry allocates nothing but its new
+/// row versions and its outcome list.
+#[derive(Default)]
+struct ApplyScratch {
+    groups: Vec<(Arc<Table>, Vec<Op>)>,
+    planned: Vec<(Arc<Table>, Vec<Change>)>,
+    spare: Vec<Vec<Change>>,
+    /// During replay, the drained operation lists of the entries applied since the last
+    /// decoded chunk: handed back to the reading thread, which allocated them, to be freed
+    /// there (a free from another thread cost the applying thread ~300 instructions per
+    /// entry in glibc's arenas).
+    spent: Vec<Vec<Op>>,
+}
+
+impl ApplyScratch {
+    /// Empties the lists after an entry, keeping their memory; with `replay`, the drained
+    /// operation lists go to `spent`.
+    fn recycle(&mut self, replay: bool) {
+        for (_, mut changes) in self.planned.drain(..) {
+            if changes.capacity() <= SPARE_CHANGES_MAX {
+                changes.clear();
+                self.spare.push(changes);
+            }
+        }
+        for (_, ops) in self.groups.drain(..) {
+            if replay && self.spent.len() < SPENT_MAX {
+                self.spent.push(ops);
+            }
+        }
+    }
+}
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -145,6 +189,8 @@ pub(crate) struct Inner {
     /// the next (its rows are copied into the gathered batch): rows are encoded without
     /// regrowing a fresh buffer per entry. Holds no data, so losing it loses nothing.
     replay_scratch: Mutex<PackedOps>,
+    /// [`ApplyScratch`]: `apply_writes`' lists, reused.
+    apply_scratch: Mutex<ApplyScratch>,
     /// Highest LSN handed to `apply` (lock-free copy for maintenance batches' LSN hint).
     last_lsn: AtomicU64,
     closed: AtomicBool,
@@ -500,6 +546,7 @@ impl Engine {
             replay_buf: Mutex::new(None),
             replay_tx: Mutex::new(None),
             replay_scratch: Mutex::new(PackedOps::default()),
+            apply_scratch: Mutex::new(ApplyScratch::default()),
             last_lsn: AtomicU64::new(applied),
             closed: AtomicBool::new(false),
             checkpoints: AtomicU64::new(0),
@@ -982,7 +1029,7 @@ impl Inner {
         };
         match rec {
             LogRecord::Write { table_id, ops } => {
-                self.apply_writes(lsn, batch, vec![(table_id, ops)])
+                self.apply_writes(lsn, batch, std::iter::once((table_id, ops)))
             }
             LogRecord::WriteMany { tables } => self.apply_writes(lsn, batch, tables),
             LogRecord::CreateTable(schema) => {
@@ -1048,10 +1095,33 @@ impl Inner {
     fn apply_writes(
         &self,
         lsn: u64,
-        mut batch: StoreWrite,
-        tables: Vec<(u64, Vec<Op>)>,
+        batch: StoreWrite,
+        tables: impl IntoIterator<Item = (u64, Vec<Op>)>,
     ) -> Result<Vec<WriteOutcome>> {
-        let mut groups: Vec<(Arc<Table>, Vec<Op>)> = Vec::with_capacity(tables.len());
+        let mut scratch = std::mem::take(&mut *self.apply_scratch.lock());
+        // Replay: every new version goes to an unindexed tail, linked after open.
+        let replay = self.replay_buf.lock().is_some();
+        let r = self.apply_grouped(lsn, batch, tables, replay, &mut scratch);
+        scratch.recycle(replay);
+        *self.apply_scratch.lock() = scratch;
+        r
+    }
+
+    /// [`Inner::apply_writes`] with its lists (`scratch`, empty on entry).
+    fn apply_grouped(
+        &self,
+        lsn: u64,
+        mut batch: StoreWrite,
+        tables: impl IntoIterator<Item = (u64, Vec<Op>)>,
+        replay: bool,
+        scratch: &mut ApplyScratch,
+    ) -> Result<Vec<WriteOutcome>> {
+        let ApplyScratch {
+            groups,
+            planned,
+            spare,
+            ..
+        } = scratch;
         for (table_id, ops) in tables {
             let Some(t) = self.table_by_id(table_id) else {
                 self.store_write(batch)?;
@@ -1063,17 +1133,16 @@ impl Inner {
                 None => groups.push((t, ops)),
             }
         }
-        let touched: Vec<Arc<Table>> = groups.iter().map(|(t, _)| t.clone()).collect();
-        for t in &touched {
+        for (t, _) in groups.iter() {
             inc(&t.counters.batches, 1);
         }
-        let mut planned: Vec<(Arc<Table>, Vec<Change>)> = Vec::with_capacity(groups.len());
         let mut outcomes = Vec::with_capacity(groups.len());
         let mut rejected = None;
-        for (t, ops) in groups {
-            match t.plan(lsn, ops) {
-                Ok((changes, outcome)) => {
-                    planned.push((t, changes));
+        for (t, ops) in groups.iter_mut() {
+            let mut changes = spare.pop().unwrap_or_default();
+            match t.plan_into(lsn, ops, &mut changes) {
+                Ok(outcome) => {
+                    planned.push((t.clone(), changes));
                     outcomes.push(outcome);
                 }
                 Err(e) => {
@@ -1084,8 +1153,6 @@ impl Inner {
         }
         let mut tailed = false;
         if rejected.is_none() {
-            // Replay: every new version goes to an unindexed tail, linked after open.
-            let replay = self.replay_buf.lock().is_some();
             for (i, (t, changes)) in planned.iter().enumerate() {
                 match t.prepare(changes, replay, self.opts.tail_rows) {
                     Ok(tail) => tailed |= tail,
@@ -1101,27 +1168,29 @@ impl Inner {
             }
         }
         if let Some(e) = rejected {
-            for t in &touched {
+            for (t, _) in groups.iter() {
                 inc(&t.counters.batches_rejected, 1);
             }
             self.store_write(batch)?;
             return Err(e);
         }
-        for (t, changes) in &planned {
+        for (t, changes) in planned.iter() {
             t.store_ops(changes, &mut batch);
         }
         self.store_write(batch)?;
-        let sealed = publish_all(lsn, &planned, self.opts.seal_rows)?;
+        let sealed = publish_all(lsn, planned, self.opts.seal_rows)?;
         if tailed {
             self.signal.wake();
         }
-        for (((t, _), outcome), sealed) in planned.iter().zip(&outcomes).zip(&sealed) {
+        for ((t, _), outcome) in planned.iter().zip(&outcomes) {
             inc(&t.counters.rows_inserted, outcome.inserted);
             inc(&t.counters.rows_updated, outcome.updated);
             inc(&t.counters.rows_deleted, outcome.deleted);
-            inc(&t.counters.seals, sealed.len() as u64);
-            if !sealed.is_empty() {
-                tracing::debug!(table = %t.schema.name, segments = sealed.len(), "seal");
+        }
+        for (i, segments) in &sealed {
+            if let Some((t, _)) = planned.get(*i) {
+                inc(&t.counters.seals, segments.len() as u64);
+                tracing::debug!(table = %t.schema.name, segments = segments.len(), "seal");
             }
         }
         Ok(outcomes)
@@ -1481,17 +1550,21 @@ impl Inner {
         // overlap and are merged rather than moved).
         let paused = self.pause_compactions(true);
         let replayed = self.replay_entries(from, &mut count);
-        if paused {
-            self.pause_compactions(false);
-        }
         let flushed = self.flush_replay_buf();
         *self.replay_buf.lock() = None;
         *self.replay_scratch.lock() = PackedOps::default();
+        self.apply_scratch.lock().spent = Vec::new();
         *self.replay_tx.lock() = None;
-        if let Some(h) = writer {
-            h.join()
-                .map_err(|_| EngineError::Corrupt("the replay's store writer panicked".into()))??;
+        let written = writer.map_or(Ok(Ok(())), |h| h.join());
+        // Resumed only once the store writer has written everything: resuming sooner let the
+        // last gathered batches meet RocksDB's L0 slowdown (a 2 M-entry replay leaves ~35
+        // files in L0, past `level0_slowdown_writes_trigger`, which paused compactions do
+        // not apply) and the compaction it starts.
+        if paused {
+            self.pause_compactions(false);
         }
+        written
+            .map_err(|_| EngineError::Corrupt("the replay's store writer panicked".into()))??;
         replayed?;
         flushed?;
         let last = self.log.last_lsn();
@@ -1547,8 +1620,10 @@ impl Inner {
         };
         let log = &self.log;
         std::thread::scope(|s| {
-            let (tx, rx) =
-                std::sync::mpsc::sync_channel::<Vec<(u64, Result<LogRecord>)>>(DECODED_AHEAD);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Decoded>(DECODED_AHEAD);
+            // Back to the reader: each applied chunk, emptied (reused), and the entries'
+            // drained operation lists (freed there, where they were allocated).
+            let (back_tx, back_rx) = std::sync::mpsc::channel::<(Decoded, Vec<Vec<Op>>)>();
             let reader = std::thread::Builder::new()
                 .name("vela-replay-read".into())
                 .spawn_scoped(s, move || -> Result<()> {
@@ -1561,7 +1636,14 @@ impl Inner {
                         bytes += payload.len();
                         if failed || bytes >= DECODED_CHUNK_BYTES {
                             bytes = 0;
-                            tx.send(std::mem::take(&mut chunk))
+                            let mut next = Vec::new();
+                            for (empty, spent) in back_rx.try_iter() {
+                                drop(spent);
+                                if next.capacity() == 0 {
+                                    next = empty;
+                                }
+                            }
+                            tx.send(std::mem::replace(&mut chunk, next))
                                 .map_err(|_| EngineError::NotPossible("replay stopped".into()))?;
                         }
                         if failed {
@@ -1586,13 +1668,16 @@ impl Inner {
                 }
             };
             let mut applying = Ok(());
-            'chunks: for chunk in rx.iter() {
-                for (lsn, rec) in chunk {
+            'chunks: for mut chunk in rx.iter() {
+                for (lsn, rec) in chunk.drain(..) {
                     applying = apply_one(lsn, rec);
                     if applying.is_err() {
                         break 'chunks;
                     }
                 }
+                let spent = std::mem::take(&mut self.apply_scratch.lock().spent);
+                // A reader that has stopped reading frees nothing more: dropped here then.
+                let _ = back_tx.send((chunk, spent));
             }
             // Unblocks a reader waiting to send (its send fails, it stops).
             drop(rx);
@@ -2018,11 +2103,26 @@ mod tests {
 
     const RECORD_GARBAGE: u8 = 0xEE;
 
-    /// A [`MemStore`] that records `pause_compactions` calls.
-    struct Pausing(Arc<MemStore>, Mutex<Vec<bool>>);
+    /// A [`MemStore`] that records `pause_compactions` calls (`Some(paused)`) and writes
+    /// (`None`), in order.
+    struct Pausing(Arc<MemStore>, Mutex<Vec<Option<bool>>>);
+
+    impl Pausing {
+        /// The pause calls alone.
+        fn pauses(&self) -> Vec<bool> {
+            self.1.lock().iter().flatten().copied().collect()
+        }
+        /// Writes recorded after the last resume.
+        fn writes_after_resume(&self) -> usize {
+            let events = self.1.lock();
+            let resumed = events.iter().rposition(|e| *e == Some(false));
+            resumed.map_or(0, |i| events.iter().skip(i).filter(|e| e.is_none()).count())
+        }
+    }
 
     impl StoreBackend for Pausing {
         fn write(&self, batch: StoreWrite) -> Result<()> {
+            self.1.lock().push(None);
             self.0.write(batch)
         }
         fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -2058,23 +2158,38 @@ mod tests {
             self.0.checkpoint_to(dir)
         }
         fn pause_compactions(&self, paused: bool) -> Result<()> {
-            self.1.lock().push(paused);
+            self.1.lock().push(Some(paused));
             Ok(())
         }
     }
 
-    /// Replay pauses the store's compactions and resumes them when it ends, also when it
-    /// fails.
+    /// Replay pauses the store's compactions and resumes them when it ends, after its last
+    /// store write (the store writer thread's included), also when it fails: on a bad entry
+    /// and on a failing store.
     #[test]
     fn replay_pauses_compactions_and_always_resumes_them() {
-        let (log, store) = logged(10);
+        // Several gathered batches (`REPLAY_BATCH_OPS` rows each) in the writer's queue.
+        let (log, store) = logged(3 * REPLAY_BATCH_OPS as i64 + 10);
         let pausing = Arc::new(Pausing(store.clone(), Mutex::new(Vec::new())));
         Engine::open(log.clone(), pausing.clone(), options()).unwrap();
-        assert_eq!(*pausing.1.lock(), [true, false]);
+        assert_eq!(pausing.pauses(), [true, false]);
+        assert!(
+            pausing.1.lock().len() > 4,
+            "the replay wrote several batches"
+        );
+        assert_eq!(pausing.writes_after_resume(), 0);
         log.append(&[RECORD_GARBAGE]).unwrap();
         let pausing = Arc::new(Pausing(store.crash(0), Mutex::new(Vec::new())));
         assert!(Engine::open(log, pausing.clone(), options()).is_err());
-        assert_eq!(*pausing.1.lock(), [true, false]);
+        assert_eq!(pausing.pauses(), [true, false]);
+        assert_eq!(pausing.writes_after_resume(), 0);
+        let (log, store) = logged(10);
+        store
+            .fail_writes
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let pausing = Arc::new(Pausing(store, Mutex::new(Vec::new())));
+        assert!(Engine::open(log, pausing.clone(), options()).is_err());
+        assert_eq!(pausing.pauses(), [true, false]);
     }
 
     /// The store failing mid-replay, while the reader thread is chunks ahead and blocked on

@@ -405,19 +405,35 @@ impl Table {
     /// Plans a batch against the current state: the final change per key, or the batch's
     /// deterministic rejection (duplicate key on insert).
     /// The rows of `ops` move into the new versions (no copy).
-    pub fn plan(&self, lsn: u64, ops: Vec<Op>) -> Result<(Vec<Change>, WriteOutcome)> {
+    #[cfg(test)]
+    pub fn plan(&self, lsn: u64, mut ops: Vec<Op>) -> Result<(Vec<Change>, WriteOutcome)> {
+        let mut changes = Vec::new();
+        let out = self.plan_into(lsn, &mut ops, &mut changes)?;
+        Ok((changes, out))
+    }
+
+    /// [`Table::plan`] into `changes` (cleared first), draining `ops`: both keep their
+    /// memory, so the caller can reuse them (WAL replay plans one entry after another into
+    /// the same lists).
+    pub fn plan_into(
+        &self,
+        lsn: u64,
+        ops: &mut Vec<Op>,
+        changes: &mut Vec<Change>,
+    ) -> Result<WriteOutcome> {
         let shards = self.state.read();
         let nshards = shards.len();
         // Keys seen earlier in the batch (a one-operation batch, the common case in replay,
         // needs no map).
         let mut overlay: HashMap<Key, usize> = HashMap::new();
         let single = ops.len() == 1;
-        let mut changes: Vec<Change> = Vec::with_capacity(ops.len());
+        changes.clear();
+        changes.reserve(ops.len());
         let mut out = WriteOutcome {
             lsn,
             ..Default::default()
         };
-        for (i, op) in ops.into_iter().enumerate() {
+        for (i, op) in ops.drain(..).enumerate() {
             let key = match &op {
                 Op::Insert(r) | Op::Upsert(r) | Op::Update(r) => key_of(&self.schema, r)?,
                 Op::Delete(k) => k.clone(),
@@ -487,7 +503,7 @@ impl Table {
             (None, None) => false,
             _ => true,
         });
-        Ok((changes, out))
+        Ok(out)
     }
 
     /// Adds the new versions to the appendable segments, invisible until published (readers
@@ -856,12 +872,13 @@ impl Table {
 /// by the turnstile, so this cannot deadlock), the row maps are swapped, and only then are the
 /// locks released; a reader sees all of the batches or none. Then the replaced versions are
 /// tombstoned under the read locks. `lsn` is the entry's; it becomes each table's `published`.
-/// Returns each table's sealed segments, in input order.
+/// Returns the segments sealed, with the position in `items` of their table, in input order
+/// (empty, so not allocated, for nearly every batch).
 pub(crate) fn publish_all(
     lsn: u64,
     items: &[(Arc<Table>, Vec<Change>)],
     seal_rows: usize,
-) -> Result<Vec<Vec<Arc<Segment>>>> {
+) -> Result<Vec<(usize, Vec<Arc<Segment>>)>> {
     // Every change's shard exists before anything is swapped: no half-published batch.
     for (t, changes) in items {
         let n = t.schema.shards as usize;
@@ -879,7 +896,11 @@ pub(crate) fn publish_all(
         let sealed = t.seal_full(&mut guard, seal_rows)?;
         let guard = parking_lot::RwLockWriteGuard::downgrade(guard);
         Table::tombstone_replaced(&guard, changes);
-        return Ok(vec![sealed]);
+        return Ok(if sealed.is_empty() {
+            Vec::new()
+        } else {
+            vec![(0, sealed)]
+        });
     }
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by_key(|&i| items.get(i).map_or(0, |(t, _)| t.id));
@@ -895,12 +916,16 @@ pub(crate) fn publish_all(
             t.published.fetch_max(lsn, Ordering::AcqRel);
         }
     }
-    let mut sealed: Vec<Vec<Arc<Segment>>> = vec![Vec::new(); items.len()];
+    let mut sealed = Vec::new();
     for (i, guard) in guards.iter_mut() {
-        if let (Some((t, _)), Some(slot)) = (items.get(*i), sealed.get_mut(*i)) {
-            *slot = t.seal_full(guard, seal_rows)?;
+        if let Some((t, _)) = items.get(*i) {
+            let segments = t.seal_full(guard, seal_rows)?;
+            if !segments.is_empty() {
+                sealed.push((*i, segments));
+            }
         }
     }
+    sealed.sort_by_key(|(i, _)| *i);
     let readers: Vec<_> = guards
         .into_iter()
         .map(|(i, g)| (i, parking_lot::RwLockWriteGuard::downgrade(g)))
