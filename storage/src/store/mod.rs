@@ -311,7 +311,10 @@ impl SegmentStore {
     /// Pauses (`false`) or resumes (`true`) automatic compactions of `cf`, as RocksDB advises
     /// for bulk loads: while paused, flushes still happen (L0 files pile up, and no write
     /// stalls on their count) and nothing is rewritten; resuming lets the background threads
-    /// compact what piled up. Not persisted: a reopen compacts as configured.
+    /// compact what piled up, and applies the L0 triggers again: with 20 or more files in L0
+    /// (`level0_slowdown_writes_trigger`) writes slow down, with 36 or more they stop, until
+    /// that compaction has merged them. So resume after the bulk load's last write. Not
+    /// persisted: a reopen compacts as configured.
     pub fn set_auto_compactions(&self, cf: Cf, on: bool) -> Result<()> {
         let h = self.handle(cf)?;
         let disabled = if on { "false" } else { "true" };
