@@ -2030,6 +2030,17 @@ mod tests {
         be_u64(&v).unwrap()
     }
 
+    /// An engine over an in-memory log and store with tables `a` and `b` of `a_shards` and
+    /// `b_shards` shards, checkpointed (a crash then loses every store write after it).
+    fn two_tables(a_shards: u32, b_shards: u32) -> (Arc<MemLog>, Arc<MemStore>, Engine) {
+        let (log, store) = (MemLog::new(true), MemStore::new());
+        let e = Engine::open(log.clone(), store.clone(), options()).unwrap();
+        e.create_table(schema("a", a_shards)).unwrap();
+        e.create_table(schema("b", b_shards)).unwrap();
+        e.checkpoint().unwrap();
+        (log, store, e)
+    }
+
     /// Two tables, more WAL bytes (~1 KiB per row) than several decoded chunks, inserts (some
     /// rejected as duplicates), upserts, deletes, a multi-table entry and index DDL mid-way, a
     /// checkpoint early on: a crash then loses every store write after it, and the reopened
@@ -2037,11 +2048,7 @@ mod tests {
     /// ids included, and its store marker names the last entry.
     #[test]
     fn replay_recreates_the_state_exactly() {
-        let (log, store) = (MemLog::new(true), MemStore::new());
-        let e = Engine::open(log.clone(), store.clone(), options()).unwrap();
-        e.create_table(schema("a", 3)).unwrap();
-        e.create_table(schema("b", 2)).unwrap();
-        e.checkpoint().unwrap();
+        let (log, store, e) = two_tables(3, 2);
         for i in 0..3000i64 {
             let t = if i % 3 == 0 { "b" } else { "a" };
             let op = match i % 7 {
@@ -2190,6 +2197,49 @@ mod tests {
         let pausing = Arc::new(Pausing(store, Mutex::new(Vec::new())));
         assert!(Engine::open(log, pausing.clone(), options()).is_err());
         assert_eq!(pausing.pauses(), [true, false]);
+    }
+
+    /// Seals and row counters through the one-table and the multi-table publish paths, live
+    /// and replayed: each table's `seals` equals its sealed segments, also when a `write_many`
+    /// seals its second table only (both of `a`'s shards pass `seal_rows` in the last entry),
+    /// and a replay counts the same.
+    #[test]
+    fn seals_are_counted_per_table_live_and_replayed() {
+        let (log, store, e) = two_tables(2, 3);
+        for i in 0..1000i64 {
+            e.write("a", vec![Op::Upsert(row(i, 0))]).unwrap();
+            if i % 10 == 0 {
+                e.write_many(vec![
+                    ("b".into(), vec![Op::Upsert(row(i, 1))]),
+                    ("a".into(), vec![Op::Upsert(row(5000 + i, 1))]),
+                ])
+                .unwrap();
+            }
+        }
+        let many = (10_000..11_600).map(|i| Op::Upsert(row(i, 2))).collect();
+        e.write_many(vec![
+            ("b".into(), vec![Op::Upsert(row(9999, 2))]),
+            ("a".into(), many),
+        ])
+        .unwrap();
+        let check = |e: &Engine| {
+            let m = e.metrics();
+            for t in &m.tables {
+                let sealed: usize = t.shards.iter().map(|s| s.segments - 1).sum();
+                assert_eq!(t.seals, sealed as u64, "table {}", t.table);
+            }
+            let count = |name: &str| {
+                let t = m.tables.iter().find(|t| t.table == name).unwrap();
+                (t.seals, t.rows_inserted)
+            };
+            assert_eq!(count("a"), (2, 2700));
+            assert_eq!(count("b"), (0, 101));
+        };
+        check(&e);
+        drop(e);
+        let e = Engine::open(log.crash(), store.crash(0), options()).unwrap();
+        assert_eq!(e.metrics().replayed_entries, 1101);
+        check(&e);
     }
 
     /// The store failing mid-replay, while the reader thread is chunks ahead and blocked on
