@@ -10,6 +10,7 @@ mod index {
     pub mod distance;
     pub mod exact;
     pub mod filtered;
+    pub mod given;
     pub mod props;
     pub mod recall;
     pub mod serialize;

@@ -85,8 +85,10 @@ impl Metric {
         Metric::ALL.into_iter().find(|m| m.code() == code)
     }
 
-    /// Whether the index stores vectors normalised to unit length (cosine only), so that the
-    /// search kernel is a plain dot product.
+    /// Whether distances under this metric are taken between normalised vectors (cosine
+    /// only): queries are normalised once per search. Graphs built by this version keep the
+    /// vectors as given plus one inverse norm per node (see [`inv_norm`] and
+    /// `HnswIndex::holds_given`); graphs loaded from format version 1 hold them normalised.
     pub(crate) fn normalizes(self) -> bool {
         self == Metric::Cosine
     }
@@ -178,6 +180,64 @@ pub fn normalize(v: &mut [f32]) {
         v.iter_mut()
             .for_each(|x| *x = (f64::from(*x) / norm) as f32);
     }
+}
+
+/// Smallest norm whose inverse the index keeps in an `f32` for the fast cosine path.
+/// Between these bounds `dot(q̂, x) · inv` and `dot(x, y) · inv_x · inv_y` neither overflow nor
+/// lose the significant products to subnormals (`‖x‖ ‖y‖ ≥ 2⁻⁸⁰`, far above `f32::MIN_POSITIVE`
+/// even after 2⁻²⁴ of relative precision and 2¹⁶ dimensions).
+const FAST_NORM_MIN: f64 = 1.0 / (1u64 << 40) as f64;
+/// Largest norm of the fast cosine path (`‖x‖ ‖y‖ ≤ 2⁸⁰`, far below `f32::MAX`).
+const FAST_NORM_MAX: f64 = (1u64 << 40) as f64;
+
+/// The per-node factor of the cosine distance on vectors kept as given: `1 / ‖v‖` (computed in
+/// `f64`, like [`normalize`]); `0.0` for a zero vector (its distances are then `1 − 0 = 1`, the
+/// zero-vector rule); `NaN` when `‖v‖` lies outside `[2⁻⁴⁰, 2⁴⁰]` (subnormal-sized or huge
+/// components), which sends [`cosine_given`] and [`cosine_given_pair`] to their exact `f64`
+/// path: the `NaN` makes the fast product non-finite.
+pub fn inv_norm(v: &[f32]) -> f32 {
+    let n2 = scalar::norm_squared_f64(v);
+    if n2 == 0.0 {
+        return 0.0;
+    }
+    let norm = n2.sqrt();
+    if (FAST_NORM_MIN..=FAST_NORM_MAX).contains(&norm) {
+        (1.0 / norm) as f32
+    } else {
+        f32::NAN
+    }
+}
+
+/// Cosine distance between a normalised query `q` and a vector `x` kept as given, from
+/// `neg_dot = −q·x` (the index's inner-product kernel) and `inv = inv_norm(x)`:
+/// `1 + neg_dot · inv`, clamped at 0. Falls back to the exact `f64` form when that is not
+/// finite (an out-of-range norm, see [`inv_norm`]).
+#[inline]
+pub fn cosine_given(neg_dot: f32, inv: f32, q: &[f32], x: &[f32]) -> f32 {
+    let d = 1.0 + neg_dot * inv;
+    if d.is_finite() {
+        d.max(0.0)
+    } else {
+        cosine_exact_f64(q, x)
+    }
+}
+
+/// Cosine distance between two vectors kept as given, from `neg_dot = −x·y` and both inverse
+/// norms: `1 + neg_dot · inv_x · inv_y`, clamped at 0, with the same exact fallback.
+#[inline]
+pub fn cosine_given_pair(neg_dot: f32, inv_x: f32, inv_y: f32, x: &[f32], y: &[f32]) -> f32 {
+    let d = 1.0 + neg_dot * inv_x * inv_y;
+    if d.is_finite() {
+        d.max(0.0)
+    } else {
+        cosine_exact_f64(x, y)
+    }
+}
+
+/// [`scalar::cosine_distance`] without the length check (both sides are index vectors).
+#[cold]
+fn cosine_exact_f64(a: &[f32], b: &[f32]) -> f32 {
+    scalar::cosine_distance(a, b)
 }
 
 #[cfg(test)]
@@ -288,6 +348,46 @@ mod tests {
         let mut n = z;
         normalize(&mut n);
         assert_eq!(unit_cosine_distance(&n, &n), 1.0);
+    }
+
+    /// The as-given cosine forms agree with normalising both sides first (what the index did
+    /// before) and with the `f64` reference, at every scale: the fast path in range, the exact
+    /// fallback for subnormal-sized and huge vectors, and the zero-vector rule.
+    #[test]
+    fn given_cosine_matches_the_normalised_computation() {
+        let base: Vec<f32> = (0..37).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect();
+        let other: Vec<f32> = (0..37).map(|i| ((i * 104_729) % 19) as f32 - 9.5).collect();
+        let unit = |v: &[f32]| {
+            let mut u = v.to_vec();
+            normalize(&mut u);
+            u
+        };
+        let kernel = Metric::InnerProduct.stored_kernel();
+        let scales = [
+            1.0f32, -3.0, 1e-3, 4e3, 1e-12, 1e-20, 1e-40, 1e13, 1e30, 0.0,
+        ];
+        for &sx in &scales {
+            for &sy in &scales {
+                let x: Vec<f32> = base.iter().map(|v| v * sx).collect();
+                let y: Vec<f32> = other.iter().map(|v| v * sy).collect();
+                let (ix, iy) = (inv_norm(&x), inv_norm(&y));
+                let before = unit_cosine_distance(&unit(&x), &unit(&y));
+                let q = unit(&x);
+                let query = cosine_given(kernel(&q, &y), iy, &q, &y);
+                let pair = cosine_given_pair(kernel(&x, &y), ix, iy, &x, &y);
+                for d in [query, pair] {
+                    assert!((d - before).abs() < 1e-5, "{sx} {sy}: {d} vs {before}");
+                    assert!((d - scalar::cosine_distance(&x, &y)).abs() < 1e-5);
+                }
+                if sx == 0.0 || sy == 0.0 {
+                    assert_eq!((query, pair), (1.0, 1.0), "zero vector");
+                }
+            }
+        }
+        assert_eq!(inv_norm(&[0.0, -0.0]), 0.0);
+        assert!(inv_norm(&[1e-40, 0.0]).is_nan(), "subnormal: exact path");
+        assert!(inv_norm(&[3e38, 3e38]).is_nan(), "huge: exact path");
+        assert_eq!(inv_norm(&[3.0, 4.0]), 0.2);
     }
 
     #[test]

@@ -35,9 +35,16 @@
 //!   entry, so a row id can be inserted again, e.g. by an `UPDATE`).
 //! * **Vectors** (`store.rs`): one `Vec<f32>`, rows padded to a multiple of 16 floats and started
 //!   on a 64-byte boundary (aligned offset computed from the buffer address, no `unsafe`).
-//!   Cosine vectors are **normalised at insert** and queries at search, so the cosine kernel is
-//!   `1 − a·b` (one dot product); returned distances are true cosine distances. A zero vector
-//!   stays zero and is at distance 1 from everything.
+//!   Vectors are stored **as given** for every metric ([`HnswIndex::holds_given`]), so
+//!   [`HnswIndex::vector`] returns them bit for bit. Cosine graphs keep one `f32` per node
+//!   beside them, the inverse norm `1/‖x‖` (computed in `f64`); queries are normalised once per
+//!   search, and the distance is `1 − (q̂·x)·inv(x)` (between two nodes `1 − (x·y)·inv(x)·inv(y)`),
+//!   one dot product and a multiply; returned distances are true cosine distances. A zero
+//!   vector has inverse norm 0 and is at distance 1 from everything; a norm outside
+//!   `[2⁻⁴⁰, 2⁴⁰]` (subnormal-sized or huge components) is marked `NaN` and its distances are
+//!   computed exactly in `f64` (see [`distance::inv_norm`]). A cosine graph loaded from format
+//!   version 1 holds normalised vectors (its inverse norms are 1) and keeps normalising the
+//!   vectors inserted into it.
 //! * **Layer 0**: one flat `Vec<AtomicU32>`, stride `1 + 2m` words per node (`[count, ids…]`);
 //!   **upper layers**: a boxed `[count, ids…]` run of stride `1 + m` per level per node.
 //! * **Tombstones**: a bitset; a deleted node is skipped in results but still traversed.
@@ -99,24 +106,25 @@
 //! ~25%. Tiny segments (`live ≲ 10·ef`) are always searched exactly. Tests hold recall@10 ≥ 0.95
 //! at 1%, 10%, 50% for filters correlated with the clusters and uncorrelated ones.
 //!
-//! # Serialization format (version 1, little-endian)
+//! # Serialization format (version 2, little-endian; version 1 still loads)
 //!
 //! | bytes | content |
 //! |---|---|
 //! | 8 | magic `VELAHNSW` |
-//! | 4 | format version (`u32`, 1) |
-//! | 4 | metric code (`u8`: 0 L2, 1 cosine, 2 inner product, 3 L1) + 3 zero bytes |
+//! | 4 | format version (`u32`, 2) |
+//! | 4 | metric code (`u8`: 0 L2, 1 cosine, 2 inner product, 3 L1), flags (`u8`, bit 0: vectors held as given; 0 in version 1), 2 zero bytes |
 //! | 4 × 4 | `dim`, `m`, `ef_construction`, `ef_search` (`u32`) |
 //! | 8 | seed (`u64`) |
 //! | 8 | node count `n` (`u64`) |
 //! | 8 | entry point (`u64`, `level << 32 \| node`, all ones if empty) |
 //! | 8 | upper-layer word count `u` (`u64`) |
-//! | `n·dim·4` | vectors (`f32`, stored form: normalised for cosine, unpadded) |
+//! | `n·dim·4` | vectors (`f32`, as given, unpadded; normalised in an old cosine graph) |
 //! | `n·8` | row ids (`u64`) |
 //! | `n` | levels (`u8`) |
 //! | `⌈n/64⌉·8` | tombstone bitset (`u64` words) |
 //! | `n·(1+2m)·4` | layer-0 lists (`u32`: count, then `2m` id slots) |
 //! | `u·4` | upper-layer lists of every node in order, `level·(1+m)` words each |
+//! | `n·4` | cosine only, version ≥ 2: inverse norms (`f32`; 0 for a zero vector, `NaN` out of range) |
 //! | 4 | CRC-32 (IEEE, crc32fast) of everything before |
 //!
 //! One sequential pass each way; the reader checks the CRC, then every section length against

@@ -10,10 +10,13 @@
 //!   the index's lock stripes; they store the ids, then the count with `Release`; readers load
 //!   the count with `Acquire`. A reader racing a rewrite may see a mix of old and new ids; each
 //!   is a valid node id, so the search stays correct (ids are also bounds-checked).
+//! * **Cosine** graphs keep one `f32` per node beside the vectors: the inverse norm of the
+//!   vector, which is stored as given (see [`crate::index::distance::inv_norm`]).
 //! * Tombstones are a bitset of `AtomicU64`, set by `delete` under the read lock.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use crate::index::distance::inv_norm;
 use crate::index::store::VectorStore;
 
 /// Highest level a node may get (the level generator is capped here).
@@ -23,6 +26,11 @@ pub(crate) const MAX_LEVEL: usize = 16;
 #[derive(Debug)]
 pub(crate) struct Graph {
     pub(crate) store: VectorStore,
+    /// Cosine graphs only (empty otherwise): [`inv_norm`] of each stored vector, so cosine
+    /// distances are taken on the vectors as given (4 bytes per node).
+    pub(crate) inv_norms: Vec<f32>,
+    /// Whether the metric is cosine, i.e. `inv_norms` is kept.
+    pub(crate) cosine: bool,
     pub(crate) layer0: Vec<AtomicU32>,
     pub(crate) upper: Vec<Box<[AtomicU32]>>,
     pub(crate) levels: Vec<u8>,
@@ -36,9 +44,11 @@ pub(crate) struct Graph {
 }
 
 impl Graph {
-    pub(crate) fn with_capacity(dim: usize, m: usize, capacity: usize) -> Self {
+    pub(crate) fn with_capacity(dim: usize, m: usize, capacity: usize, cosine: bool) -> Self {
         Graph {
             store: VectorStore::with_capacity(dim, capacity),
+            inv_norms: Vec::with_capacity(if cosine { capacity } else { 0 }),
+            cosine,
             layer0: Vec::with_capacity(capacity.saturating_mul(1 + 2 * m)),
             upper: Vec::with_capacity(capacity),
             levels: Vec::with_capacity(capacity),
@@ -81,6 +91,9 @@ impl Graph {
     pub(crate) fn push(&mut self, row_id: u64, vector: &[f32], level: usize) -> u32 {
         let id = self.len();
         self.store.push(vector);
+        if self.cosine {
+            self.inv_norms.push(inv_norm(vector));
+        }
         self.layer0
             .extend((0..self.stride0()).map(|_| AtomicU32::new(0)));
         let words = level * self.stride_upper();
@@ -97,6 +110,9 @@ impl Graph {
     /// Reserves room for `additional` nodes.
     pub(crate) fn reserve(&mut self, additional: usize) {
         self.store.reserve(additional);
+        if self.cosine {
+            self.inv_norms.reserve(additional);
+        }
         self.layer0.reserve(additional * self.stride0());
         self.upper.reserve(additional);
         self.levels.reserve(additional);
@@ -149,6 +165,12 @@ impl Graph {
             slot.store(id, Ordering::Relaxed);
         }
         count.store(n as u32, Ordering::Release);
+    }
+
+    /// The inverse norm of `node`'s vector (cosine graphs; `1.0` elsewhere, unused there).
+    #[inline]
+    pub(crate) fn inv_norm(&self, node: u32) -> f32 {
+        self.inv_norms.get(node as usize).copied().unwrap_or(1.0)
     }
 
     /// Level of `node`.
@@ -235,7 +257,8 @@ impl Graph {
                 }
             }
         }
-        let mut g = Graph::with_capacity(self.store_dim(), self.m, n);
+        // `push` recomputes each inverse norm from the same vector: the same value.
+        let mut g = Graph::with_capacity(self.store_dim(), self.m, n, self.cosine);
         for &old in &order {
             let level = self.level(old);
             let new = g.push(

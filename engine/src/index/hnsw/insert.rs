@@ -5,23 +5,25 @@
 use std::sync::atomic::Ordering;
 
 use super::graph::Graph;
-use super::search::{greedy_where, search_layer, Cand, Kernel, Scratch};
+use super::search::{greedy_where, search_layer, Cand, Dist, Scratch};
 use super::{pack_entry, unpack_entry, HnswIndex, NO_ENTRY};
 
 impl HnswIndex {
     /// Connects the already-stored `node` to the graph. Runs under the graph's read lock; takes
     /// one stripe lock at a time (never two), so it cannot deadlock.
     pub(super) fn link(&self, g: &Graph, node: u32, s: &mut Scratch) {
-        self.link_node(g, node, s);
+        let dist = Dist::new(self.metric);
+        let mut q = std::mem::take(&mut s.query);
+        if prepared_query(g, dist, node, &mut q) {
+            self.link_node(g, dist, node, &q, s);
+        }
+        s.query = q;
         g.mark_linked(node);
     }
 
-    fn link_node(&self, g: &Graph, node: u32, s: &mut Scratch) {
-        let kernel = self.metric.stored_kernel();
+    /// Links `node`, whose vector as a prepared query is `q`.
+    fn link_node(&self, g: &Graph, dist: Dist, node: u32, q: &[f32], s: &mut Scratch) {
         let level = g.level(node);
-        let Some(q) = g.store.get(node as usize) else {
-            return;
-        };
         // Become the entry point of an empty graph, or find the current one.
         let (ep, top) = loop {
             let e = self.entry.load(Ordering::Acquire);
@@ -42,24 +44,24 @@ impl HnswIndex {
         if ep == node {
             return;
         }
-        let Some(ep_vec) = g.store.get(ep as usize) else {
+        let Some(ep_dist) = dist.to_node(g, q, ep) else {
             return;
         };
         let mut cur = Cand {
-            dist: kernel(q, ep_vec),
+            dist: ep_dist,
             id: ep,
         };
         // Never step onto or expand a node another thread is still linking: its lower lists
         // are still empty, and a node linked from there would get it as its only neighbour.
         let linked = |id: u32| g.is_linked(id);
         for layer in (level + 1..=top).rev() {
-            cur = greedy_where(g, kernel, q, cur, layer, linked);
+            cur = greedy_where(g, dist, q, cur, layer, linked);
         }
         let mut chosen: Vec<Cand> = Vec::with_capacity(2 * self.params.m);
         for layer in (0..=level.min(top)).rev() {
             search_layer(
                 g,
-                kernel,
+                dist,
                 q,
                 cur,
                 self.params.ef_construction,
@@ -78,7 +80,7 @@ impl HnswIndex {
             let next = s.pool.iter().find(|c| g.is_linked(c.id)).copied();
             select_neighbours(
                 g,
-                kernel,
+                dist,
                 &s.pool,
                 self.params.m,
                 self.params.m,
@@ -86,9 +88,9 @@ impl HnswIndex {
             );
             chosen.clear();
             chosen.extend_from_slice(&s.selected);
-            self.set_own_neighbours(g, kernel, node, layer, &chosen, s);
+            self.set_own_neighbours(g, dist, node, layer, &chosen, s);
             for c in &chosen {
-                self.add_backlink(g, kernel, c.id, node, c.dist, layer, s);
+                self.add_backlink(g, dist, c.id, node, c.dist, layer, s);
             }
             cur = next.unwrap_or(cur);
         }
@@ -116,7 +118,7 @@ impl HnswIndex {
     fn set_own_neighbours(
         &self,
         g: &Graph,
-        kernel: Kernel,
+        dist: Dist,
         node: u32,
         layer: usize,
         chosen: &[Cand],
@@ -129,24 +131,18 @@ impl HnswIndex {
             g.set_neighbours(node, layer, &s.ids);
             return;
         }
-        let Some(base) = g.store.get(node as usize) else {
-            return;
-        };
         s.pool.clear();
         s.pool.extend_from_slice(chosen);
         for &id in &s.ids {
             if chosen.iter().all(|c| c.id != id) {
-                if let Some(v) = g.store.get(id as usize) {
-                    s.pool.push(Cand {
-                        dist: kernel(base, v),
-                        id,
-                    });
+                if let Some(d) = dist.between(g, node, id) {
+                    s.pool.push(Cand { dist: d, id });
                 }
             }
         }
         s.pool.sort_unstable();
         let max = g.max_degree(layer);
-        select_neighbours(g, kernel, &s.pool, max, self.params.m, &mut s.selected);
+        select_neighbours(g, dist, &s.pool, max, self.params.m, &mut s.selected);
         s.ids.clear();
         s.ids.extend(s.selected.iter().map(|c| c.id));
         g.set_neighbours(node, layer, &s.ids);
@@ -158,10 +154,10 @@ impl HnswIndex {
     pub(super) fn add_backlink(
         &self,
         g: &Graph,
-        kernel: Kernel,
+        dist: Dist,
         node: u32,
         new: u32,
-        dist: f32,
+        new_dist: f32,
         layer: usize,
         s: &mut Scratch,
     ) {
@@ -176,23 +172,23 @@ impl HnswIndex {
             g.set_neighbours(node, layer, &s.ids);
             return;
         }
-        let Some(base) = g.store.get(node as usize) else {
+        if g.store.get(node as usize).is_none() {
             return;
-        };
+        }
         s.pool.clear();
-        s.pool.push(Cand { dist, id: new });
+        s.pool.push(Cand {
+            dist: new_dist,
+            id: new,
+        });
         for &id in &s.ids {
-            if let Some(v) = g.store.get(id as usize) {
-                s.pool.push(Cand {
-                    dist: kernel(base, v),
-                    id,
-                });
+            if let Some(d) = dist.between(g, node, id) {
+                s.pool.push(Cand { dist: d, id });
             }
         }
         s.pool.sort_unstable();
         // Refill pruned slots only up to `m`, not `max` (2m on layer 0): a list left below its
         // maximum takes the next back-links as plain appends instead of re-running the heuristic.
-        select_neighbours(g, kernel, &s.pool, max, self.params.m, &mut s.selected);
+        select_neighbours(g, dist, &s.pool, max, self.params.m, &mut s.selected);
         s.ids.clear();
         s.ids.extend(s.selected.iter().map(|c| c.id));
         g.set_neighbours(node, layer, &s.ids);
@@ -204,7 +200,7 @@ impl HnswIndex {
 /// `keepPrunedConnections`, fill up to `keep` (≤ `m`) with the nearest discarded ones.
 pub(super) fn select_neighbours(
     g: &Graph,
-    kernel: Kernel,
+    dist: Dist,
     candidates: &[Cand],
     m: usize,
     keep: usize,
@@ -220,14 +216,12 @@ pub(super) fn select_neighbours(
         if out.len() >= m {
             break;
         }
-        let Some(cv) = g.store.get(c.id as usize) else {
+        if g.store.get(c.id as usize).is_none() {
             continue;
-        };
-        let diverse = out.iter().all(|r| {
-            g.store
-                .get(r.id as usize)
-                .is_none_or(|rv| kernel(cv, rv) > c.dist)
-        });
+        }
+        let diverse = out
+            .iter()
+            .all(|r| dist.between(g, c.id, r.id).is_none_or(|d| d > c.dist));
         if diverse {
             out.push(c);
         } else {
@@ -240,4 +234,16 @@ pub(super) fn select_neighbours(
         }
         out.push(c);
     }
+}
+
+/// Fills `q` with `node`'s vector prepared as a query (normalised for cosine, whose graph keeps
+/// vectors as given); false if there is no such node.
+pub(super) fn prepared_query(g: &Graph, dist: Dist, node: u32, q: &mut Vec<f32>) -> bool {
+    q.clear();
+    let Some(v) = g.store.get(node as usize) else {
+        return false;
+    };
+    q.extend_from_slice(v);
+    dist.prepare(q);
+    true
 }

@@ -105,6 +105,9 @@ pub struct HnswIndex {
     /// Level generator, seeded from `params.seed`.
     rng: Mutex<StdRng>,
     deleted: AtomicUsize,
+    /// Whether vectors are stored as given (see [`HnswIndex::holds_given`]); false only for a
+    /// cosine graph loaded from format version 1, whose vectors are normalised.
+    holds_given: bool,
 }
 
 impl HnswIndex {
@@ -129,8 +132,15 @@ impl HnswIndex {
                 reason: "must be in 1..=65536",
             });
         }
-        let graph = Graph::with_capacity(dim, params.m, capacity.min(MAX_PREALLOC_ROWS));
-        Ok(Self::from_parts(dim, metric, params, graph, NO_ENTRY, 0))
+        let graph = Graph::with_capacity(
+            dim,
+            params.m,
+            capacity.min(MAX_PREALLOC_ROWS),
+            metric == Metric::Cosine,
+        );
+        Ok(Self::from_parts(
+            dim, metric, params, graph, NO_ENTRY, 0, true,
+        ))
     }
 
     fn from_parts(
@@ -140,6 +150,7 @@ impl HnswIndex {
         graph: Graph,
         entry: u64,
         rng_draws: usize,
+        holds_given: bool,
     ) -> Self {
         let mut rng = StdRng::seed_from_u64(params.seed);
         // Keep the generator's position so a loaded index draws the same levels next.
@@ -165,6 +176,7 @@ impl HnswIndex {
             id_map: Mutex::new(id_map),
             rng: Mutex::new(rng),
             deleted: AtomicUsize::new(deleted),
+            holds_given,
         }
     }
 
@@ -225,8 +237,19 @@ impl HnswIndex {
         self.id_map.lock().contains_key(&row_id)
     }
 
-    /// The stored vector of a live row (unit-normalised for [`Metric::Cosine`]). May be called
-    /// from a filter during a search of this very index (see [`HnswIndex::vector_into`]).
+    /// Whether the index holds every vector bit for bit as inserted, so [`HnswIndex::vector`]
+    /// gives it back. True for every index built or created by this version, whatever the
+    /// metric (cosine graphs keep an inverse norm per node beside the vector as given). False
+    /// only for a cosine index loaded from a format-version-1 blob: it holds the vectors
+    /// normalised, and keeps normalising the vectors inserted into it, so that all its nodes
+    /// are alike (their inverse norms are then 1 up to rounding).
+    pub fn holds_given(&self) -> bool {
+        self.holds_given
+    }
+
+    /// The stored vector of a live row: as inserted when [`HnswIndex::holds_given`], else (an
+    /// old cosine graph) unit-normalised. May be called from a filter during a search of this
+    /// very index (see [`HnswIndex::vector_into`]).
     pub fn vector(&self, row_id: u64) -> Option<Vec<f32>> {
         let node = self.node_of(row_id)?;
         self.graph
@@ -326,7 +349,7 @@ impl HnswIndex {
             for (&r, v) in row_ids.iter().zip(vectors.chunks_exact(self.dim)) {
                 buf.clear();
                 buf.extend_from_slice(v);
-                if self.metric.normalizes() {
+                if !self.holds_given {
                     normalize(&mut buf);
                 }
                 let level = self.draw_level();
@@ -396,10 +419,11 @@ impl HnswIndex {
         true
     }
 
-    /// The vector as the index stores it (normalised for cosine).
+    /// The vector as the index stores it: as given, except in an old cosine graph (see
+    /// [`HnswIndex::holds_given`]).
     fn stored_form(&self, v: &[f32]) -> Vec<f32> {
         let mut out = v.to_vec();
-        if self.metric.normalizes() {
+        if !self.holds_given {
             normalize(&mut out);
         }
         out

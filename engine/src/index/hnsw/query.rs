@@ -3,10 +3,9 @@
 use std::sync::atomic::Ordering;
 
 use super::graph::Graph;
-use super::search::{greedy, search_layer, with_scratch, Cand, Kernel, Scratch};
+use super::search::{greedy, search_layer, with_scratch, Cand, Dist, Scratch};
 use super::{unpack_entry, HnswIndex};
 use crate::error::{EngineError, Result};
-use crate::index::distance::normalize;
 use crate::index::filter::{
     plan, Plan, RowFilter, SearchOptions, SearchStrategy, SELECTIVITY_SAMPLE,
 };
@@ -73,7 +72,7 @@ impl HnswIndex {
             opts.ef
         };
         let ef = ef.max(k).min(n);
-        let kernel = self.metric.stored_kernel();
+        let dist = Dist::new(self.metric);
         let has_deletes = live < n;
         let row_ids = &g.row_ids;
         let accept = |id: u32| -> bool {
@@ -90,18 +89,14 @@ impl HnswIndex {
             let mut q = std::mem::take(&mut s.query);
             q.clear();
             q.extend_from_slice(query);
-            if self.metric.normalizes() {
-                normalize(&mut q);
-            }
+            dist.prepare(&mut q);
             match chosen {
-                Plan::Exact => exact_scan(&g, kernel, &q, k, &accept, s),
+                Plan::Exact => exact_scan(&g, dist, &q, k, &accept, s),
                 // Unfiltered, no tombstones: a constant closure the compiler folds away.
                 Plan::Graph { ef } if opts.filter.is_none() && !has_deletes => {
-                    self.graph_search(&g, kernel, &q, ef, &mut |_| true, s)
+                    self.graph_search(&g, dist, &q, ef, &mut |_| true, s)
                 }
-                Plan::Graph { ef } => {
-                    self.graph_search(&g, kernel, &q, ef, &mut |id| accept(id), s)
-                }
+                Plan::Graph { ef } => self.graph_search(&g, dist, &q, ef, &mut |id| accept(id), s),
             }
             s.query = q;
             s.pool.clear();
@@ -149,7 +144,7 @@ impl HnswIndex {
     fn graph_search(
         &self,
         g: &Graph,
-        kernel: Kernel,
+        dist: Dist,
         q: &[f32],
         ef: usize,
         accept: &mut impl FnMut(u32) -> bool,
@@ -159,24 +154,24 @@ impl HnswIndex {
         let Some((ep, top)) = unpack_entry(self.entry.load(Ordering::Acquire)) else {
             return;
         };
-        let Some(v) = g.store.get(ep as usize) else {
+        let Some(ep_dist) = dist.to_node(g, q, ep) else {
             return;
         };
         let mut cur = Cand {
-            dist: kernel(q, v),
+            dist: ep_dist,
             id: ep,
         };
         for layer in (1..=top).rev() {
-            cur = greedy(g, kernel, q, cur, layer);
+            cur = greedy(g, dist, q, cur, layer);
         }
-        search_layer(g, kernel, q, cur, ef, 0, accept, |_| true, s);
+        search_layer(g, dist, q, cur, ef, 0, accept, |_| true, s);
     }
 }
 
 /// Scans every node, keeping the `k` nearest accepted ones in `s.results`.
 fn exact_scan(
     g: &Graph,
-    kernel: Kernel,
+    dist: Dist,
     q: &[f32],
     k: usize,
     accept: &dyn Fn(u32) -> bool,
@@ -187,10 +182,9 @@ fn exact_scan(
         if !accept(id) {
             continue;
         }
-        let Some(v) = g.store.get(id as usize) else {
+        let Some(d) = dist.to_node(g, q, id) else {
             continue;
         };
-        let d = kernel(q, v);
         if s.results.len() < k {
             s.results.push(Cand { dist: d, id });
         } else if s.results.peek().is_some_and(|w| d < w.dist) {

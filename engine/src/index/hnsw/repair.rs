@@ -19,8 +19,8 @@ use std::sync::atomic::Ordering;
 use rayon::prelude::*;
 
 use super::graph::Graph;
-use super::insert::select_neighbours;
-use super::search::{greedy_where, search_layer, with_scratch, Cand, Scratch};
+use super::insert::{prepared_query, select_neighbours};
+use super::search::{greedy_where, search_layer, with_scratch, Cand, Dist, Scratch};
 use super::{unpack_entry, HnswIndex};
 
 /// Walk-and-attach rounds before giving up (each round attaches every node it finds stranded;
@@ -62,7 +62,14 @@ impl HnswIndex {
             );
             attached += stranded.len();
             stranded.par_iter().for_each(|&node| {
-                with_scratch(|s| self.attach(g, node, entry, top, &reached, s));
+                with_scratch(|s| {
+                    let dist = Dist::new(self.metric);
+                    let mut q = std::mem::take(&mut s.query);
+                    if prepared_query(g, dist, node, &mut q) {
+                        self.attach(g, dist, node, &q, (entry, top), &reached, s);
+                    }
+                    s.query = q;
+                });
             });
         }
         // Under inner product a few nodes can stay stranded: attaching one can push another
@@ -74,30 +81,32 @@ impl HnswIndex {
         attached
     }
 
-    /// Links `node` with its nearest reached nodes on layer 0, both ways.
+    /// Links `node` (its vector prepared as the query `q`) with its nearest reached nodes on
+    /// layer 0, both ways, searching from the entry point `(entry, top level)`.
+    #[allow(clippy::too_many_arguments)]
     fn attach(
         &self,
         g: &Graph,
+        dist: Dist,
         node: u32,
-        entry: u32,
-        top: usize,
+        q: &[f32],
+        (entry, top): (u32, usize),
         reached: &Reached,
         s: &mut Scratch,
     ) {
-        let kernel = self.metric.stored_kernel();
-        let (Some(q), Some(ep)) = (g.store.get(node as usize), g.store.get(entry as usize)) else {
+        let Some(ep_dist) = dist.to_node(g, q, entry) else {
             return;
         };
         let mut cur = Cand {
-            dist: kernel(q, ep),
+            dist: ep_dist,
             id: entry,
         };
         for layer in (1..=top).rev() {
-            cur = greedy_where(g, kernel, q, cur, layer, |id| reached.contains(id));
+            cur = greedy_where(g, dist, q, cur, layer, |id| reached.contains(id));
         }
         search_layer(
             g,
-            kernel,
+            dist,
             q,
             cur,
             self.params.ef_construction,
@@ -110,17 +119,10 @@ impl HnswIndex {
         s.pool.extend(s.results.drain());
         s.pool.sort_unstable();
         let mut chosen = Vec::new();
-        select_neighbours(
-            g,
-            kernel,
-            &s.pool,
-            self.params.m,
-            self.params.m,
-            &mut chosen,
-        );
+        select_neighbours(g, dist, &s.pool, self.params.m, self.params.m, &mut chosen);
         for c in &chosen {
-            self.add_backlink(g, kernel, c.id, node, c.dist, 0, s);
-            self.add_backlink(g, kernel, node, c.id, c.dist, 0, s);
+            self.add_backlink(g, dist, c.id, node, c.dist, 0, s);
+            self.add_backlink(g, dist, node, c.id, c.dist, 0, s);
         }
     }
 }

@@ -11,6 +11,7 @@ use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering;
 
 use super::graph::Graph;
+use crate::index::distance::{cosine_given, cosine_given_pair, normalize, Metric};
 use crate::index::prefetch::{prefetch_lines, prefetch_words};
 
 /// A node and its distance to the query; ordered by distance, then id (total order, NaN-safe).
@@ -120,16 +121,75 @@ fn prefetch_ahead(dim: usize) -> usize {
 /// Distance kernel on stored vectors.
 pub(crate) type Kernel = fn(&[f32], &[f32]) -> f32;
 
+/// How the graph measures distances: the CPU's kernel for the metric, and for cosine the
+/// inner-product kernel (`−a·b`) scaled by the stored vectors' inverse norms, since vectors are
+/// kept as given. A query is [`prepare`](Dist::prepare)d (normalised for cosine) once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dist {
+    kernel: Kernel,
+    cosine: bool,
+}
+
+impl Dist {
+    /// The distance of `metric`, its kernel resolved for this CPU (once per search or link).
+    pub(crate) fn new(metric: Metric) -> Self {
+        let cosine = metric == Metric::Cosine;
+        let kernel = if cosine {
+            Metric::InnerProduct.stored_kernel()
+        } else {
+            metric.stored_kernel()
+        };
+        Dist { kernel, cosine }
+    }
+
+    /// Turns a query into the form [`Dist::to_vec`] takes: normalised for cosine.
+    pub(crate) fn prepare(self, q: &mut [f32]) {
+        if self.cosine {
+            normalize(q);
+        }
+    }
+
+    /// Distance from a prepared query to `v`, the stored vector of `id`.
+    #[inline]
+    pub(crate) fn to_vec(self, g: &Graph, q: &[f32], id: u32, v: &[f32]) -> f32 {
+        let raw = (self.kernel)(q, v);
+        if self.cosine {
+            cosine_given(raw, g.inv_norm(id), q, v)
+        } else {
+            raw
+        }
+    }
+
+    /// Distance from a prepared query to node `id`, if it exists.
+    #[inline]
+    pub(crate) fn to_node(self, g: &Graph, q: &[f32], id: u32) -> Option<f32> {
+        let v = g.store.get(id as usize)?;
+        Some(self.to_vec(g, q, id, v))
+    }
+
+    /// Distance between two stored nodes, if both exist.
+    #[inline]
+    pub(crate) fn between(self, g: &Graph, a: u32, b: u32) -> Option<f32> {
+        let (x, y) = (g.store.get(a as usize)?, g.store.get(b as usize)?);
+        let raw = (self.kernel)(x, y);
+        Some(if self.cosine {
+            cosine_given_pair(raw, g.inv_norm(a), g.inv_norm(b), x, y)
+        } else {
+            raw
+        })
+    }
+}
+
 /// Greedy walk at `layer` from `start` to a local minimum (ef = 1).
-pub(crate) fn greedy(graph: &Graph, kernel: Kernel, q: &[f32], start: Cand, layer: usize) -> Cand {
-    greedy_where(graph, kernel, q, start, layer, |_| true)
+pub(crate) fn greedy(graph: &Graph, dist: Dist, q: &[f32], start: Cand, layer: usize) -> Cand {
+    greedy_where(graph, dist, q, start, layer, |_| true)
 }
 
 /// [`greedy`] that only steps onto nodes `allow` accepts.
 #[inline]
 pub(crate) fn greedy_where(
     graph: &Graph,
-    kernel: Kernel,
+    dist: Dist,
     q: &[f32],
     start: Cand,
     layer: usize,
@@ -149,10 +209,9 @@ pub(crate) fn greedy_where(
             if !allow(id) {
                 continue;
             }
-            let Some(v) = graph.store.get(id as usize) else {
+            let Some(d) = dist.to_node(graph, q, id) else {
                 continue;
             };
-            let d = kernel(q, v);
             if d < best.dist {
                 best = Cand { dist: d, id };
                 changed = true;
@@ -172,7 +231,7 @@ pub(crate) fn greedy_where(
 #[allow(clippy::too_many_arguments)] // Hot path: plain arguments, no context struct to unpack.
 pub(crate) fn search_layer(
     graph: &Graph,
-    kernel: Kernel,
+    dist: Dist,
     q: &[f32],
     entry: Cand,
     ef: usize,
@@ -227,7 +286,7 @@ pub(crate) fn search_layer(
             let Some(v) = graph.store.get(id as usize) else {
                 continue;
             };
-            let d = kernel(q, v);
+            let d = dist.to_vec(graph, q, id, v);
             let worst = s.results.peek().map_or(f32::INFINITY, |w| w.dist);
             if s.results.len() < ef || d < worst {
                 let cand = Cand { dist: d, id };

@@ -10,13 +10,19 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use super::graph::{Graph, MAX_LEVEL};
 use super::{unpack_entry, HnswIndex, HnswParams, MAX_DIM, MAX_NODES, NO_ENTRY};
 use crate::error::{EngineError, Result};
-use crate::index::distance::Metric;
+use crate::index::distance::{inv_norm, Metric};
 use crate::index::store::VectorStore;
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"VELAHNSW";
-/// Current format version.
-pub const FORMAT_VERSION: u32 = 1;
+/// Current format version. Version 2 added the header's flags byte (bit 0: vectors held as
+/// given) and, for cosine, the inverse-norm section; version 1 cosine blobs hold normalised
+/// vectors and still load (as an index whose [`HnswIndex::holds_given`] is false).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version [`HnswIndex::from_bytes`] reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
+/// Header flag: the vectors are stored as given (cosine: not normalised).
+const FLAG_HOLDS_GIVEN: u8 = 1;
 /// Bytes of the fixed header.
 pub const HEADER_LEN: usize = 64;
 
@@ -50,6 +56,7 @@ impl HnswIndex {
             + n.div_ceil(64) * 8
             + g.layer0.len() * 4
             + upper_words * 4
+            + g.inv_norms.len() * 4
             + 4;
         if framed {
             w.write_all(&(total as u64).to_le_bytes())?;
@@ -57,7 +64,12 @@ impl HnswIndex {
         let mut out = Staged::new(w, total);
         out.put(MAGIC)?;
         out.put(&FORMAT_VERSION.to_le_bytes())?;
-        out.put(&[self.metric.code(), 0, 0, 0])?;
+        let flags = if self.holds_given {
+            FLAG_HOLDS_GIVEN
+        } else {
+            0
+        };
+        out.put(&[self.metric.code(), flags, 0, 0])?;
         for v in [
             self.dim,
             self.params.m,
@@ -86,6 +98,9 @@ impl HnswIndex {
         for w in g.layer0.iter().chain(g.upper.iter().flat_map(|b| b.iter())) {
             out.put(&w.load(Ordering::Acquire).to_le_bytes())?;
         }
+        for x in &g.inv_norms {
+            out.put(&x.to_le_bytes())?;
+        }
         let written = out.finish()?;
         debug_assert_eq!(written, total);
         Ok(total as u64)
@@ -107,12 +122,24 @@ impl HnswIndex {
         }
         let mut r = Reader { buf: body, pos: 8 };
         let version = r.u32()?;
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(corrupt(format!("unsupported format version {version}")));
         }
-        let metric_code = r.take(4)?[0];
+        let metric_word = r.take(4)?;
+        let (metric_code, flags) = (metric_word[0], metric_word[1]);
         let metric = Metric::from_code(metric_code)
             .ok_or_else(|| corrupt(format!("unknown metric code {metric_code}")))?;
+        if flags & !FLAG_HOLDS_GIVEN != 0 || (version == 1 && flags != 0) {
+            return Err(corrupt(format!("unknown header flags {flags:#x}")));
+        }
+        let cosine = metric == Metric::Cosine;
+        // Version 1 normalised cosine vectors; every other metric always kept them as given.
+        let holds_given = if version == 1 {
+            !cosine
+        } else {
+            flags & FLAG_HOLDS_GIVEN != 0
+        };
+        let norms_stored = cosine && version >= 2;
         let dim = r.u32()? as usize;
         let params = HnswParams {
             m: r.u32()? as usize,
@@ -142,6 +169,11 @@ impl HnswIndex {
             Some(n.div_ceil(64) * 8),
             n.checked_mul(stride0).and_then(|x| x.checked_mul(4)),
             upper_words.checked_mul(4),
+            if norms_stored {
+                n.checked_mul(4)
+            } else {
+                Some(0)
+            },
         ]
         .into_iter()
         .try_fold(0usize, |acc, x| x.and_then(|x| acc.checked_add(x)))
@@ -193,8 +225,28 @@ impl HnswIndex {
             let len = l as usize * (1 + params.m);
             upper.push(words.by_ref().take(len).collect::<Box<[AtomicU32]>>());
         }
+        let inv_norms = if norms_stored {
+            let norms: Vec<f32> = r
+                .take(n * 4)?
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            // A norm is a pure function of its vector; the CRC guards the bytes, this the shape
+            // (`NaN` marks an out-of-range norm, see `distance::inv_norm`).
+            if let Some(i) = norms.iter().position(|x| x.is_infinite() || *x < 0.0) {
+                return Err(corrupt(format!("inverse norm {i} is {}", norms[i])));
+            }
+            norms
+        } else if cosine {
+            // Version 1: computed from the (normalised) vectors, so 1 up to rounding.
+            (0..n).map(|i| inv_norm(store.row(i))).collect()
+        } else {
+            Vec::new()
+        };
         let graph = Graph {
             store,
+            inv_norms,
+            cosine,
             layer0,
             upper,
             levels,
@@ -210,7 +262,7 @@ impl HnswIndex {
             _ if entry == NO_ENTRY => return Err(corrupt("non-empty index without entry point")),
             _ => return Err(corrupt("entry point out of range")),
         }
-        let index = HnswIndex::from_parts(dim, metric, params, graph, entry, n);
+        let index = HnswIndex::from_parts(dim, metric, params, graph, entry, n, holds_given);
         if index.id_map.lock().len() != index.len() {
             return Err(corrupt("duplicate live row ids"));
         }
