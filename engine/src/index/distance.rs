@@ -215,8 +215,12 @@ pub fn inv_norm(v: &[f32]) -> f32 {
 #[inline]
 pub fn cosine_given(neg_dot: f32, inv: f32, q: &[f32], x: &[f32]) -> f32 {
     let d = 1.0 + neg_dot * inv;
-    if d.is_finite() {
-        d.max(0.0)
+    // One compare on the common path; a NaN (out-of-range norm) fails both. In range the
+    // product is bounded, so `d` is never infinite.
+    if d >= 0.0 {
+        d
+    } else if d < 0.0 {
+        0.0
     } else {
         cosine_exact_f64(q, x)
     }
@@ -227,8 +231,12 @@ pub fn cosine_given(neg_dot: f32, inv: f32, q: &[f32], x: &[f32]) -> f32 {
 #[inline]
 pub fn cosine_given_pair(neg_dot: f32, inv_x: f32, inv_y: f32, x: &[f32], y: &[f32]) -> f32 {
     let d = 1.0 + neg_dot * inv_x * inv_y;
-    if d.is_finite() {
-        d.max(0.0)
+    // One compare on the common path; a NaN (out-of-range norm) fails both. In range the
+    // product is bounded, so `d` is never infinite.
+    if d >= 0.0 {
+        d
+    } else if d < 0.0 {
+        0.0
     } else {
         cosine_exact_f64(x, y)
     }
