@@ -214,16 +214,8 @@ pub fn inv_norm(v: &[f32]) -> f32 {
 /// finite (an out-of-range norm, see [`inv_norm`]).
 #[inline]
 pub fn cosine_given(neg_dot: f32, inv: f32, q: &[f32], x: &[f32]) -> f32 {
-    let d = 1.0 + neg_dot * inv;
-    // One compare on the common path; a NaN (out-of-range norm) fails both. In range the
-    // product is bounded, so `d` is never infinite.
-    if d >= 0.0 {
-        d
-    } else if d < 0.0 {
-        0.0
-    } else {
-        cosine_exact_f64(q, x)
-    }
+    // The query's inverse norm is 1 (`× 1.0` is exact and folded away by the compiler).
+    cosine_given_pair(neg_dot, inv, 1.0, q, x)
 }
 
 /// Cosine distance between two vectors kept as given, from `neg_dot = −x·y` and both inverse
