@@ -62,8 +62,8 @@
 //!   search hits, filters, exact search, the optimizer, index DDL) fills it in from the graph
 //!   (`Shard::full_row`), bit for bit; a filter may fetch from the graph its own search holds
 //!   read-locked while a writer waits to append to it (`HnswIndex::vector_into` never waits
-//!   behind a writer). Cosine graphs hold normalised vectors, so cosine columns keep theirs in
-//!   the row. On disk nothing changes: the `rows` column family holds every vector.
+//!   behind a writer). Cosine graphs hold vectors as given too (one inverse norm per node),
+//!   except one loaded from a format-1 blob (normalised vectors): rows linked there keep theirs. On disk nothing changes: the `rows` column family holds every vector.
 //! - **Unindexed tails**: a segment's versions are linked (graph nodes) or in its tail. Replay
 //!   (`apply_writes` in replay mode: the replay buffer is set), loading rows no blob covers,
 //!   and live writes that fit `EngineOptions::tail_rows` per shard put new versions in the

@@ -7,7 +7,7 @@
 //! version is live when the shard's row map points at its id; a segment's other ids are
 //! tombstones (deleted in the graphs so searches skip them, still traversed). A live row leaves
 //! a vector to a segment's graph that has a node for its version when that graph stores
-//! vectors as given (not cosine: [`Segment::raw_vector`]), so memory holds it once: rows loaded
+//! vectors as given (all but an old cosine graph: [`Segment::raw_vector`]), so memory holds it once: rows loaded
 //! from sealed segments, and linked versions of any segment, appendable or sealed, once an
 //! optimizer pass reaches them (`Table::release_vectors`, up to a per-segment watermark into
 //! the linked ids: [`Segment::unreleased`]); versions in a tail keep theirs until linked. The
@@ -389,12 +389,13 @@ impl Segment {
     }
 
     /// The vector of version `row_id` in column position `col` exactly as it was written, from
-    /// a graph of this segment that stores vectors as given (not a cosine one, which holds them
-    /// normalised). `None` if no such graph has a node for the version.
+    /// a graph of this segment that stores vectors as given (`HnswIndex::holds_given`: every
+    /// graph but a cosine one loaded from a format-1 blob, which holds them normalised). `None`
+    /// if no such graph has a node for the version.
     pub fn raw_vector(&self, row_id: u64, col: usize) -> Option<Vec<f32>> {
         self.indexes
             .iter()
-            .filter(|i| i.column == col && !i.index.metric().normalizes())
+            .filter(|i| i.column == col && i.index.holds_given())
             .find_map(|i| i.index.vector(row_id))
     }
 
@@ -402,7 +403,7 @@ impl Segment {
     pub fn raw_vector_into(&self, row_id: u64, col: usize, out: &mut Vec<f32>) -> bool {
         self.indexes
             .iter()
-            .filter(|i| i.column == col && !i.index.metric().normalizes())
+            .filter(|i| i.column == col && i.index.holds_given())
             .any(|i| i.index.vector_into(row_id, out))
     }
 
@@ -411,7 +412,7 @@ impl Segment {
     pub fn has_raw_vector(&self, row_id: u64, col: usize) -> bool {
         self.indexes
             .iter()
-            .any(|i| i.column == col && !i.index.metric().normalizes() && i.index.contains(row_id))
+            .any(|i| i.column == col && i.index.holds_given() && i.index.contains(row_id))
     }
 
     /// Holds the segment for persisting: while the guard lives no linker changes its linked

@@ -239,11 +239,12 @@ pub(crate) struct Table {
     pub next_segment: AtomicU64,
     /// LSN of the last batch published into the row maps (written under the write lock).
     pub published: AtomicU64,
-    /// Positions of the vector columns whose values rows leave to the segments' graphs
-    /// (indexed with a metric that stores vectors as given, i.e. not cosine, whose graph holds
-    /// the normalised vector): rows loaded from sealed segments, and rows whose versions were
-    /// linked since ([`Table::release_vectors`]). Such a row reads NULL there, and
-    /// [`Shard::full_row`] fills the graph's vector in, bit for bit.
+    /// Positions of the indexed vector columns, whose values rows leave to the segments'
+    /// graphs where a graph holds the version's vector as given ([`Segment::has_raw_vector`]:
+    /// every graph but a cosine one loaded from a format-1 blob, whose rows keep their
+    /// copies): rows loaded from sealed segments, and rows whose versions were linked since
+    /// ([`Table::release_vectors`]). Such a row reads NULL there, and [`Shard::full_row`]
+    /// fills the graph's vector in, bit for bit.
     pub aside: Vec<usize>,
 }
 
@@ -386,7 +387,6 @@ impl Table {
         let mut aside: Vec<usize> = schema
             .indexes
             .iter()
-            .filter(|d| !d.metric.normalizes())
             .filter_map(|d| schema.column(&d.column).map(|(i, _)| i))
             .collect();
         aside.sort_unstable();

@@ -85,14 +85,6 @@ impl Metric {
         Metric::ALL.into_iter().find(|m| m.code() == code)
     }
 
-    /// Whether distances under this metric are taken between normalised vectors (cosine
-    /// only): queries are normalised once per search. Graphs built by this version keep the
-    /// vectors as given plus one inverse norm per node (see [`inv_norm`] and
-    /// `HnswIndex::holds_given`); graphs loaded from format version 1 hold them normalised.
-    pub(crate) fn normalizes(self) -> bool {
-        self == Metric::Cosine
-    }
-
     /// The kernel the index uses on *stored* vectors: for cosine the stored vectors and the
     /// query are unit length (or zero), so `1 − a·b` is the cosine distance. Resolved for this
     /// CPU by [`super::simd::stored_kernel`] (call once per search, not per distance).
