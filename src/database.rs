@@ -101,7 +101,7 @@ impl Drop for Inner {
 /// db.insert("docs", &batch)?;
 ///
 /// let hits = db.search("docs", "embedding", &[0.9, 0.1, 0.0], 1, None)?;
-/// assert_eq!(hits[0].row.key, Key::BigInt(1));
+/// assert_eq!(hits[0].row.key(), Key::BigInt(1));
 /// assert!(db.get("docs", 2)?.is_some());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -100,7 +100,7 @@ impl SqlEngine for EngineAdapter {
             .scan(table, None)
             .map_err(convert)?
             .iter()
-            .map(|r| r.key.clone())
+            .map(|r| r.key())
             .collect();
         if !keys.is_empty() {
             self.db.delete_keys(table, keys).map_err(convert)?;
@@ -143,7 +143,7 @@ impl SqlEngine for EngineAdapter {
             .scan(table, filter)
             .map_err(convert)?
             .iter()
-            .map(|r| r.values.clone())
+            .map(|r| r.values.to_vec())
             .collect())
     }
 
@@ -184,7 +184,7 @@ impl SqlEngine for EngineAdapter {
         let rows = self.db.scan(table, filter).map_err(convert)?;
         let total = rows.len() as u64;
         for chunk in rows.chunks(chunk_rows.max(1)) {
-            f(chunk.iter().map(|r| r.values.clone()).collect(), total)?;
+            f(chunk.iter().map(|r| r.values.to_vec()).collect(), total)?;
         }
         Ok(())
     }
@@ -194,7 +194,7 @@ impl SqlEngine for EngineAdapter {
             .db
             .get(table, key.clone())
             .map_err(convert)?
-            .map(|r| r.values.clone()))
+            .map(|r| r.values.to_vec()))
     }
 
     fn search(&self, request: &SearchRequest<'_>) -> vela_query::Result<Vec<SearchHit>> {

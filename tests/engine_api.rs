@@ -90,7 +90,7 @@ fn arrow_round_trip_error_codes_lock_reopen_and_backups() {
         let hits = db
             .search("docs", "embedding", &[3.1, 0.5], 2, None)
             .unwrap();
-        assert_eq!(hits[0].row.key, Key::BigInt(3));
+        assert_eq!(hits[0].row.key(), Key::BigInt(3));
         let cheap = |r: &[Value]| matches!(r[2], Value::Double(p) if p < 3.0);
         let hits = db
             .search("docs", "embedding", &[3.1, 0.5], 2, Some(&cheap))
@@ -129,7 +129,7 @@ fn arrow_round_trip_error_codes_lock_reopen_and_backups() {
     let b = Database::open(all.last().unwrap()).unwrap();
     assert_eq!(keys(&b, "docs"), [1, 2, 3, 7].map(Key::BigInt).to_vec());
     let hits = b.search("docs", "embedding", &[7.0, 0.5], 1, None).unwrap();
-    assert_eq!(hits[0].row.key, Key::BigInt(7));
+    assert_eq!(hits[0].row.key(), Key::BigInt(7));
 }
 
 #[test]

@@ -77,7 +77,7 @@ fn sql(dir: &Path, statements: &[&str]) -> String {
 fn rows(dir: &Path, table: &str) -> Vec<Vec<Value>> {
     let db = Database::open(dir).expect("the database opens");
     let rows = db.scan(table, None).expect("scan");
-    let out = rows.iter().map(|r| r.values.clone()).collect();
+    let out = rows.iter().map(|r| r.values.to_vec()).collect();
     db.close().unwrap();
     out
 }

@@ -82,12 +82,12 @@ fn check(dir: &Path, round: usize) -> usize {
     );
     for (i, row) in rows.iter().enumerate() {
         assert_eq!(
-            row.key,
+            row.key(),
             Key::BigInt(i as i64),
             "round {round}: rows are not 0..{n}"
         );
         assert_eq!(
-            row.values,
+            row.values.to_vec(),
             vec![
                 Value::BigInt(i as i64),
                 Value::Text(text(i)),
@@ -102,7 +102,11 @@ fn check(dir: &Path, round: usize) -> usize {
         let hits = db
             .search("t", "embedding", &vector(probe), 1, None)
             .unwrap();
-        assert_eq!(hits[0].row.key, Key::BigInt(probe as i64), "round {round}");
+        assert_eq!(
+            hits[0].row.key(),
+            Key::BigInt(probe as i64),
+            "round {round}"
+        );
     }
     db.close().unwrap();
     n

@@ -244,6 +244,34 @@ pub enum Key {
     Text(String),
 }
 
+impl Key {
+    /// This key, borrowed.
+    pub fn as_key_ref(&self) -> KeyRef<'_> {
+        match self {
+            Key::BigInt(v) => KeyRef::BigInt(*v),
+            Key::Text(s) => KeyRef::Text(s),
+        }
+    }
+}
+
+/// A primary key borrowed from a row ([`crate::Row::key_ref`]) or from a [`Key`]. It hashes,
+/// compares and orders exactly as the [`Key`] it borrows (same variants in the same order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyRef<'a> {
+    BigInt(i64),
+    Text(&'a str),
+}
+
+impl KeyRef<'_> {
+    /// The owned key.
+    pub fn to_key(self) -> Key {
+        match self {
+            KeyRef::BigInt(v) => Key::BigInt(v),
+            KeyRef::Text(s) => Key::Text(s.to_string()),
+        }
+    }
+}
+
 impl From<i64> for Key {
     fn from(v: i64) -> Key {
         Key::BigInt(v)

@@ -427,7 +427,7 @@ fn finish_shard(table: &Table, sh: &mut Shard, sets: Vec<SetAside>) -> Result<()
     for (i, seg) in segments.iter().enumerate() {
         for id in seg.ids() {
             // A loaded segment's versions that are no longer live are tombstoned.
-            if !sh.by_id.contains_key(&id) {
+            if !sh.rows.contains_id(id) {
                 seg.delete(id);
             }
             covered.insert(id, i);
@@ -449,8 +449,8 @@ fn finish_shard(table: &Table, sh: &mut Shard, sets: Vec<SetAside>) -> Result<()
         take_back_vectors(table, sh, &segments, &covered, &dims, set)?;
     }
     let mut missing: Vec<Arc<Row>> = sh
-        .by_id
-        .values()
+        .rows
+        .rows()
         .filter(|r| !covered.contains_key(&r.row_id))
         .cloned()
         .collect();
@@ -494,7 +494,7 @@ fn take_back_vectors(
         if back == 0 {
             continue;
         }
-        let Some(row) = sh.by_id.get(&row_id) else {
+        let Some(row) = sh.rows.get_id(row_id) else {
             continue;
         };
         let mut values = row.values.clone();
@@ -511,13 +511,8 @@ fn take_back_vectors(
                 at += dim;
             }
         }
-        let row = Arc::new(Row {
-            row_id,
-            key: row.key.clone(),
-            values,
-        });
-        sh.keys.insert(row.key.clone(), row.clone());
-        sh.by_id.insert(row_id, row);
+        let row = Arc::new(row.with_values(values));
+        sh.rows.put(row);
     }
     Ok(())
 }
@@ -1222,14 +1217,11 @@ impl Inner {
             for (o, n) in old_shards.iter().zip(new_shards.iter_mut()) {
                 // Whole rows: the old segments, which hold the vectors loaded rows leave to
                 // the graphs, go away.
-                n.keys.reserve(o.keys.len());
-                n.by_id.reserve(o.keys.len());
-                for (key, row) in &o.keys {
-                    let row = o.full_row(row, &old.aside);
-                    n.by_id.insert(row.row_id, row.clone());
-                    n.keys.insert(key.clone(), row);
+                n.rows.reserve(o.rows.len());
+                for row in o.rows.rows() {
+                    n.rows.put(o.full_row(row, &old.aside));
                 }
-                let mut rows: Vec<Arc<Row>> = n.keys.values().cloned().collect();
+                let mut rows: Vec<Arc<Row>> = n.rows.rows().cloned().collect();
                 rows.sort_by_key(|r| r.row_id);
                 if replaying {
                     n.appendable.append_tail(rows);
@@ -1329,11 +1321,14 @@ impl Inner {
                 if mask != 0 {
                     set.rows.push((row_id, offset, mask));
                 }
-                rows.push(Arc::new(Row {
-                    row_id,
-                    key,
-                    values,
-                }));
+                let row = Row::new(row_id, table.schema.primary_key, values.into_boxed_slice())?;
+                if row.key_ref() != key.as_key_ref() {
+                    return Err(EngineError::Corrupt(format!(
+                        "row {row_id}: stored under key {key}, holds key {}",
+                        row.key()
+                    )));
+                }
+                rows.push(Arc::new(row));
                 Ok(true)
             })?;
             Ok(rows)
@@ -1460,11 +1455,9 @@ impl Inner {
             .par_iter_mut()
             .zip(rows.into_par_iter())
             .for_each(|(s, rows)| {
-                s.keys.reserve(rows.len());
-                s.by_id.reserve(rows.len());
+                s.rows.reserve(rows.len());
                 for row in rows {
-                    s.by_id.insert(row.row_id, row.clone());
-                    s.keys.insert(row.key.clone(), row);
+                    s.rows.put(row);
                 }
             });
         if let Some((seg, shard, ..)) = decoded.iter().find(|d| d.1 as usize >= n) {
@@ -1928,7 +1921,7 @@ impl Inner {
                 let c = &t.counters;
                 TableMetrics {
                     table: t.schema.name.clone(),
-                    live_rows: shards.iter().map(|s| s.keys.len() as u64).sum(),
+                    live_rows: shards.iter().map(|s| s.rows.len() as u64).sum(),
                     batches: load(&c.batches),
                     batches_rejected: load(&c.batches_rejected),
                     rows_inserted: load(&c.rows_inserted),
@@ -1946,7 +1939,7 @@ impl Inner {
                         .enumerate()
                         .map(|(i, (s, sc))| ShardMetrics {
                             shard: i as u32,
-                            live_rows: s.keys.len() as u64,
+                            live_rows: s.rows.len() as u64,
                             segments: 1 + s.sealed.len(),
                             searches: load(&sc.searches),
                             search_latency: sc.search_latency.snapshot(),

@@ -92,6 +92,7 @@ pub mod error;
 pub mod index;
 pub mod metrics;
 mod optimizer;
+mod rowmap;
 pub mod search;
 mod segment;
 pub mod storage_impl;
@@ -99,7 +100,7 @@ pub mod table;
 
 pub use backend::{Cf, LogBackend, MemLog, MemStore, StoreBackend, StoreWrite};
 pub use catalog::{
-    ColumnDef, ColumnType, HnswConfig, Key, ScalarType, SchemaError, TableSchema, Value,
+    ColumnDef, ColumnType, HnswConfig, Key, KeyRef, ScalarType, SchemaError, TableSchema, Value,
     VectorIndexDef,
 };
 pub use codec::Op;

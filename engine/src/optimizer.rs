@@ -55,7 +55,7 @@ fn optimize_shard(inner: &Inner, t: &Arc<Table>, shard: usize) -> Result<()> {
         let mut total = 0;
         for seg in &sh.sealed {
             let ids = seg.id_set();
-            let live = ids.iter().filter(|i| sh.by_id.contains_key(i)).count();
+            let live = ids.iter().filter(|&&i| sh.rows.contains_id(i)).count();
             let dead_share = 1.0 - live as f64 / ids.len().max(1) as f64;
             if dead_share > opts.rewrite_tombstone_ratio {
                 victims.push(seg.clone());
@@ -88,7 +88,7 @@ fn optimize_shard(inner: &Inner, t: &Arc<Table>, shard: usize) -> Result<()> {
         // Whole rows: a vector left to a victim's graph is read from it now.
         let mut rows: Vec<Arc<Row>> = covered
             .iter()
-            .filter_map(|id| sh.by_id.get(id).map(|r| sh.full_row(r, &t.aside)))
+            .filter_map(|&id| sh.rows.get_id(id).map(|r| sh.full_row(r, &t.aside)))
             .collect();
         rows.sort_by_key(|r| r.row_id);
         (victims, rows)
@@ -115,7 +115,7 @@ fn optimize_shard(inner: &Inner, t: &Arc<Table>, shard: usize) -> Result<()> {
             return false;
         }
         for r in &rows {
-            if !sh.by_id.contains_key(&r.row_id) {
+            if !sh.rows.contains_id(r.row_id) {
                 merged.delete(r.row_id);
             }
         }

@@ -98,7 +98,7 @@ fn merge_top_k(mut hits: Vec<SearchHit>, k: usize) -> Vec<SearchHit> {
     hits.sort_by(|a, b| {
         a.distance
             .total_cmp(&b.distance)
-            .then(a.row.key.cmp(&b.row.key))
+            .then(a.row.key_ref().cmp(&b.row.key_ref()))
     });
     let mut seen = HashSet::with_capacity(hits.len());
     hits.retain(|h| seen.insert(h.row.row_id));
@@ -116,8 +116,8 @@ fn exact_shard(
     // A vector left to the graphs is fetched into one buffer, reused from row to row.
     let mut fetched = Vec::new();
     let mut hits: Vec<SearchHit> = shard
-        .keys
-        .values()
+        .rows
+        .rows()
         .filter(|r| shard.accepts(r, aside, req.filter, req.filter_columns, None))
         .filter_map(|r| {
             let distance = match r.values.get(col) {
@@ -158,14 +158,14 @@ fn index_shard(
         };
         let visible = |id: u64| {
             shard
-                .by_id
-                .get(&id)
+                .rows
+                .get_id(id)
                 .is_some_and(|r| shard.accepts(r, aside, req.filter, req.filter_columns, Some(seg)))
         };
         // The unindexed tail first, exactly: a version a linker moves meanwhile is in the
         // graph before it leaves the tail, so it is found in one or the other (or both).
         let tail_visible = |r: &Row| {
-            shard.by_id.contains_key(&r.row_id)
+            shard.rows.contains_id(r.row_id)
                 && shard.accepts(r, aside, req.filter, req.filter_columns, None)
         };
         for (distance, row) in seg.search_tail(col, index.metric(), req.query, req.k, &tail_visible)
@@ -185,12 +185,12 @@ fn index_shard(
             ..Default::default()
         };
         let mut found = index.search_with(req.query, &opts)?;
-        if opts.filter.is_none() && found.iter().any(|(id, _)| !shard.by_id.contains_key(id)) {
+        if opts.filter.is_none() && found.iter().any(|(id, _)| !shard.rows.contains_id(*id)) {
             opts.filter = Some(&visible);
             found = index.search_with(req.query, &opts)?;
         }
         for (id, distance) in found {
-            if let Some(row) = shard.by_id.get(&id) {
+            if let Some(row) = shard.rows.get_id(id) {
                 hits.push(SearchHit {
                     distance,
                     row: row.clone(),
@@ -305,15 +305,15 @@ impl Table {
         let mut rows: Vec<Arc<Row>> = shards
             .par_iter()
             .flat_map_iter(|s| {
-                s.keys
-                    .values()
+                s.rows
+                    .rows()
                     .filter(|r| s.accepts(r, aside, filter, filter_columns, None))
                     .map(|r| s.full_row(r, fill))
                     .collect::<Vec<_>>()
             })
             .collect();
         drop(shards);
-        rows.par_sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        rows.par_sort_unstable_by(|a, b| a.key_ref().cmp(&b.key_ref()));
         rows
     }
 
@@ -323,11 +323,11 @@ impl Table {
         let s = crate::table::shard_of(key, shards.len());
         shards
             .get(s)
-            .and_then(|sh| sh.keys.get(key).map(|r| sh.full_row(r, &self.aside)))
+            .and_then(|sh| sh.rows.get(key).map(|r| sh.full_row(r, &self.aside)))
     }
 
     /// Number of live rows.
     pub fn len(&self) -> usize {
-        self.state.read().iter().map(|s| s.keys.len()).sum()
+        self.state.read().iter().map(|s| s.rows.len()).sum()
     }
 }

@@ -517,24 +517,20 @@ impl PersistGuard<'_> {
 mod tests {
     use super::*;
     use crate::catalog::tests::schema;
-    use crate::catalog::Key;
 
     fn rows(n: u64) -> Vec<Arc<Row>> {
         (0..n)
             .map(|i| {
                 let v: Vec<f32> = (0..3).map(|d| ((i * 31 + d * 7) % 101) as f32).collect();
-                Arc::new(Row {
-                    row_id: i,
-                    key: Key::BigInt(i as i64),
-                    values: vec![
-                        Value::BigInt(i as i64),
-                        if i % 10 == 3 {
-                            Value::Null
-                        } else {
-                            Value::Vector(v)
-                        },
-                    ],
-                })
+                let values = vec![
+                    Value::BigInt(i as i64),
+                    if i % 10 == 3 {
+                        Value::Null
+                    } else {
+                        Value::Vector(v)
+                    },
+                ];
+                Arc::new(Row::new(i, 0, values.into_boxed_slice()).unwrap())
             })
             .collect()
     }

@@ -24,10 +24,11 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::backend::{Cf, StoreWrite};
-use crate::catalog::{ColumnType, Key, ScalarType, TableSchema, Value};
+use crate::catalog::{ColumnType, Key, KeyRef, ScalarType, TableSchema, Value};
 use crate::codec::{put_row_key, put_row_value, with_encoded_key, Op};
 use crate::error::{EngineError, Result};
 use crate::metrics::{ShardCounters, TableCounters};
+use crate::rowmap::{hash_row_id, RowMap};
 use crate::search::RowPredicate;
 use crate::segment::Segment;
 
@@ -44,29 +45,66 @@ type Lighter = Vec<(Arc<Row>, Arc<Row>)>;
 /// Most operations one batch may hold (row ids are `lsn << 20 | position`).
 pub const MAX_BATCH_OPS: usize = 1 << 20;
 
-/// One live row version.
+/// One live row version. The key is not stored apart: it is the value at the primary key's
+/// position (a row is one allocation of 48 bytes plus its values; it used to carry a copy of
+/// its key, 32 bytes more, at a million rows ~30 MiB).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     /// Unique id of this version: `lsn << 20 | position in the batch`.
     pub row_id: u64,
-    /// The primary key.
-    pub key: Key,
     /// Every column's value, in schema order (vectors as `Value::Vector`).
-    pub values: Vec<Value>,
+    pub values: Box<[Value]>,
+    /// Position of the primary key in `values`; that value is a `BigInt` or a `Text`
+    /// ([`Row::new`] checks it, and the values of a row never change).
+    pk: u32,
 }
 
 impl Row {
+    /// Version `row_id` of the row `values`, whose primary key is at position `pk`.
+    pub(crate) fn new(row_id: u64, pk: usize, values: Box<[Value]>) -> Result<Row> {
+        let pk32 = u32::try_from(pk).ok();
+        match (pk32, values.get(pk)) {
+            (Some(pk), Some(Value::BigInt(_) | Value::Text(_))) => Ok(Row { row_id, values, pk }),
+            (_, v) => Err(EngineError::Corrupt(format!(
+                "row {row_id}: primary key at column {pk} is {v:?}, not a BIGINT or TEXT"
+            ))),
+        }
+    }
+
+    /// The same version with other `values` of the same key (vectors filled in or left to a
+    /// graph).
+    pub(crate) fn with_values(&self, values: Box<[Value]>) -> Row {
+        debug_assert_eq!(
+            values.get(self.pk as usize),
+            self.values.get(self.pk as usize)
+        );
+        Row {
+            row_id: self.row_id,
+            values,
+            pk: self.pk,
+        }
+    }
+
+    /// The primary key, borrowed.
+    pub fn key_ref(&self) -> KeyRef<'_> {
+        match self.values.get(self.pk as usize) {
+            Some(Value::Text(s)) => KeyRef::Text(s),
+            Some(Value::BigInt(v)) => KeyRef::BigInt(*v),
+            // `Row::new` admits no other value and rows are never changed in place.
+            _ => KeyRef::BigInt(i64::MIN),
+        }
+    }
+
+    /// The primary key.
+    pub fn key(&self) -> Key {
+        self.key_ref().to_key()
+    }
+
     /// The LSN of the batch that wrote this version.
     pub fn lsn(&self) -> u64 {
         self.row_id >> 20
     }
 }
-
-/// A map keyed by primary key. Keys come from users, so the hash stays keyed (per-process
-/// random keys, as std's SipHash): aHash, at a fraction of SipHash's cost per key (a lookup
-/// when planning, an insert when publishing, and a re-hash of every key each time a map grows:
-/// together ~11% of WAL replay's applying thread with SipHash).
-pub(crate) type KeyMap<V> = HashMap<Key, V, ahash::RandomState>;
 
 /// A map keyed by row id. Row ids are made by the engine (`lsn << 20 | position`), never by a
 /// user, so a fast non-keyed hash is safe here (user keys keep std's keyed SipHash).
@@ -78,10 +116,7 @@ pub(crate) struct RowIdHasher(u64);
 
 impl std::hash::Hasher for RowIdHasher {
     fn finish(&self) -> u64 {
-        let mut z = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        hash_row_id(self.0)
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
@@ -101,8 +136,7 @@ thread_local! {
 
 /// A shard: its live rows and its segments.
 pub(crate) struct Shard {
-    pub keys: KeyMap<Arc<Row>>,
-    pub by_id: RowIdMap<Arc<Row>>,
+    pub rows: RowMap,
     pub appendable: Arc<Segment>,
     pub sealed: Vec<Arc<Segment>>,
 }
@@ -137,8 +171,8 @@ impl Shard {
     /// `row`'s values with the vectors it leaves to the graphs filled in: a column of
     /// `aside` (see [`Table::aside`]) that reads NULL holds the graph's vector when a segment
     /// has a node for the version (a true NULL has none). `None` when nothing was left aside.
-    pub fn filled(&self, row: &Row, aside: &[usize]) -> Option<Vec<Value>> {
-        let mut out: Option<Vec<Value>> = None;
+    pub fn filled(&self, row: &Row, aside: &[usize]) -> Option<Box<[Value]>> {
+        let mut out: Option<Box<[Value]>> = None;
         for &c in aside {
             if matches!(row.values.get(c), Some(Value::Null)) {
                 if let Some(v) = self.graph_vector(row.row_id, c) {
@@ -155,11 +189,7 @@ impl Shard {
     /// `row` whole (see [`Shard::filled`]): the same `Arc` when it holds every value.
     pub fn full_row(&self, row: &Arc<Row>, aside: &[usize]) -> Arc<Row> {
         match self.filled(row, aside) {
-            Some(values) => Arc::new(Row {
-                row_id: row.row_id,
-                key: row.key.clone(),
-                values,
-            }),
+            Some(values) => Arc::new(row.with_values(values)),
             None => row.clone(),
         }
     }
@@ -378,8 +408,7 @@ impl Table {
         let mut shards = Vec::with_capacity(n);
         for s in 0..n {
             shards.push(Shard {
-                keys: KeyMap::default(),
-                by_id: RowIdMap::default(),
+                rows: RowMap::default(),
                 appendable: Arc::new(Segment::new(s as u64 + 1, &schema)?),
                 sealed: Vec::new(),
             });
@@ -449,7 +478,7 @@ impl Table {
                 Some(&s) => s,
                 None => {
                     let shard = shard_of(&key, nshards);
-                    let old = shards.get(shard).and_then(|s| s.keys.get(&key)).cloned();
+                    let old = shards.get(shard).and_then(|s| s.rows.get(&key)).cloned();
                     changes.push(Change {
                         shard,
                         key: key.clone(),
@@ -466,11 +495,12 @@ impl Table {
                 return Err(EngineError::Corrupt("batch plan slot out of range".into()));
             };
             let version = |values: Vec<Value>| {
-                Some(Arc::new(Row {
-                    row_id: (lsn << 20) | i as u64,
-                    key: key.clone(),
-                    values,
-                }))
+                Row::new(
+                    (lsn << 20) | i as u64,
+                    self.schema.primary_key,
+                    values.into_boxed_slice(),
+                )
+                .map(|r| Some(Arc::new(r)))
             };
             match op {
                 Op::Insert(r) => {
@@ -480,7 +510,7 @@ impl Table {
                             key: key.to_string(),
                         });
                     }
-                    ch.new = version(r);
+                    ch.new = version(r)?;
                     out.inserted += 1;
                 }
                 Op::Upsert(r) => {
@@ -489,11 +519,11 @@ impl Table {
                     } else {
                         out.inserted += 1;
                     }
-                    ch.new = version(r);
+                    ch.new = version(r)?;
                 }
                 Op::Update(r) => {
                     if ch.new.is_some() {
-                        ch.new = version(r);
+                        ch.new = version(r)?;
                         out.updated += 1;
                     }
                 }
@@ -605,7 +635,7 @@ impl Table {
     /// tail before it is published, and is not dead. Call under the table's lock.
     fn is_dead(&self, shard: Option<&Shard>, row_id: u64) -> bool {
         row_id >> 20 <= self.published.load(Ordering::Acquire)
-            && !shard.is_some_and(|s| s.by_id.contains_key(&row_id))
+            && !shard.is_some_and(|s| s.rows.contains_id(row_id))
     }
 
     /// Gives the live rows of the versions each segment (appendable or sealed) has linked
@@ -674,7 +704,7 @@ impl Table {
                 .unwrap_or(ids.len());
             let held = ids[..settled]
                 .iter()
-                .filter_map(|id| sh.by_id.get(id))
+                .filter_map(|&id| sh.rows.get_id(id))
                 .filter(|r| self.holds_copy(r))
                 .cloned()
                 .collect();
@@ -709,11 +739,7 @@ impl Table {
                         }
                     })
                     .collect();
-                let new = Arc::new(Row {
-                    row_id: old.row_id,
-                    key: old.key.clone(),
-                    values,
-                });
+                let new = Arc::new(old.with_values(values));
                 Some((old, new))
             })
             .collect();
@@ -743,16 +769,8 @@ impl Table {
                 return 0;
             }
             for (old, new) in lighter {
-                let Some(by_id) = sh.by_id.get_mut(&old.row_id) else {
-                    continue;
-                };
-                // The two maps point at the same live version; both or neither change.
-                if let Some(by_key) = sh.keys.get_mut(&old.key) {
-                    if Arc::ptr_eq(by_id, old) && Arc::ptr_eq(by_key, old) {
-                        *by_id = new.clone();
-                        *by_key = new.clone();
-                        swapped += 1;
-                    }
+                if sh.rows.swap_version(old, new) {
+                    swapped += 1;
                 }
             }
         }
@@ -766,7 +784,7 @@ impl Table {
         self.state
             .read()
             .iter()
-            .flat_map(|sh| sh.keys.values())
+            .flat_map(|sh| sh.rows.rows())
             .filter(|r| self.holds_copy(r))
             .count()
     }
@@ -829,16 +847,12 @@ impl Table {
             let Some(shard) = shards.get_mut(ch.shard) else {
                 continue;
             };
-            if let Some(old) = &ch.old {
-                shard.by_id.remove(&old.row_id);
-            }
             match &ch.new {
                 Some(new) => {
-                    shard.keys.insert(ch.key.clone(), new.clone());
-                    shard.by_id.insert(new.row_id, new.clone());
+                    shard.rows.put(new.clone());
                 }
                 None => {
-                    shard.keys.remove(&ch.key);
+                    shard.rows.remove(&ch.key);
                 }
             }
         }
@@ -976,7 +990,8 @@ mod tests {
         let shards = t.state.read();
         let mut seen = 0;
         for sh in shards.iter() {
-            for (key, row) in &sh.keys {
+            for row in sh.rows.rows() {
+                let key = &row.key();
                 let Key::BigInt(i) = *key else {
                     panic!("key {key}")
                 };
@@ -992,7 +1007,7 @@ mod tests {
                 };
                 assert_eq!(bits(&full.values[1]), bits(&want), "row {i}");
                 assert!(
-                    Arc::ptr_eq(sh.by_id.get(&row.row_id).unwrap(), row),
+                    Arc::ptr_eq(sh.rows.get_id(row.row_id).unwrap(), row),
                     "maps agree"
                 );
                 seen += 1;
@@ -1031,7 +1046,7 @@ mod tests {
                                 .enumerate()
                                 .map(move |(i, id)| (i >= at, id))
                         })
-                        .filter_map(|(in_tail, id)| sh.by_id.get(&id).map(|r| (in_tail, r)))
+                        .filter_map(|(in_tail, id)| sh.rows.get_id(id).map(|r| (in_tail, r)))
                         .filter(|(_, r)| t.holds_copy(r))
                         .map(|(in_tail, _)| in_tail)
                         .collect::<Vec<_>>()
@@ -1063,7 +1078,7 @@ mod tests {
         let live_appendable = shards
             .iter()
             .flat_map(|sh| sh.appendable.ids().into_iter().map(move |id| (sh, id)))
-            .filter(|(sh, id)| sh.by_id.contains_key(id))
+            .filter(|(sh, id)| sh.rows.contains_id(*id))
             .count();
         assert!(live_appendable > 0, "the test needs live appendable rows");
     }
@@ -1109,7 +1124,7 @@ mod tests {
         let (lighter, _) = t.lighter_versions(shard, &seg, &seg.ids());
         assert!(lighter.len() > 2);
         // Rewritten (same values, new versions) between the pick and the swap.
-        let Key::BigInt(k) = lighter[0].0.key else {
+        let Key::BigInt(k) = lighter[0].0.key() else {
             unreachable!()
         };
         upsert(&t, 2, k..k + 1, 0);
@@ -1118,7 +1133,7 @@ mod tests {
         assert_eq!(t.vector_copies(), copies - (lighter.len() - 1));
         check_whole(&t, &all);
         let shards = t.state.read();
-        let Some(row) = shards[shard].keys.get(&Key::BigInt(k)) else {
+        let Some(row) = shards[shard].rows.get(&Key::BigInt(k)) else {
             panic!("row {k}")
         };
         assert!(t.holds_copy(row), "the newer version keeps its vector");

@@ -84,6 +84,6 @@ pub fn keys(db: &Database, table: &str) -> Vec<Key> {
     db.scan(table, None)
         .expect("scan")
         .iter()
-        .map(|r| r.key.clone())
+        .map(|r| r.key())
         .collect()
 }

@@ -60,17 +60,17 @@ fn write_read_search_and_reject() {
 
     let q = [10.0, 0.0, 1.0];
     let hits = e.search("docs", &SearchRequest::new("v", &q, 3)).unwrap();
-    let keys: Vec<Key> = hits.iter().map(|h| h.row.key.clone()).collect();
+    let keys: Vec<Key> = hits.iter().map(|h| h.row.key()).collect();
     assert_eq!(keys, vec![Key::BigInt(10), Key::BigInt(9), Key::BigInt(11)]);
     let only_t0 = |r: &[Value]| r[2] == Value::Text("t0".into());
     let mut req = SearchRequest::new("v", &q, 3);
     req.filter = Some(&only_t0);
     let hits = e.search("docs", &req).unwrap();
     assert!(hits.iter().all(|h| only_t0(&h.row.values)));
-    assert_eq!(hits[0].row.key, Key::BigInt(9));
+    assert_eq!(hits[0].row.key(), Key::BigInt(9));
 
     let scanned = e.scan("docs", Some(&only_t0)).unwrap();
-    assert!(scanned.windows(2).all(|w| w[0].key < w[1].key));
+    assert!(scanned.windows(2).all(|w| w[0].key() < w[1].key()));
     assert_eq!(
         scanned.len(),
         (0..50).filter(|i| i % 3 == 0 && *i != 5).count()
@@ -128,7 +128,7 @@ fn reopen_after_checkpoint_and_crash_keeps_every_row() {
         assert_eq!(before, after, "keep {keep}");
         let q = [3.0, 3.0, 0.0];
         let hits = e2.search("docs", &SearchRequest::new("v", &q, 1)).unwrap();
-        assert_eq!(hits[0].row.key, Key::BigInt(33));
+        assert_eq!(hits[0].row.key(), Key::BigInt(33));
     }
 }
 
@@ -261,7 +261,7 @@ fn crash_between_blob_chunk_writes_leaves_a_whole_segment() {
                 .search("docs", &SearchRequest::new("v", &v(i), 1))
                 .unwrap();
             let want = if i == 7 { 8 } else { i };
-            assert_eq!(hits[0].row.key, Key::BigInt(want), "keep {keep}, row {i}");
+            assert_eq!(hits[0].row.key(), Key::BigInt(want), "keep {keep}, row {i}");
         }
         e2.checkpoint().unwrap();
         e2.run_maintenance().unwrap();

@@ -267,8 +267,10 @@ impl World {
                 let keyed = |hits: &[vela_engine::SearchHit]| -> Vec<(f32, i64)> {
                     hits.iter()
                         .map(|h| {
-                            let Key::BigInt(k) = h.row.key else { panic!() };
-                            assert_eq!(table.get(&k), Some(&h.row.values));
+                            let Key::BigInt(k) = h.row.key() else {
+                                panic!()
+                            };
+                            assert_eq!(table.get(&k).map(|v| &v[..]), Some(&h.row.values[..]));
                             (h.distance, k)
                         })
                         .collect()
@@ -306,7 +308,7 @@ impl World {
                 .scan(t, None)
                 .unwrap()
                 .iter()
-                .map(|r| r.values.clone())
+                .map(|r| r.values.to_vec())
                 .collect();
             let want: Vec<Vec<Value>> = rows.values().cloned().collect();
             assert_eq!(got, want, "table {t}");
@@ -316,7 +318,8 @@ impl World {
                         .get(t, &Key::BigInt(*k))
                         .unwrap()
                         .unwrap()
-                        .values,
+                        .values
+                        .to_vec(),
                     *r
                 );
             }

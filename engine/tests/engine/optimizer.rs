@@ -20,12 +20,12 @@ fn recall(e: &Engine, queries: &[Vec<f32>]) -> f64 {
             .search("docs", &exact)
             .unwrap()
             .into_iter()
-            .map(|h| h.row.key.clone())
+            .map(|h| h.row.key())
             .collect();
         let mut ann = SearchRequest::new("v", q, 10);
         ann.ef = Some(64);
         let got = e.search("docs", &ann).unwrap();
-        hit += got.iter().filter(|h| truth.contains(&h.row.key)).count();
+        hit += got.iter().filter(|h| truth.contains(&h.row.key())).count();
         total += truth.len();
     }
     hit as f64 / total.max(1) as f64

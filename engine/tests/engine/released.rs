@@ -112,7 +112,7 @@ fn check(e: &Engine, model: &Model, metric: Metric, what: &str) {
     let scanned = e.scan("t", None).unwrap();
     let got: Vec<(i64, _)> = scanned
         .iter()
-        .map(|r| (id_of(&r.key), bits(&r.values)))
+        .map(|r| (id_of(&r.key()), bits(&r.values)))
         .collect();
     let want: Vec<(i64, _)> = model.iter().map(|(k, v)| (*k, bits(v))).collect();
     assert_eq!(got, want, "{what}: scan");
@@ -132,7 +132,7 @@ fn check(e: &Engine, model: &Model, metric: Metric, what: &str) {
         .scan("t", Some(&positive))
         .unwrap()
         .iter()
-        .map(|r| id_of(&r.key))
+        .map(|r| id_of(&r.key()))
         .collect();
     let want: Vec<i64> = model
         .iter()
@@ -147,7 +147,7 @@ fn check(e: &Engine, model: &Model, metric: Metric, what: &str) {
             .scan_columns("t", Some(&positive), reads, &[A])
             .unwrap()
             .iter()
-            .map(|r| (id_of(&r.key), bits(&r.values[A..=A])))
+            .map(|r| (id_of(&r.key()), bits(&r.values[A..=A])))
             .collect();
         let want: Vec<(i64, _)> = model
             .iter()
@@ -161,7 +161,7 @@ fn check(e: &Engine, model: &Model, metric: Metric, what: &str) {
         .scan_columns("t", None, None, &[])
         .unwrap()
         .iter()
-        .map(|r| id_of(&r.key))
+        .map(|r| id_of(&r.key()))
         .collect();
     assert_eq!(
         keys,
@@ -186,7 +186,7 @@ fn check(e: &Engine, model: &Model, metric: Metric, what: &str) {
                 req.ef = Some(64);
                 let hits = e.search("t", &req).unwrap();
                 for h in &hits {
-                    let k = id_of(&h.row.key);
+                    let k = id_of(&h.row.key());
                     let want = &model[&k];
                     assert_eq!(bits(&h.row.values), bits(want), "{what}: hit {k}");
                     assert!(
@@ -198,7 +198,7 @@ fn check(e: &Engine, model: &Model, metric: Metric, what: &str) {
                     let expected = brute_force(model, c, metric, &q, 6, filter);
                     let got: Vec<(u32, i64)> = hits
                         .iter()
-                        .map(|h| (h.distance.to_bits(), id_of(&h.row.key)))
+                        .map(|h| (h.distance.to_bits(), id_of(&h.row.key())))
                         .collect();
                     let want: Vec<(u32, i64)> =
                         expected.iter().map(|(d, k)| (d.to_bits(), *k)).collect();
@@ -431,7 +431,7 @@ fn filtered_searches_race_writes_seals_and_releases() {
     let rows = race_writes_and_filtered_searches(&e, batches, 5, None);
     assert_eq!(rows.len(), 4_000);
     // Every tail is linked: every row, in a sealed segment or an appendable one, released.
-    let n = released(&e, rows.iter().map(|r| id_of(&r.key)));
+    let n = released(&e, rows.iter().map(|r| id_of(&r.key())));
     assert_eq!(n, 4_000, "rows released");
 }
 
@@ -470,9 +470,9 @@ fn filtered_searches_race_inline_writes_into_the_released_appendable_graph() {
     // rounds (each rewrites the rows): one round hung about two times in three before.
     for round in 0..3 {
         let rows = race_writes_and_filtered_searches(&e, batches, 20, Some(200));
-        let got: std::collections::BTreeSet<i64> = rows.iter().map(|r| id_of(&r.key)).collect();
+        let got: std::collections::BTreeSet<i64> = rows.iter().map(|r| id_of(&r.key())).collect();
         assert_eq!(got, keys, "round {round}");
-        let n = released(&e, rows.iter().map(|r| id_of(&r.key)));
+        let n = released(&e, rows.iter().map(|r| id_of(&r.key())));
         assert_eq!(n, rows.len(), "round {round}: rows released");
     }
 }

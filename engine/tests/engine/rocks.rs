@@ -28,7 +28,7 @@ fn reopen_and_check(
     assert_eq!(e.scan("docs", None).unwrap(), before);
     let q = [id as f32, version as f32, 1.0];
     let hits = e.search("docs", &SearchRequest::new("v", &q, 1)).unwrap();
-    assert_eq!(hits[0].row.key, Key::BigInt(id));
+    assert_eq!(hits[0].row.key(), Key::BigInt(id));
     (e, st)
 }
 

@@ -64,7 +64,9 @@ fn recall(e: &Engine, rows: &[Vec<f32>], queries: &[Vec<f32>], filtered: bool) -
         }
         let got = e.search("docs", &req).unwrap();
         for h in &got {
-            let Key::BigInt(id) = h.row.key else { panic!() };
+            let Key::BigInt(id) = h.row.key() else {
+                panic!()
+            };
             assert!(!filtered || id % 2 == 1, "the filter let {id} through");
             assert!(close(
                 h.distance,
@@ -73,7 +75,7 @@ fn recall(e: &Engine, rows: &[Vec<f32>], queries: &[Vec<f32>], filtered: bool) -
         }
         hit += got
             .iter()
-            .filter(|h| matches!(h.row.key, Key::BigInt(id) if want.contains(&id)))
+            .filter(|h| matches!(h.row.key(), Key::BigInt(id) if want.contains(&id)))
             .count();
         total += want.len();
     }

@@ -25,7 +25,7 @@ fn keys(e: &Engine, table: &str) -> Vec<i64> {
     e.scan(table, None)
         .unwrap()
         .iter()
-        .map(|r| match r.key {
+        .map(|r| match r.key() {
             Key::BigInt(k) => k,
             Key::Text(_) => panic!("text key"),
         })
@@ -109,7 +109,7 @@ fn write_many_is_one_entry_all_or_nothing() {
     let hits = e
         .search("a", &SearchRequest::new("v", &[4.0, 1.0, 0.0], 1))
         .unwrap();
-    assert_eq!(hits[0].row.key, Key::BigInt(4));
+    assert_eq!(hits[0].row.key(), Key::BigInt(4));
 
     // An empty batch for one table: its outcome is empty, the other table is written.
     let out = e
@@ -162,7 +162,7 @@ fn snapshot(e: &Engine) -> Snapshot {
         e.scan(t, None)
             .unwrap()
             .iter()
-            .map(|r| r.values.clone())
+            .map(|r| r.values.to_vec())
             .collect()
     };
     (rows("a"), rows("b"))
@@ -190,7 +190,7 @@ fn write_many_survives_reopen_and_replays_identically_after_a_crash() {
         let hits = e
             .search("a", &SearchRequest::new("v", &[20.0, 1.0, 0.0], 1))
             .unwrap();
-        assert_eq!(hits[0].row.key, Key::BigInt(20), "keep {keep}");
+        assert_eq!(hits[0].row.key(), Key::BigInt(20), "keep {keep}");
         // The replayed engine decides the same as the original did.
         let err = e
             .write_many(vec![

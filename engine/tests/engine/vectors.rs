@@ -105,7 +105,7 @@ fn check(e: &Engine, model: &Model, what: &str) {
     let scanned = e.scan("t", None).unwrap();
     assert_eq!(scanned.len(), model.len(), "{what}: scan");
     for (r, (k, want)) in scanned.iter().zip(model) {
-        assert_eq!(r.key, Key::BigInt(*k), "{what}: scan order");
+        assert_eq!(r.key(), Key::BigInt(*k), "{what}: scan order");
         assert_eq!(bits(&r.values), bits(want), "{what}: scan of {k}");
     }
     for (k, want) in model.iter().step_by(3) {
@@ -122,7 +122,7 @@ fn check(e: &Engine, model: &Model, what: &str) {
         .collect();
     let got: Vec<i64> = filtered
         .iter()
-        .map(|r| match r.key {
+        .map(|r| match r.key() {
             Key::BigInt(k) => k,
             _ => unreachable!(),
         })
@@ -158,7 +158,7 @@ fn check(e: &Engine, model: &Model, what: &str) {
             req.filter = filter;
             let hits = e.search("t", &req).unwrap();
             for h in &hits {
-                let Key::BigInt(k) = h.row.key else {
+                let Key::BigInt(k) = h.row.key() else {
                     unreachable!()
                 };
                 let want = &model[&k];
@@ -295,7 +295,7 @@ fn text_keys_split_between_load_threads_all_come_back() {
     let got = e.scan("t", None).unwrap();
     assert_eq!(got.len(), model.len());
     for (r, (k, want)) in got.iter().zip(&model) {
-        assert_eq!(r.key, Key::Text(k.clone()));
+        assert_eq!(r.key(), Key::Text(k.clone()));
         assert_eq!(bits(&r.values), bits(want), "row {k:?}");
     }
 }
