@@ -104,7 +104,10 @@ impl Members {
             let dim = c.data.len().checked_div(c.seq.len()).unwrap_or(0);
             c.seq.drain(..gone);
             c.data.drain(..gone * dim);
+            trim(&mut c.seq);
+            trim(&mut c.data);
         }
+        trim(&mut self.tail);
     }
 
     /// Keeps the tail rows `keep` accepts (columns rebuilt).
@@ -115,6 +118,17 @@ impl Members {
             .collect();
         self.columns.clear();
         self.push_tail(indexes, rows);
+    }
+}
+
+/// Gives back most of a tail list's memory once it has drained to under a quarter of its
+/// capacity (to twice its length, room for the next appends). Without this, every segment
+/// kept the tail buffers of its largest backlog for good: a sealed segment's tail is empty,
+/// but its vectors' buffer could still hold thousands of rows' worth (~40 MiB over a 1M-row
+/// import).
+fn trim<T>(list: &mut Vec<T>) {
+    if list.len() < list.capacity() / 4 {
+        list.shrink_to(list.len() * 2);
     }
 }
 
@@ -597,6 +611,10 @@ mod tests {
         let index = seg.index_on(1).unwrap();
         assert_eq!(index.len(), 450, "live rows with a vector");
         assert!(index.contains(0) && !index.contains(3) && !index.contains(600));
+        // The drained tail gave its buffers back.
+        let m = seg.members.read();
+        let held = m.tail.capacity() + m.columns.iter().map(|c| c.data.capacity()).sum::<usize>();
+        assert_eq!(held, 0, "an empty tail holds no memory");
     }
 
     /// Accepts `room` bytes, then fails (a store write failing mid-blob).
