@@ -450,9 +450,9 @@ fn finish_shard(table: &Table, sh: &mut Shard, sets: Vec<SetAside>) -> Result<()
     }
     let mut missing: Vec<Arc<Row>> = sh
         .rows
-        .rows()
-        .filter(|r| !covered.contains_key(&r.row_id))
-        .cloned()
+        .ids()
+        .filter(|id| !covered.contains_key(id))
+        .filter_map(|id| sh.rows.get_id(id))
         .collect();
     missing.sort_by_key(|r| r.row_id);
     sh.appendable.append_tail(missing);
@@ -1217,11 +1217,15 @@ impl Inner {
             for (o, n) in old_shards.iter().zip(new_shards.iter_mut()) {
                 // Whole rows: the old segments, which hold the vectors loaded rows leave to
                 // the graphs, go away.
-                n.rows.reserve(o.rows.len());
-                for row in o.rows.rows() {
-                    n.rows.put(o.full_row(row, &old.aside));
+                let mut rows: Vec<Arc<Row>> = o
+                    .rows
+                    .rows()
+                    .map(|row| o.full_row(&row, &old.aside))
+                    .collect();
+                n.rows.reserve_for(&rows);
+                for row in &rows {
+                    n.rows.put(row.clone());
                 }
-                let mut rows: Vec<Arc<Row>> = n.rows.rows().cloned().collect();
                 rows.sort_by_key(|r| r.row_id);
                 if replaying {
                     n.appendable.append_tail(rows);
@@ -1455,7 +1459,7 @@ impl Inner {
             .par_iter_mut()
             .zip(rows.into_par_iter())
             .for_each(|(s, rows)| {
-                s.rows.reserve(rows.len());
+                s.rows.reserve_for(&rows);
                 for row in rows {
                     s.rows.put(row);
                 }

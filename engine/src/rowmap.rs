@@ -1,31 +1,45 @@
 //! A shard's live rows, found by primary key and by row id.
 //!
-//! Both lookups are `hashbrown` [`HashTable`]s of the same `Arc<Row>`s: an entry is one
-//! pointer (8 bytes plus a control byte), and the key and the row id are read from the row
-//! itself instead of being stored again beside it. Two `HashMap<Key, Arc<Row>>` /
-//! `HashMap<u64, Arc<Row>>` cost 40 + 16 bytes per bucket; these cost 8 + 8, which at a million
-//! rows is ~80 MiB less (and half that again while a table grows, when the old and the new
-//! bucket arrays are both alive).
+//! Rows are held in one of two forms:
+//! * **Whole**: an `Arc<Row>`, in two `hashbrown` [`HashTable`]s (one found by key, one by row
+//!   id) that both hold the same `Arc`: an entry is one pointer (8 bytes plus a control byte),
+//!   the key and the id being read from the row itself.
+//! * **Bare**: a row whose primary key is a `BIGINT` and whose every other column reads NULL,
+//!   held as its `(key, row id)` only, in two tables of 16-byte entries, and rebuilt as a
+//!   `Row` when read ([`RowMap::get`], [`RowMap::get_id`], [`RowMap::rows`]). That is the
+//!   common shape of a vector table (an id and an embedding) once its rows have left their
+//!   vectors to the segments' graphs (`Table::release_vectors`, and every row loaded from a
+//!   sealed segment): such a row would otherwise cost its `Arc<Row>` (48 bytes) and its values
+//!   (32 bytes a column), ~112 bytes more at two columns: ~100 MiB at a million rows.
 //!
-//! Keys come from users, so their hash stays keyed (aHash with per-process random keys).
-//! Row ids are made by the engine (`lsn << 20 | position`), never by a user, so they get a
-//! fixed mixing function.
+//! Reading a bare row allocates the row it rebuilds; rows that hold anything besides their key
+//! are whole and are read without allocating. A key is in at most one of the two forms.
+//!
+//! Keys come from users, so their hash stays keyed (aHash with per-process random keys). Row
+//! ids are made by the engine (`lsn << 20 | position`), never by a user, so they get a fixed
+//! mixing function.
 
 use std::sync::Arc;
 
-use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 
-use crate::catalog::{Key, KeyRef};
+use crate::catalog::{Key, KeyRef, Value};
 use crate::table::Row;
 
 /// The live rows of one shard: at most one version per key, each also found by its row id.
-/// Invariant: both tables hold the same versions (the same `Arc`s).
-#[derive(Default)]
+/// Invariants: `by_key` and `by_id` hold the same `Arc`s; `bare_by_key` and `bare_by_id` the
+/// same `(key, row id)` pairs; no key is both whole and bare.
 pub(crate) struct RowMap {
     by_key: HashTable<Arc<Row>>,
     by_id: HashTable<Arc<Row>>,
+    /// Bare rows: `(key, row id)`, found by key.
+    bare_by_key: HashTable<(i64, u64)>,
+    /// Bare rows: `(row id, key)`, found by row id.
+    bare_by_id: HashTable<(u64, i64)>,
     hasher: ahash::RandomState,
+    /// The table's number of columns and its primary key's position (to rebuild bare rows).
+    columns: usize,
+    pk: usize,
 }
 
 /// The hash of a row id: the splitmix64 finaliser (ids differ mostly in their low bits and in
@@ -39,110 +53,199 @@ pub(crate) fn hash_row_id(row_id: u64) -> u64 {
 }
 
 impl RowMap {
+    /// An empty map for rows of `columns` values whose primary key is at position `pk`.
+    pub fn new(columns: usize, pk: usize) -> Self {
+        RowMap {
+            by_key: HashTable::new(),
+            by_id: HashTable::new(),
+            bare_by_key: HashTable::new(),
+            bare_by_id: HashTable::new(),
+            hasher: ahash::RandomState::new(),
+            columns,
+            pk,
+        }
+    }
+
     /// Live rows.
     pub fn len(&self) -> usize {
-        self.by_key.len()
+        self.by_key.len() + self.bare_by_key.len()
     }
 
     fn hash_key(&self, key: KeyRef<'_>) -> u64 {
         self.hasher.hash_one(key)
     }
 
-    /// The live version of `key`.
-    pub fn get(&self, key: &Key) -> Option<&Arc<Row>> {
-        let key = key.as_key_ref();
-        self.by_key.find(self.hash_key(key), |r| r.key_ref() == key)
+    /// The key of `row` if it can be held bare: a `BIGINT` key and NULL everywhere else.
+    fn bare_key(&self, row: &Row) -> Option<i64> {
+        let KeyRef::BigInt(key) = row.key_ref() else {
+            return None;
+        };
+        let bare = row.values.len() == self.columns
+            && row
+                .values
+                .iter()
+                .enumerate()
+                .all(|(i, v)| i == self.pk || matches!(v, Value::Null));
+        bare.then_some(key)
     }
 
-    /// The live version with id `row_id`, if that version is live.
-    pub fn get_id(&self, row_id: u64) -> Option<&Arc<Row>> {
-        self.by_id.find(hash_row_id(row_id), |r| r.row_id == row_id)
+    /// The row a bare entry stands for.
+    fn rebuild(&self, row_id: u64, key: i64) -> Arc<Row> {
+        Arc::new(Row::bare(row_id, self.pk, self.columns, key))
+    }
+
+    /// The live version of `key` (a bare row is rebuilt: a new `Arc` on every call).
+    pub fn get(&self, key: &Key) -> Option<Arc<Row>> {
+        let key = key.as_key_ref();
+        let hash = self.hash_key(key);
+        if let Some(row) = self.by_key.find(hash, |r| r.key_ref() == key) {
+            return Some(row.clone());
+        }
+        let KeyRef::BigInt(k) = key else {
+            return None;
+        };
+        self.bare_by_key
+            .find(hash, |&(bk, _)| bk == k)
+            .map(|&(k, row_id)| self.rebuild(row_id, k))
+    }
+
+    /// The live version with id `row_id`, if that version is live (a bare row is rebuilt).
+    pub fn get_id(&self, row_id: u64) -> Option<Arc<Row>> {
+        let hash = hash_row_id(row_id);
+        if let Some(row) = self.by_id.find(hash, |r| r.row_id == row_id) {
+            return Some(row.clone());
+        }
+        self.bare_by_id
+            .find(hash, |&(id, _)| id == row_id)
+            .map(|&(row_id, k)| self.rebuild(row_id, k))
     }
 
     /// Whether version `row_id` is live.
     pub fn contains_id(&self, row_id: u64) -> bool {
-        self.get_id(row_id).is_some()
+        let hash = hash_row_id(row_id);
+        self.by_id.find(hash, |r| r.row_id == row_id).is_some()
+            || self
+                .bare_by_id
+                .find(hash, |&(id, _)| id == row_id)
+                .is_some()
     }
 
-    /// Every live row, in no particular order.
-    pub fn rows(&self) -> impl Iterator<Item = &Arc<Row>> + '_ {
-        self.by_key.iter()
+    /// Every live row, in no particular order (bare rows rebuilt).
+    pub fn rows(&self) -> impl Iterator<Item = Arc<Row>> + '_ {
+        self.by_key.iter().cloned().chain(
+            self.bare_by_key
+                .iter()
+                .map(|&(k, row_id)| self.rebuild(row_id, k)),
+        )
     }
 
-    /// Room for `additional` more rows without rehashing.
-    pub fn reserve(&mut self, additional: usize) {
-        let hasher = &self.hasher;
-        self.by_key
-            .reserve(additional, |r| hasher.hash_one(r.key_ref()));
-        self.by_id.reserve(additional, |r| hash_row_id(r.row_id));
-    }
-
-    /// Makes `row` the live version of its key; returns the version it replaces.
-    pub fn put(&mut self, row: Arc<Row>) -> Option<Arc<Row>> {
-        let hasher = &self.hasher;
-        let key = row.key_ref();
-        let old = match self.by_key.entry(
-            hasher.hash_one(key),
-            |r| r.key_ref() == key,
-            |r| hasher.hash_one(r.key_ref()),
-        ) {
-            Entry::Occupied(mut e) => Some(std::mem::replace(e.get_mut(), row.clone())),
-            Entry::Vacant(e) => {
-                e.insert(row.clone());
-                None
-            }
-        };
-        if let Some(old) = &old {
-            self.remove_id(old.row_id);
-        }
+    /// The ids of every live version, in no particular order.
+    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
         self.by_id
-            .insert_unique(hash_row_id(row.row_id), row, |r| hash_row_id(r.row_id));
+            .iter()
+            .map(|r| r.row_id)
+            .chain(self.bare_by_id.iter().map(|&(id, _)| id))
+    }
+
+    /// Room for `rows` without rehashing, sized for the form each will take.
+    pub fn reserve_for(&mut self, rows: &[Arc<Row>]) {
+        let bare = rows.iter().filter(|r| self.bare_key(r).is_some()).count();
+        self.reserve(rows.len() - bare, bare);
+    }
+
+    /// Room for `whole` more whole rows and `bare` more bare ones without rehashing.
+    pub fn reserve(&mut self, whole: usize, bare: usize) {
+        let hasher = &self.hasher;
+        self.by_key.reserve(whole, |r| hasher.hash_one(r.key_ref()));
+        self.by_id.reserve(whole, |r| hash_row_id(r.row_id));
+        self.bare_by_key
+            .reserve(bare, |&(k, _)| hasher.hash_one(KeyRef::BigInt(k)));
+        self.bare_by_id.reserve(bare, |&(id, _)| hash_row_id(id));
+    }
+
+    /// Makes `row` the live version of its key; returns the id of the version it replaces.
+    pub fn put(&mut self, row: Arc<Row>) -> Option<u64> {
+        let key = row.key_ref();
+        let old = self.remove_ref(key);
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(key);
+        match self.bare_key(&row) {
+            Some(k) => {
+                self.bare_by_key
+                    .insert_unique(hash, (k, row.row_id), |&(k, _)| {
+                        hasher.hash_one(KeyRef::BigInt(k))
+                    });
+                self.bare_by_id.insert_unique(
+                    hash_row_id(row.row_id),
+                    (row.row_id, k),
+                    |&(id, _)| hash_row_id(id),
+                );
+            }
+            None => {
+                self.by_key
+                    .insert_unique(hash, row.clone(), |r| hasher.hash_one(r.key_ref()));
+                self.by_id
+                    .insert_unique(hash_row_id(row.row_id), row, |r| hash_row_id(r.row_id));
+            }
+        }
         old
     }
 
-    /// Removes the live version of `key`; returns it.
-    pub fn remove(&mut self, key: &Key) -> Option<Arc<Row>> {
-        let key = key.as_key_ref();
-        let (old, _) = self
-            .by_key
-            .find_entry(self.hash_key(key), |r| r.key_ref() == key)
-            .ok()?
-            .remove();
-        self.remove_id(old.row_id);
-        Some(old)
+    /// Removes the live version of `key`; returns its id.
+    pub fn remove(&mut self, key: &Key) -> Option<u64> {
+        self.remove_ref(key.as_key_ref())
     }
 
-    fn remove_id(&mut self, row_id: u64) {
+    fn remove_ref(&mut self, key: KeyRef<'_>) -> Option<u64> {
+        let hash = self.hash_key(key);
+        if let Ok(e) = self.by_key.find_entry(hash, |r| r.key_ref() == key) {
+            let (old, _) = e.remove();
+            if let Ok(e) = self
+                .by_id
+                .find_entry(hash_row_id(old.row_id), |r| r.row_id == old.row_id)
+            {
+                e.remove();
+            }
+            return Some(old.row_id);
+        }
+        let KeyRef::BigInt(k) = key else {
+            return None;
+        };
+        let ((_, row_id), _) = self
+            .bare_by_key
+            .find_entry(hash, |&(bk, _)| bk == k)
+            .ok()?
+            .remove();
         if let Ok(e) = self
-            .by_id
-            .find_entry(hash_row_id(row_id), |r| r.row_id == row_id)
+            .bare_by_id
+            .find_entry(hash_row_id(row_id), |&(id, _)| id == row_id)
         {
             e.remove();
         }
+        Some(row_id)
     }
 
-    /// Puts `new` (the same version: same key and row id) where `old` is the live version;
-    /// whether it did (`old` may have been replaced meanwhile).
+    /// Puts `new` (the same version: same key and row id) where `old` is the live version,
+    /// held whole; whether it did (`old` may have been replaced meanwhile; a bare row is never
+    /// `old`, as every read of it is a new `Arc`). `new` is held bare if it can be.
     pub fn swap_version(&mut self, old: &Arc<Row>, new: &Arc<Row>) -> bool {
         debug_assert!(old.row_id == new.row_id && old.key_ref() == new.key_ref());
         let hash = self.hash_key(old.key_ref());
-        let Some(by_key) = self.by_key.find_mut(hash, |r| Arc::ptr_eq(r, old)) else {
+        if self.by_key.find(hash, |r| Arc::ptr_eq(r, old)).is_none() {
             return false;
-        };
-        *by_key = new.clone();
-        match self
+        }
+        if self.bare_key(new).is_some() {
+            self.put(new.clone());
+            return true;
+        }
+        if let Some(by_key) = self.by_key.find_mut(hash, |r| Arc::ptr_eq(r, old)) {
+            *by_key = new.clone();
+        }
+        if let Some(by_id) = self
             .by_id
             .find_mut(hash_row_id(old.row_id), |r| Arc::ptr_eq(r, old))
         {
-            Some(by_id) => *by_id = new.clone(),
-            // Unreachable while the invariant holds; keep the tables consistent anyway.
-            None => {
-                self.remove_id(old.row_id);
-                self.by_id
-                    .insert_unique(hash_row_id(new.row_id), new.clone(), |r| {
-                        hash_row_id(r.row_id)
-                    });
-            }
+            *by_id = new.clone();
         }
         true
     }
@@ -151,74 +254,108 @@ impl RowMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Value;
     use proptest::prelude::*;
     use std::collections::HashMap;
 
-    fn row(row_id: u64, key: i64) -> Arc<Row> {
-        Arc::new(Row::new(row_id, 0, Box::new([Value::BigInt(key)])).unwrap())
+    /// Row `key` of a `(id BIGINT, note TEXT)` table: whole with a note, bare without.
+    fn row(row_id: u64, key: i64, note: bool) -> Arc<Row> {
+        let note = if note {
+            Value::Text(format!("n{row_id}"))
+        } else {
+            Value::Null
+        };
+        Arc::new(Row::new(row_id, 0, Box::new([Value::BigInt(key), note])).unwrap())
     }
 
     #[derive(Debug, Clone)]
     enum Step {
-        Put(i64),
+        Put(i64, bool),
         Remove(i64),
-        Swap(i64),
+        /// Swap the live version for a copy with (`true`) or without a note.
+        Swap(i64, bool),
     }
 
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
-            (0i64..40).prop_map(Step::Put),
+            (0i64..40, any::<bool>()).prop_map(|(k, n)| Step::Put(k, n)),
             (0i64..40).prop_map(Step::Remove),
-            (0i64..40).prop_map(Step::Swap),
+            (0i64..40, any::<bool>()).prop_map(|(k, n)| Step::Swap(k, n)),
         ]
     }
 
     proptest! {
-        /// The map against a `HashMap<Key, Arc<Row>>` model: same live versions, found by
-        /// key and by id; replaced and removed ids are gone.
+        /// The map against a `HashMap<Key, Arc<Row>>` model, with rows moving between the
+        /// whole and the bare form: same live versions (same values), found by key and by
+        /// id; replaced and removed ids are gone.
         #[test]
         fn behaves_like_a_key_map(steps in prop::collection::vec(step(), 0..300)) {
-            let mut map = RowMap::default();
+            let mut map = RowMap::new(2, 0);
             let mut model: HashMap<Key, Arc<Row>> = HashMap::new();
             let mut dead = Vec::new();
             for (i, s) in steps.into_iter().enumerate() {
                 let id = i as u64 + 1;
                 match s {
-                    Step::Put(k) => {
-                        let r = row(id, k);
-                        let old = map.put(r.clone());
-                        let expected = model.insert(Key::BigInt(k), r);
-                        prop_assert_eq!(old.as_ref().map(|o| o.row_id), expected.as_ref().map(|o| o.row_id));
+                    Step::Put(k, note) => {
+                        let old = map.put(row(id, k, note));
+                        let expected = model.insert(Key::BigInt(k), row(id, k, note));
+                        prop_assert_eq!(old, expected.as_ref().map(|o| o.row_id));
                         dead.extend(expected.map(|o| o.row_id));
                     }
                     Step::Remove(k) => {
                         let old = map.remove(&Key::BigInt(k));
                         let expected = model.remove(&Key::BigInt(k));
-                        prop_assert_eq!(old.as_ref().map(|o| o.row_id), expected.as_ref().map(|o| o.row_id));
+                        prop_assert_eq!(old, expected.as_ref().map(|o| o.row_id));
                         dead.extend(expected.map(|o| o.row_id));
                     }
-                    Step::Swap(k) => {
-                        if let Some(old) = model.get(&Key::BigInt(k)).cloned() {
-                            let new = row(old.row_id, k);
-                            prop_assert!(map.swap_version(&old, &new));
-                            // The replaced `Arc` is no longer live: a second swap does nothing.
-                            prop_assert!(!map.swap_version(&old, &new));
-                            model.insert(Key::BigInt(k), new);
+                    Step::Swap(k, note) => {
+                        if let Some(old) = map.get(&Key::BigInt(k)) {
+                            let whole = matches!(old.values[1], Value::Text(_));
+                            let new = row(old.row_id, k, note);
+                            // Only a whole row is ever the live `Arc` a swap replaces.
+                            prop_assert_eq!(map.swap_version(&old, &new), whole);
+                            prop_assert!(!map.swap_version(&old, &new), "replaced already");
+                            if whole {
+                                model.insert(Key::BigInt(k), new);
+                            }
                         }
                     }
                 }
                 prop_assert_eq!(map.len(), model.len());
             }
             for (k, r) in &model {
-                prop_assert!(Arc::ptr_eq(map.get(k).unwrap(), r));
-                prop_assert!(Arc::ptr_eq(map.get_id(r.row_id).unwrap(), r));
+                prop_assert_eq!(&map.get(k).unwrap(), r);
+                prop_assert_eq!(&map.get_id(r.row_id).unwrap(), r);
             }
             for id in dead {
-                prop_assert!(!map.contains_id(id));
+                prop_assert!(!map.contains_id(id) && map.get_id(id).is_none());
             }
-            prop_assert_eq!(map.rows().count(), model.len());
+            let mut rows: Vec<Arc<Row>> = map.rows().collect();
+            rows.sort_by_key(|r| r.row_id);
+            let mut want: Vec<Arc<Row>> = model.values().cloned().collect();
+            want.sort_by_key(|r| r.row_id);
+            prop_assert_eq!(rows, want);
+            let mut ids: Vec<u64> = map.ids().collect();
+            ids.sort_unstable();
+            let mut want_ids: Vec<u64> = model.values().map(|r| r.row_id).collect();
+            want_ids.sort_unstable();
+            prop_assert_eq!(ids, want_ids);
         }
+    }
+
+    /// Only a BIGINT key with NULL everywhere else is held bare, and it reads back equal.
+    #[test]
+    fn bare_rows_are_bigint_keys_with_nothing_else() {
+        let mut map = RowMap::new(2, 1);
+        let text_key =
+            Arc::new(Row::new(1, 1, Box::new([Value::Null, Value::Text("k".into())])).unwrap());
+        let bare = Arc::new(Row::new(2, 1, Box::new([Value::Null, Value::BigInt(5)])).unwrap());
+        map.put(text_key.clone());
+        map.put(bare.clone());
+        assert_eq!((map.by_key.len(), map.bare_by_key.len()), (1, 1));
+        assert_eq!(map.get(&Key::from("k")).unwrap(), text_key);
+        assert_eq!(map.get(&Key::BigInt(5)).unwrap(), bare);
+        assert_eq!(map.get_id(2).unwrap(), bare);
+        assert!(map.get(&Key::BigInt(1)).is_none() && map.get_id(3).is_none());
     }
 
     /// The table hashes `KeyRef`s; `Key` must hash the same for `Key`-keyed maps elsewhere
@@ -243,11 +380,11 @@ mod tests {
 
     #[test]
     fn reserve_keeps_every_row_findable() {
-        let mut map = RowMap::default();
+        let mut map = RowMap::new(2, 0);
         for k in 0..1000 {
-            map.put(row(k as u64, k));
+            map.put(row(k as u64, k, k % 3 == 0));
             if k % 100 == 0 {
-                map.reserve(500);
+                map.reserve(300, 200);
             }
         }
         assert!((0..1000).all(|k| map.get(&Key::BigInt(k)).is_some() && map.contains_id(k as u64)));

@@ -131,10 +131,7 @@ fn exact_shard(
                 }
                 _ => return None,
             };
-            Some(SearchHit {
-                distance,
-                row: r.clone(),
-            })
+            Some(SearchHit { distance, row: r })
         })
         .collect();
     hits = merge_top_k(hits, req.k);
@@ -157,10 +154,9 @@ fn index_shard(
             continue;
         };
         let visible = |id: u64| {
-            shard
-                .rows
-                .get_id(id)
-                .is_some_and(|r| shard.accepts(r, aside, req.filter, req.filter_columns, Some(seg)))
+            shard.rows.get_id(id).is_some_and(|r| {
+                shard.accepts(&r, aside, req.filter, req.filter_columns, Some(seg))
+            })
         };
         // The unindexed tail first, exactly: a version a linker moves meanwhile is in the
         // graph before it leaves the tail, so it is found in one or the other (or both).
@@ -191,10 +187,7 @@ fn index_shard(
         }
         for (id, distance) in found {
             if let Some(row) = shard.rows.get_id(id) {
-                hits.push(SearchHit {
-                    distance,
-                    row: row.clone(),
-                });
+                hits.push(SearchHit { distance, row });
             }
         }
     }
@@ -308,7 +301,7 @@ impl Table {
                 s.rows
                     .rows()
                     .filter(|r| s.accepts(r, aside, filter, filter_columns, None))
-                    .map(|r| s.full_row(r, fill))
+                    .map(|r| s.full_row(&r, fill))
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -323,7 +316,7 @@ impl Table {
         let s = crate::table::shard_of(key, shards.len());
         shards
             .get(s)
-            .and_then(|sh| sh.rows.get(key).map(|r| sh.full_row(r, &self.aside)))
+            .and_then(|sh| sh.rows.get(key).map(|r| sh.full_row(&r, &self.aside)))
     }
 
     /// Number of live rows.
