@@ -5,8 +5,8 @@
 //!   id) that both hold the same `Arc`: an entry is one pointer (8 bytes plus a control byte),
 //!   the key and the id being read from the row itself.
 //! * **Bare**: a row whose primary key is a `BIGINT` and whose every other column reads NULL,
-//!   held as its `(key, row id)` only, in two tables of 16-byte entries, and rebuilt as a
-//!   `Row` when read ([`RowMap::get`], [`RowMap::get_id`], [`RowMap::rows`]). That is the
+//!   held as its `(key, row id)` only, in a dense list, found through two tables of 4-byte
+//!   positions into it, and rebuilt as a `Row` when read ([`RowMap::get`], [`RowMap::get_id`], [`RowMap::rows`]). That is the
 //!   common shape of a vector table (an id and an embedding) once its rows have left their
 //!   vectors to the segments' graphs (`Table::release_vectors`, and every row loaded from a
 //!   sealed segment): such a row would otherwise cost its `Arc<Row>` (48 bytes) and its values
@@ -27,15 +27,17 @@ use crate::catalog::{Key, KeyRef, Value};
 use crate::table::Row;
 
 /// The live rows of one shard: at most one version per key, each also found by its row id.
-/// Invariants: `by_key` and `by_id` hold the same `Arc`s; `bare_by_key` and `bare_by_id` the
-/// same `(key, row id)` pairs; no key is both whole and bare.
+/// Invariants: `by_key` and `by_id` hold the same `Arc`s; `bare_by_key` and `bare_by_id`
+/// each hold every position of `bare` once; no key is both whole and bare.
 pub(crate) struct RowMap {
     by_key: HashTable<Arc<Row>>,
     by_id: HashTable<Arc<Row>>,
-    /// Bare rows: `(key, row id)`, found by key.
-    bare_by_key: HashTable<(i64, u64)>,
-    /// Bare rows: `(row id, key)`, found by row id.
-    bare_by_id: HashTable<(u64, i64)>,
+    /// Bare rows, `(key, row id)`, densely (a removal moves the last one into the hole).
+    bare: Vec<(i64, u64)>,
+    /// Positions in `bare`, found by key.
+    bare_by_key: HashTable<u32>,
+    /// Positions in `bare`, found by row id.
+    bare_by_id: HashTable<u32>,
     hasher: ahash::RandomState,
     /// The table's number of columns and its primary key's position (to rebuild bare rows).
     columns: usize,
@@ -58,6 +60,7 @@ impl RowMap {
         RowMap {
             by_key: HashTable::new(),
             by_id: HashTable::new(),
+            bare: Vec::new(),
             bare_by_key: HashTable::new(),
             bare_by_id: HashTable::new(),
             hasher: ahash::RandomState::new(),
@@ -68,19 +71,21 @@ impl RowMap {
 
     /// Live rows.
     pub fn len(&self) -> usize {
-        self.by_key.len() + self.bare_by_key.len()
+        self.by_key.len() + self.bare.len()
     }
 
     fn hash_key(&self, key: KeyRef<'_>) -> u64 {
         self.hasher.hash_one(key)
     }
 
-    /// The key of `row` if it can be held bare: a `BIGINT` key and NULL everywhere else.
+    /// The key of `row` if it can be held bare: a `BIGINT` key and NULL everywhere else (and
+    /// room for one more bare row: positions are `u32`).
     fn bare_key(&self, row: &Row) -> Option<i64> {
         let KeyRef::BigInt(key) = row.key_ref() else {
             return None;
         };
-        let bare = row.values.len() == self.columns
+        let bare = self.bare.len() < u32::MAX as usize
+            && row.values.len() == self.columns
             && row
                 .values
                 .iter()
@@ -104,9 +109,27 @@ impl RowMap {
         let KeyRef::BigInt(k) = key else {
             return None;
         };
+        let at = self.bare_at_key(hash, k)?;
+        let &(k, row_id) = self.bare.get(at)?;
+        Some(self.rebuild(row_id, k))
+    }
+
+    /// The position in `bare` of key `k` (`hash`: its hash).
+    fn bare_at_key(&self, hash: u64, k: i64) -> Option<usize> {
+        let bare = &self.bare;
         self.bare_by_key
-            .find(hash, |&(bk, _)| bk == k)
-            .map(|&(k, row_id)| self.rebuild(row_id, k))
+            .find(hash, |&i| bare.get(i as usize).is_some_and(|b| b.0 == k))
+            .map(|&i| i as usize)
+    }
+
+    /// The position in `bare` of version `row_id`.
+    fn bare_at_id(&self, row_id: u64) -> Option<usize> {
+        let bare = &self.bare;
+        self.bare_by_id
+            .find(hash_row_id(row_id), |&i| {
+                bare.get(i as usize).is_some_and(|b| b.1 == row_id)
+            })
+            .map(|&i| i as usize)
     }
 
     /// The live version with id `row_id`, if that version is live (a bare row is rebuilt).
@@ -115,28 +138,22 @@ impl RowMap {
         if let Some(row) = self.by_id.find(hash, |r| r.row_id == row_id) {
             return Some(row.clone());
         }
-        self.bare_by_id
-            .find(hash, |&(id, _)| id == row_id)
-            .map(|&(row_id, k)| self.rebuild(row_id, k))
+        let &(k, row_id) = self.bare.get(self.bare_at_id(row_id)?)?;
+        Some(self.rebuild(row_id, k))
     }
 
     /// Whether version `row_id` is live.
     pub fn contains_id(&self, row_id: u64) -> bool {
         let hash = hash_row_id(row_id);
-        self.by_id.find(hash, |r| r.row_id == row_id).is_some()
-            || self
-                .bare_by_id
-                .find(hash, |&(id, _)| id == row_id)
-                .is_some()
+        self.by_id.find(hash, |r| r.row_id == row_id).is_some() || self.bare_at_id(row_id).is_some()
     }
 
     /// Every live row, in no particular order (bare rows rebuilt).
     pub fn rows(&self) -> impl Iterator<Item = Arc<Row>> + '_ {
-        self.by_key.iter().cloned().chain(
-            self.bare_by_key
-                .iter()
-                .map(|&(k, row_id)| self.rebuild(row_id, k)),
-        )
+        self.by_key
+            .iter()
+            .cloned()
+            .chain(self.bare.iter().map(|&(k, row_id)| self.rebuild(row_id, k)))
     }
 
     /// The ids of every live version, in no particular order.
@@ -144,7 +161,7 @@ impl RowMap {
         self.by_id
             .iter()
             .map(|r| r.row_id)
-            .chain(self.bare_by_id.iter().map(|&(id, _)| id))
+            .chain(self.bare.iter().map(|&(_, id)| id))
     }
 
     /// Room for `rows` without rehashing, sized for the form each will take.
@@ -158,9 +175,14 @@ impl RowMap {
         let hasher = &self.hasher;
         self.by_key.reserve(whole, |r| hasher.hash_one(r.key_ref()));
         self.by_id.reserve(whole, |r| hash_row_id(r.row_id));
-        self.bare_by_key
-            .reserve(bare, |&(k, _)| hasher.hash_one(KeyRef::BigInt(k)));
-        self.bare_by_id.reserve(bare, |&(id, _)| hash_row_id(id));
+        let list = &self.bare;
+        self.bare_by_key.reserve(bare, |&i| {
+            hasher.hash_one(KeyRef::BigInt(list.get(i as usize).map_or(0, |b| b.0)))
+        });
+        self.bare_by_id.reserve(bare, |&i| {
+            hash_row_id(list.get(i as usize).map_or(0, |b| b.1))
+        });
+        self.bare.reserve(bare);
     }
 
     /// Makes `row` the live version of its key; returns the id of the version it replaces.
@@ -171,15 +193,17 @@ impl RowMap {
         let hash = hasher.hash_one(key);
         match self.bare_key(&row) {
             Some(k) => {
-                self.bare_by_key
-                    .insert_unique(hash, (k, row.row_id), |&(k, _)| {
-                        hasher.hash_one(KeyRef::BigInt(k))
+                // `bare_key` left room for one more `u32` position.
+                let at = self.bare.len() as u32;
+                self.bare.push((k, row.row_id));
+                let list = &self.bare;
+                self.bare_by_key.insert_unique(hash, at, |&i| {
+                    hasher.hash_one(KeyRef::BigInt(list.get(i as usize).map_or(0, |b| b.0)))
+                });
+                self.bare_by_id
+                    .insert_unique(hash_row_id(row.row_id), at, |&i| {
+                        hash_row_id(list.get(i as usize).map_or(0, |b| b.1))
                     });
-                self.bare_by_id.insert_unique(
-                    hash_row_id(row.row_id),
-                    (row.row_id, k),
-                    |&(id, _)| hash_row_id(id),
-                );
             }
             None => {
                 self.by_key
@@ -211,18 +235,44 @@ impl RowMap {
         let KeyRef::BigInt(k) = key else {
             return None;
         };
-        let ((_, row_id), _) = self
-            .bare_by_key
-            .find_entry(hash, |&(bk, _)| bk == k)
-            .ok()?
-            .remove();
+        let at = self.bare_at_key(hash, k)?;
+        Some(self.remove_bare(at))
+    }
+
+    /// Removes the bare row at position `at` (from a lookup, so in range; the last one moves
+    /// into its place); returns its id.
+    fn remove_bare(&mut self, at: usize) -> u64 {
+        let (k, row_id) = self.bare[at];
+        let hasher = &self.hasher;
+        let slot = at as u32;
         if let Ok(e) = self
-            .bare_by_id
-            .find_entry(hash_row_id(row_id), |&(id, _)| id == row_id)
+            .bare_by_key
+            .find_entry(hasher.hash_one(KeyRef::BigInt(k)), |&i| i == slot)
         {
             e.remove();
         }
-        Some(row_id)
+        if let Ok(e) = self
+            .bare_by_id
+            .find_entry(hash_row_id(row_id), |&i| i == slot)
+        {
+            e.remove();
+        }
+        let last = self.bare.len() - 1;
+        if at != last {
+            let (lk, lid) = self.bare[last];
+            let moved = last as u32;
+            if let Some(i) = self
+                .bare_by_key
+                .find_mut(hasher.hash_one(KeyRef::BigInt(lk)), |&i| i == moved)
+            {
+                *i = slot;
+            }
+            if let Some(i) = self.bare_by_id.find_mut(hash_row_id(lid), |&i| i == moved) {
+                *i = slot;
+            }
+        }
+        self.bare.swap_remove(at);
+        row_id
     }
 
     /// Puts `new` (the same version: same key and row id) where `old` is the live version,
@@ -321,6 +371,13 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(map.len(), model.len());
+                // Every bare position is found by its key and by its id, once.
+                prop_assert_eq!(map.bare_by_key.len(), map.bare.len());
+                prop_assert_eq!(map.bare_by_id.len(), map.bare.len());
+                for (i, &(k, id)) in map.bare.iter().enumerate() {
+                    prop_assert_eq!(map.bare_at_key(map.hash_key(KeyRef::BigInt(k)), k), Some(i));
+                    prop_assert_eq!(map.bare_at_id(id), Some(i));
+                }
             }
             for (k, r) in &model {
                 prop_assert_eq!(&map.get(k).unwrap(), r);
@@ -351,7 +408,7 @@ mod tests {
         let bare = Arc::new(Row::new(2, 1, Box::new([Value::Null, Value::BigInt(5)])).unwrap());
         map.put(text_key.clone());
         map.put(bare.clone());
-        assert_eq!((map.by_key.len(), map.bare_by_key.len()), (1, 1));
+        assert_eq!((map.by_key.len(), map.bare.len()), (1, 1));
         assert_eq!(map.get(&Key::from("k")).unwrap(), text_key);
         assert_eq!(map.get(&Key::BigInt(5)).unwrap(), bare);
         assert_eq!(map.get_id(2).unwrap(), bare);
