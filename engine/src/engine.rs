@@ -1224,7 +1224,7 @@ impl Inner {
                 let mut rows: Vec<Arc<Row>> = o
                     .rows
                     .rows()
-                    .map(|row| o.full_row(&row, &old.aside))
+                    .map(|row| o.fill_row(row, &old.aside))
                     .collect();
                 n.rows.reserve_for(&rows);
                 for row in &rows {

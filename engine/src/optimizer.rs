@@ -88,7 +88,7 @@ fn optimize_shard(inner: &Inner, t: &Arc<Table>, shard: usize) -> Result<()> {
         // Whole rows: a vector left to a victim's graph is read from it now.
         let mut rows: Vec<Arc<Row>> = covered
             .iter()
-            .filter_map(|&id| sh.rows.get_id(id).map(|r| sh.full_row(&r, &t.aside)))
+            .filter_map(|&id| sh.rows.get_id(id).map(|r| sh.fill_row(r, &t.aside)))
             .collect();
         rows.sort_by_key(|r| r.row_id);
         (victims, rows)

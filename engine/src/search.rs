@@ -237,7 +237,7 @@ impl Table {
                 hits.into_iter()
                     .map(|h| SearchHit {
                         distance: h.distance,
-                        row: shard.full_row(&h.row, aside),
+                        row: shard.fill_row(h.row, aside),
                     })
                     .collect::<Vec<_>>()
             });
@@ -301,7 +301,7 @@ impl Table {
                 s.rows
                     .rows()
                     .filter(|r| s.accepts(r, aside, filter, filter_columns, None))
-                    .map(|r| s.full_row(&r, fill))
+                    .map(|r| s.fill_row(r, fill))
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -316,7 +316,7 @@ impl Table {
         let s = crate::table::shard_of(key, shards.len());
         shards
             .get(s)
-            .and_then(|sh| sh.rows.get(key).map(|r| sh.full_row(&r, &self.aside)))
+            .and_then(|sh| sh.rows.get(key).map(|r| sh.fill_row(r, &self.aside)))
     }
 
     /// Number of live rows.

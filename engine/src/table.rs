@@ -206,6 +206,25 @@ impl Shard {
         }
     }
 
+    /// [`Shard::full_row`] taking the row: one nobody else holds (a bare row just rebuilt by
+    /// the row map) gets its vectors filled in place, without a second row allocation.
+    pub fn fill_row(&self, mut row: Arc<Row>, aside: &[usize]) -> Arc<Row> {
+        let Some(own) = Arc::get_mut(&mut row) else {
+            return self.full_row(&row, aside);
+        };
+        for &c in aside {
+            if matches!(own.values.get(c), Some(Value::Null)) {
+                if let Some(v) = self.graph_vector(own.row_id, c) {
+                    // Aside columns are vectors, never the key: the row keeps its key.
+                    if let Some(slot) = own.values.get_mut(c) {
+                        *slot = Value::Vector(v);
+                    }
+                }
+            }
+        }
+        row
+    }
+
     /// Whether `row`, whole, passes `filter` (`None`: every row does). `reads`: the columns
     /// the filter reads, if known; a row is filtered as held when the filter reads none of
     /// the vectors it leaves to the graphs. Otherwise the filter sees a per-thread copy of the
