@@ -58,6 +58,19 @@ pub(crate) fn hash_row_id(row_id: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The hashers the bare tables rehash with: a position's key hash and row id hash, read from
+/// `list` (a position past its end, which the invariants rule out, hashes as 0).
+fn bare_rehash<'a>(
+    hasher: &'a ahash::RandomState,
+    list: &'a [(i64, u64)],
+) -> (impl Fn(&u32) -> u64 + 'a, impl Fn(&u32) -> u64 + 'a) {
+    let at = move |i: &u32| list.get(*i as usize).copied().unwrap_or_default();
+    (
+        move |i: &u32| hasher.hash_one(KeyRef::BigInt(at(i).0)),
+        move |i: &u32| hash_row_id(at(i).1),
+    )
+}
+
 impl RowMap {
     /// An empty map for rows of `columns` values whose primary key is at position `pk`.
     pub fn new(columns: usize, pk: usize) -> Self {
@@ -183,13 +196,9 @@ impl RowMap {
         let hasher = &self.hasher;
         self.by_key.reserve(whole, |(h, _)| *h);
         self.by_id.reserve(whole, |(id, _)| hash_row_id(*id));
-        let list = &self.bare;
-        self.bare_by_key.reserve(bare, |&i| {
-            hasher.hash_one(KeyRef::BigInt(list.get(i as usize).map_or(0, |b| b.0)))
-        });
-        self.bare_by_id.reserve(bare, |&i| {
-            hash_row_id(list.get(i as usize).map_or(0, |b| b.1))
-        });
+        let (by_key, by_id) = bare_rehash(hasher, &self.bare);
+        self.bare_by_key.reserve(bare, by_key);
+        self.bare_by_id.reserve(bare, by_id);
         self.bare.reserve(bare);
     }
 
@@ -204,14 +213,10 @@ impl RowMap {
                 // `bare_key` left room for one more `u32` position.
                 let at = self.bare.len() as u32;
                 self.bare.push((k, row.row_id));
-                let list = &self.bare;
-                self.bare_by_key.insert_unique(hash, at, |&i| {
-                    hasher.hash_one(KeyRef::BigInt(list.get(i as usize).map_or(0, |b| b.0)))
-                });
+                let (by_key, by_id) = bare_rehash(hasher, &self.bare);
+                self.bare_by_key.insert_unique(hash, at, by_key);
                 self.bare_by_id
-                    .insert_unique(hash_row_id(row.row_id), at, |&i| {
-                        hash_row_id(list.get(i as usize).map_or(0, |b| b.1))
-                    });
+                    .insert_unique(hash_row_id(row.row_id), at, by_id);
             }
             None => {
                 let id = row.row_id;
