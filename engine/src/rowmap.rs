@@ -259,12 +259,14 @@ impl RowMap {
     /// into its place); returns its id.
     fn remove_bare(&mut self, at: usize) -> u64 {
         let (k, row_id) = self.bare[at];
-        let hasher = &self.hasher;
+        let last = self.bare.len() - 1;
+        let (lk, lid) = self.bare[last];
+        let (hash, last_hash) = (
+            self.hash_key(KeyRef::BigInt(k)),
+            self.hash_key(KeyRef::BigInt(lk)),
+        );
         let slot = at as u32;
-        if let Ok(e) = self
-            .bare_by_key
-            .find_entry(hasher.hash_one(KeyRef::BigInt(k)), |&i| i == slot)
-        {
+        if let Ok(e) = self.bare_by_key.find_entry(hash, |&i| i == slot) {
             e.remove();
         }
         if let Ok(e) = self
@@ -273,14 +275,9 @@ impl RowMap {
         {
             e.remove();
         }
-        let last = self.bare.len() - 1;
         if at != last {
-            let (lk, lid) = self.bare[last];
             let moved = last as u32;
-            if let Some(i) = self
-                .bare_by_key
-                .find_mut(hasher.hash_one(KeyRef::BigInt(lk)), |&i| i == moved)
-            {
+            if let Some(i) = self.bare_by_key.find_mut(last_hash, |&i| i == moved) {
                 *i = slot;
             }
             if let Some(i) = self.bare_by_id.find_mut(hash_row_id(lid), |&i| i == moved) {

@@ -186,16 +186,22 @@ impl Shard {
     pub fn filled(&self, row: &Row, aside: &[usize]) -> Option<Box<[Value]>> {
         let mut out: Option<Box<[Value]>> = None;
         for &c in aside {
-            if matches!(row.values.get(c), Some(Value::Null)) {
-                if let Some(v) = self.graph_vector(row.row_id, c) {
-                    let values = out.get_or_insert_with(|| row.values.clone());
-                    if let Some(slot) = values.get_mut(c) {
-                        *slot = Value::Vector(v);
-                    }
+            if let Some(v) = self.left_vector(row.row_id, &row.values, c) {
+                let values = out.get_or_insert_with(|| row.values.clone());
+                if let Some(slot) = values.get_mut(c) {
+                    *slot = Value::Vector(v);
                 }
             }
         }
         out
+    }
+
+    /// The vector that version `row_id`, whose values are `values`, left to a graph in column
+    /// position `c`: its value there reads NULL and a segment has a node for it.
+    fn left_vector(&self, row_id: u64, values: &[Value], c: usize) -> Option<Vec<f32>> {
+        matches!(values.get(c), Some(Value::Null))
+            .then(|| self.graph_vector(row_id, c))
+            .flatten()
     }
 
     /// `row` whole (see [`Shard::filled`]): the same `Arc` when it holds every value.
@@ -213,12 +219,10 @@ impl Shard {
             return self.full_row(&row, aside);
         };
         for &c in aside {
-            if matches!(own.values.get(c), Some(Value::Null)) {
-                if let Some(v) = self.graph_vector(own.row_id, c) {
-                    // Aside columns are vectors, never the key: the row keeps its key.
-                    if let Some(slot) = own.values.get_mut(c) {
-                        *slot = Value::Vector(v);
-                    }
+            if let Some(v) = self.left_vector(own.row_id, &own.values, c) {
+                // Aside columns are vectors, never the key: the row keeps its key.
+                if let Some(slot) = own.values.get_mut(c) {
+                    *slot = Value::Vector(v);
                 }
             }
         }
